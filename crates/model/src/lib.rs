@@ -1,1 +1,17 @@
-//! placeholder
+//! tandem's model: migration files in pgroll's format, operations as a closed enum, schema
+//! snapshots, and validation of a migration against a snapshot. Invariant: this crate does no IO
+//! beyond reading the migration file handed to it, and never talks to PostgreSQL.
+
+pub mod error;
+pub mod ident;
+pub mod migration;
+pub mod operation;
+pub mod schema;
+pub mod validate;
+
+pub use error::{LoadError, ValidationError};
+pub use ident::{quote_ident, quote_literal, qualified, shorten_name, MAX_IDENT_BYTES};
+pub use migration::Migration;
+pub use operation::Operation;
+pub use schema::{Column, Constraint, ConstraintKind, Index, Schema, Table};
+pub use validate::{validate, LiveCheck, Validated};

@@ -1,0 +1,134 @@
+//! A snapshot of one PostgreSQL schema as tandem reasons about it: tables, columns, constraints
+//! and indexes. The pg crate reads it from the catalogs; validation replays operations on it in
+//! memory; the state tables store the snapshot each completed migration left behind.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schema {
+    pub name: String,
+    pub tables: BTreeMap<String, Table>,
+    /// Other relation names in the schema (sequences, views, indexes, types) that a new table or
+    /// index may not take.
+    #[serde(default)]
+    pub other_relations: Vec<String>,
+    /// Set once a `sql` operation has run in a replay: its effects are unknown, so a missing
+    /// table or column is no longer a certain error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opaque: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<Column>,
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    #[serde(default)]
+    pub indexes: Vec<Index>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Whether the table holds at least one row, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_rows: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// As `format_type` prints it, e.g. `character varying(255)`.
+    pub data_type: String,
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// `ALWAYS` or `BY DEFAULT` for identity columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Expression of a stored generated column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintKind {
+    Check,
+    Unique,
+    PrimaryKey,
+    ForeignKey,
+    Exclude,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub name: String,
+    pub kind: ConstraintKind,
+    pub columns: Vec<String>,
+    /// As `pg_get_constraintdef` prints it.
+    pub definition: String,
+    pub validated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub name: String,
+    pub unique: bool,
+    pub primary: bool,
+    /// False for an index a failed CREATE INDEX CONCURRENTLY left behind.
+    pub valid: bool,
+    pub columns: Vec<String>,
+    /// As `pg_get_indexdef` prints it.
+    pub definition: String,
+}
+
+impl Schema {
+    pub fn new(name: impl Into<String>) -> Self {
+        Schema {
+            name: name.into(),
+            ..Schema::default()
+        }
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.get(name)
+    }
+
+    pub fn table_mut(&mut self, name: &str) -> Option<&mut Table> {
+        self.tables.get_mut(name)
+    }
+
+    /// The table an index belongs to, and the index.
+    pub fn find_index(&self, name: &str) -> Option<(&Table, &Index)> {
+        self.tables
+            .values()
+            .find_map(|t| t.indexes.iter().find(|i| i.name == name).map(|i| (t, i)))
+    }
+
+    /// Whether a relation (table, index, sequence, view) of this name exists, so that a new
+    /// table or index may not take it.
+    pub fn relation_exists(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+            || self.find_index(name).is_some()
+            || self.other_relations.iter().any(|r| r == name)
+    }
+}
+
+impl Table {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        self.columns.iter_mut().find(|c| c.name == name)
+    }
+
+    pub fn constraint(&self, name: &str) -> Option<&Constraint> {
+        self.constraints.iter().find(|c| c.name == name)
+    }
+}
