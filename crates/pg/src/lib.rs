@@ -1,1 +1,21 @@
-//! placeholder
+//! The PostgreSQL side of tandem: connections and session setup, the lock discipline, the state
+//! tables, catalog introspection, live validation, the batched backfill, the expand/contract
+//! engine, and throwaway clusters. Invariant: every statement that may wait for a lock on a live
+//! table goes through `locks`; nothing here prints.
+
+pub mod backfill;
+pub mod cluster;
+pub mod connect;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod introspect;
+pub mod live;
+pub mod locks;
+pub mod state;
+
+pub use connect::{connect, ConnectOptions};
+pub use engine::{Engine, EngineOptions, Status};
+pub use error::{Error, Result};
+pub use events::{Event, OnEvent};
+pub use locks::{LockTimeout, RetryPolicy};

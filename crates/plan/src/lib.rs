@@ -1,1 +1,242 @@
-//! placeholder
+//! tandem's planner: turns a migration and a snapshot of the physical schema into ordered steps
+//! for start, complete and rollback, each with its SQL, its locks and whether it may share a
+//! transaction; and generates the version schema's views and the write-translating triggers.
+//! Invariant: this crate does no IO; everything it knows comes in through `PlanInput`.
+
+pub mod ddl;
+pub mod error;
+mod ops;
+pub mod overlay;
+pub mod step;
+pub mod trigger;
+pub mod views;
+
+pub use error::PlanError;
+pub use overlay::Overlay;
+pub use step::{Lock, LockMode, Phase, Step};
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use tandem_model::{qualified, Migration, Schema};
+
+/// Facts about the live database the planner needs but cannot find out itself.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub pg_major: u32,
+    /// `table.column` of added columns whose default PostgreSQL would evaluate once per row
+    /// (a volatile default): adding them with the default would rewrite the table.
+    pub volatile_defaults: BTreeSet<String>,
+}
+
+pub struct PlanInput<'a> {
+    /// The schema the application's tables live in, e.g. `public`.
+    pub schema: &'a str,
+    pub version_schema: &'a str,
+    pub migration: &'a Migration,
+    /// The physical schema before start.
+    pub physical: &'a Schema,
+    pub facts: &'a Facts,
+}
+
+/// A batched fill of a column for rows that existed before start. The write-translating trigger
+/// computes the value; the backfill touches each row once so that it fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub table: String,
+    /// Columns of the key the batches walk, in order.
+    pub key: Vec<String>,
+    /// The column the batch assigns (the trigger overwrites it with the computed value).
+    pub column: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub version_schema: String,
+    pub start: Vec<Step>,
+    pub backfills: Vec<Backfill>,
+    pub complete: Vec<Step>,
+    pub rollback: Vec<Step>,
+    pub overlay: Overlay,
+}
+
+/// Plans a migration that has already passed validation.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
+    let mut cx = Cx::new(input);
+    for (index, op) in input.migration.operations.iter().enumerate() {
+        cx.op_index = index;
+        cx.op_kind = op.kind();
+        cx.rollback_groups.push(Vec::new());
+        ops::plan_operation(&mut cx, op)?;
+    }
+    Ok(cx.finish())
+}
+
+/// The planner's working state: where each name the migration mentions lives physically.
+pub(crate) struct Cx<'a> {
+    pub input: &'a PlanInput<'a>,
+    pub op_index: usize,
+    pub op_kind: &'static str,
+    /// Name as the migration sees it at this point → physical table name.
+    pub tables: BTreeMap<String, String>,
+    /// Physical table → (name as the migration sees it → physical column).
+    pub columns: BTreeMap<String, BTreeMap<String, String>>,
+    /// Physical names of tables this migration creates.
+    pub created: BTreeSet<String>,
+    pub start: Vec<Step>,
+    pub contract: Vec<Step>,
+    pub on_complete: Vec<Step>,
+    pub rollback_groups: Vec<Vec<Step>>,
+    pub triggers: BTreeMap<String, trigger::TableTrigger>,
+    pub backfills: Vec<Backfill>,
+    pub hidden_tables: BTreeSet<String>,
+    pub hidden_columns: BTreeSet<(String, String)>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        let mut tables = BTreeMap::new();
+        let mut columns = BTreeMap::new();
+        for (name, t) in &input.physical.tables {
+            tables.insert(name.clone(), name.clone());
+            columns.insert(
+                name.clone(),
+                t.columns.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
+            );
+        }
+        Cx {
+            input,
+            op_index: 0,
+            op_kind: "",
+            tables,
+            columns,
+            created: BTreeSet::new(),
+            start: Vec::new(),
+            contract: Vec::new(),
+            on_complete: Vec::new(),
+            rollback_groups: Vec::new(),
+            triggers: BTreeMap::new(),
+            backfills: Vec::new(),
+            hidden_tables: BTreeSet::new(),
+            hidden_columns: BTreeSet::new(),
+        }
+    }
+
+    pub fn schema(&self) -> &str {
+        self.input.schema
+    }
+
+    pub fn unsupported(&self, message: impl Into<String>) -> PlanError {
+        PlanError::Unsupported {
+            file: self.input.migration.file.clone(),
+            op_index: self.op_index,
+            op_kind: self.op_kind,
+            message: message.into(),
+        }
+    }
+
+    /// The physical name of a table the migration names, or the name itself when the table is
+    /// unknown (made by a `sql` operation).
+    pub fn physical_table(&self, name: &str) -> String {
+        self.tables.get(name).cloned().unwrap_or_else(|| name.to_string())
+    }
+
+    /// Schema-qualified, quoted physical table.
+    pub fn qualified_table(&self, name: &str) -> String {
+        qualified(self.schema(), &self.physical_table(name))
+    }
+
+    pub fn physical_column(&self, table: &str, column: &str) -> String {
+        let t = self.physical_table(table);
+        self.columns
+            .get(&t)
+            .and_then(|c| c.get(column))
+            .cloned()
+            .unwrap_or_else(|| column.to_string())
+    }
+
+    /// Whether a physical name is still taken (by a table the migration hides or renames).
+    pub fn physical_table_taken(&self, name: &str) -> bool {
+        self.tables.values().any(|p| p == name) || self.hidden_tables.contains(name)
+    }
+
+    pub fn rollback(&mut self, step: Step) {
+        self.rollback_groups.last_mut().expect("one group per operation").push(step);
+    }
+
+    fn finish(self) -> Plan {
+        let schema = self.input.schema;
+        let version_schema = self.input.version_schema.to_string();
+        let mut start = self.start;
+        let mut complete = Vec::new();
+        let mut rollback = Vec::new();
+        for (table, trig) in &self.triggers {
+            start.extend(trig.create_steps(schema, &version_schema, table));
+            complete.extend(trig.drop_steps(schema, table));
+            rollback.extend(trig.drop_steps(schema, table));
+        }
+        complete.extend(self.contract);
+        // Renames go last, so every earlier contract step still finds the physical names it was
+        // planned with; columns before tables for the same reason.
+        let mut overlay = Overlay::default();
+        for (table, cols) in &self.columns {
+            for (logical, physical) in cols {
+                if logical != physical {
+                    complete.push(
+                        Step::tx(
+                            format!("rename column {table}.{physical} to {logical}"),
+                            format!(
+                                "ALTER TABLE {} RENAME COLUMN {} TO {}",
+                                qualified(schema, table),
+                                tandem_model::quote_ident(physical),
+                                tandem_model::quote_ident(logical)
+                            ),
+                        )
+                        .lock(LockMode::AccessExclusive, qualified(schema, table)),
+                    );
+                    overlay
+                        .columns
+                        .entry(table.clone())
+                        .or_default()
+                        .insert(physical.clone(), Some(logical.clone()));
+                }
+            }
+        }
+        for (table, column) in &self.hidden_columns {
+            overlay.columns.entry(table.clone()).or_default().insert(column.clone(), None);
+        }
+        for (logical, physical) in &self.tables {
+            if logical != physical {
+                complete.push(
+                    Step::tx(
+                        format!("rename table {physical} to {logical}"),
+                        format!(
+                            "ALTER TABLE {} RENAME TO {}",
+                            qualified(schema, physical),
+                            tandem_model::quote_ident(logical)
+                        ),
+                    )
+                    .lock(LockMode::AccessExclusive, qualified(schema, physical)),
+                );
+                overlay.tables.insert(physical.clone(), Some(logical.clone()));
+            }
+        }
+        for t in &self.hidden_tables {
+            overlay.tables.insert(t.clone(), None);
+        }
+        complete.extend(self.on_complete);
+        for group in self.rollback_groups.into_iter().rev() {
+            rollback.extend(group);
+        }
+        Plan {
+            version_schema,
+            start,
+            backfills: self.backfills,
+            complete,
+            rollback,
+            overlay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,422 @@
+//! The expand/contract engine. Each command reads as its algorithm: take the runner lock, read
+//! the state, do the work under the lock discipline, and commit the bookkeeping with the last
+//! change. A start that fails part-way undoes itself and leaves no trace.
+
+use crate::backfill::{self, BackfillOptions};
+use crate::error::{Context, Error, Result};
+use crate::events::{Event, OnEvent};
+use crate::introspect::{read_schema, schema_exists, server_major};
+use crate::locks::{run_steps, RetryPolicy, RunnerLock};
+use crate::state::{MigrationRecord, State};
+use postgres::Client;
+use serde::Serialize;
+use tandem_model::{quote_literal, shorten_name, Migration};
+use tandem_plan::views::{create_version_schema, drop_version_schema};
+use tandem_plan::{Phase, Plan, PlanInput};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The schema the application's tables live in.
+    pub schema: String,
+    pub state_schema: String,
+    pub retry: RetryPolicy,
+    pub backfill: BackfillOptions,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            schema: "public".into(),
+            state_schema: "tandem".into(),
+            retry: RetryPolicy::default(),
+            backfill: BackfillOptions::default(),
+        }
+    }
+}
+
+/// What `start` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartReport {
+    pub name: String,
+    pub version_schema: String,
+    pub steps: usize,
+    pub backfilled_rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompleteReport {
+    pub name: String,
+    pub version_schema: String,
+    pub dropped_version_schemas: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    pub name: String,
+    pub version_schema: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub schema: String,
+    pub state_schema: String,
+    pub initialized: bool,
+    /// The migration that is not complete, if any, and what state it is in.
+    pub active: Option<MigrationRecord>,
+    /// The newest migration in the history (active or complete).
+    pub latest: Option<MigrationRecord>,
+    pub history: Vec<MigrationRecord>,
+    /// Version schemas that exist in the database, oldest first.
+    pub version_schemas: Vec<String>,
+    /// What to do next, in words, when the state needs attention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    pub started: Vec<String>,
+    pub completed: Vec<String>,
+    pub active: Option<String>,
+}
+
+pub struct Engine<'c> {
+    pub client: &'c mut Client,
+    pub opts: EngineOptions,
+    state: State,
+}
+
+impl<'c> Engine<'c> {
+    pub fn new(client: &'c mut Client, opts: EngineOptions) -> Self {
+        let state = State::new(&opts.state_schema);
+        Engine { client, opts, state }
+    }
+
+    pub fn init(&mut self) -> Result<i32> {
+        self.state.init(self.client)
+    }
+
+    /// The version schema a migration gets: its `version_schema`, or `<schema>_<name>`,
+    /// shortened with a hash when that would not fit in 63 bytes.
+    pub fn version_schema_name(schema: &str, migration: &Migration) -> String {
+        migration
+            .version_schema
+            .clone()
+            .unwrap_or_else(|| shorten_name(&format!("{schema}_{}", migration.name)))
+    }
+
+    fn lock(&mut self) -> Result<Locked> {
+        self.state.check(self.client)?;
+        RunnerLock::acquire(self.client, &self.opts.state_schema, &self.opts.schema)?;
+        Ok(Locked)
+    }
+
+    fn unlock(&mut self) {
+        let key = format!("tandem:{}:{}", self.opts.state_schema, self.opts.schema);
+        let _ = self.client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]);
+    }
+
+    fn locked<T>(&mut self, f: impl FnOnce(&mut Self, Locked) -> Result<T>) -> Result<T> {
+        let guard = self.lock()?;
+        let result = f(self, guard);
+        self.unlock();
+        result
+    }
+
+    /// Expands: validates, plans, runs the start steps, backfills, and creates the version
+    /// schema.
+    pub fn start(&mut self, migration: &Migration, on_event: OnEvent<'_>) -> Result<StartReport> {
+        self.locked(|e, l| e.start_locked(&l, migration, on_event))
+    }
+
+    fn start_locked(&mut self, _: &Locked, migration: &Migration, on_event: OnEvent<'_>) -> Result<StartReport> {
+        let schema = self.opts.schema.clone();
+        if let Some(active) = self.state.active(self.client, &schema)? {
+            return Err(Error::ActiveMigration {
+                schema,
+                name: active.name,
+                status: active.status,
+            });
+        }
+        let history = self.state.history(self.client, &schema)?;
+        if history.iter().any(|h| h.name == migration.name) {
+            return Err(Error::AlreadyApplied {
+                schema,
+                name: migration.name.clone(),
+            });
+        }
+        let physical = read_schema(self.client, &schema)?;
+        let facts = crate::live::validate_live(self.client, migration, &physical)?;
+        let version_schema = Self::version_schema_name(&schema, migration);
+        if schema_exists(self.client, &version_schema)? {
+            return Err(Error::VersionSchemaExists(version_schema));
+        }
+        let plan = tandem_plan::plan(&PlanInput {
+            schema: &schema,
+            version_schema: &version_schema,
+            migration,
+            physical: &physical,
+            facts: &facts,
+        })?;
+        let plan_json = serde_json::to_value(&plan).expect("plan serializes");
+        let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
+        self.state.insert_starting(
+            self.client,
+            &schema,
+            &migration.name,
+            &version_schema,
+            history.last().map(|h| h.name.as_str()),
+            &file_json,
+            &plan_json,
+        )?;
+        match self.expand(&plan, facts.pg_major, &migration.name, on_event) {
+            Ok(backfilled_rows) => Ok(StartReport {
+                name: migration.name.clone(),
+                version_schema,
+                steps: plan.start.len(),
+                backfilled_rows,
+            }),
+            Err(err) => {
+                on_event(&Event::Info {
+                    message: format!("start of {} failed; undoing what it did", migration.name),
+                });
+                match self.undo(&migration.name, &plan, on_event) {
+                    Ok(()) => Err(err),
+                    Err(undo) => Err(Error::Other(format!(
+                        "{err}\nundoing the failed start also failed: {undo}\n`tandem status` shows the migration as not finished; `tandem rollback` removes what is left"
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn expand(&mut self, plan: &Plan, pg_major: u32, name: &str, on_event: OnEvent<'_>) -> Result<u64> {
+        let schema = self.opts.schema.clone();
+        run_steps(self.client, Phase::Start, &plan.start, &self.opts.retry, on_event, None)?;
+        let physical = read_schema(self.client, &schema)?;
+        let mut rows = 0;
+        for b in &plan.backfills {
+            rows += backfill::run(self.client, &physical, b, &self.opts.backfill, &self.opts.retry, on_event)?;
+        }
+        let views = create_version_schema(&schema, &plan.version_schema, &physical, &plan.overlay, pg_major);
+        let state = &self.state;
+        let mut finish = |tx: &mut postgres::Transaction<'_>| state.set_status(tx, &schema, name, "active");
+        run_steps(self.client, Phase::Start, &views, &self.opts.retry, on_event, Some(&mut finish))?;
+        Ok(rows)
+    }
+
+    fn undo(&mut self, name: &str, plan: &Plan, on_event: OnEvent<'_>) -> Result<()> {
+        let schema = self.opts.schema.clone();
+        let mut steps = vec![drop_version_schema(&plan.version_schema)];
+        steps.extend(plan.rollback.iter().cloned());
+        let state = &self.state;
+        let mut finish = |tx: &mut postgres::Transaction<'_>| state.delete(tx, &schema, name);
+        run_steps(self.client, Phase::Rollback, &steps, &self.opts.retry, on_event, Some(&mut finish))
+    }
+
+    fn active_plan(&mut self) -> Result<(MigrationRecord, Plan)> {
+        let schema = self.opts.schema.clone();
+        let active = self
+            .state
+            .active(self.client, &schema)?
+            .ok_or(Error::NoActiveMigration { schema })?;
+        let plan: Plan = serde_json::from_value(active.plan.clone())
+            .map_err(|e| Error::Other(format!("the stored plan of {:?} cannot be read: {e}", active.name)))?;
+        Ok((active, plan))
+    }
+
+    /// Contracts: drops the previous versions' schemas and what only the old version needed.
+    pub fn complete(&mut self, on_event: OnEvent<'_>) -> Result<CompleteReport> {
+        self.locked(|e, l| e.complete_locked(&l, &[], on_event))
+    }
+
+    fn complete_locked(&mut self, _: &Locked, keep: &[String], on_event: OnEvent<'_>) -> Result<CompleteReport> {
+        let schema = self.opts.schema.clone();
+        let (active, plan) = self.active_plan()?;
+        match active.status.as_str() {
+            "active" | "completing" => {}
+            other => {
+                return Err(Error::Other(format!(
+                    "migration {:?} is {other}, not active; run `tandem rollback` to clear it",
+                    active.name
+                )))
+            }
+        }
+        self.state.set_status(self.client, &schema, &active.name, "completing")?;
+        let mut dropped = Vec::new();
+        let mut steps = Vec::new();
+        for h in self.state.history(self.client, &schema)? {
+            if h.name != active.name
+                && !keep.contains(&h.version_schema)
+                && schema_exists(self.client, &h.version_schema)?
+            {
+                steps.push(drop_version_schema(&h.version_schema));
+                dropped.push(h.version_schema);
+            }
+        }
+        steps.extend(plan.complete.iter().cloned());
+        let state = &self.state;
+        let name = active.name.clone();
+        let mut finish = |tx: &mut postgres::Transaction<'_>| {
+            let snapshot = read_schema(tx, &schema)?;
+            state.mark_complete(tx, &schema, &name, &serde_json::to_value(snapshot).expect("snapshot serializes"))
+        };
+        run_steps(self.client, Phase::Complete, &steps, &self.opts.retry, on_event, Some(&mut finish))?;
+        Ok(CompleteReport {
+            name: active.name,
+            version_schema: active.version_schema,
+            dropped_version_schemas: dropped,
+        })
+    }
+
+    /// Undoes the active migration: drops its version schema and everything its start added.
+    pub fn rollback(&mut self, on_event: OnEvent<'_>) -> Result<RollbackReport> {
+        self.locked(|e, _| {
+            let (active, plan) = e.active_plan()?;
+            if active.status == "completing" {
+                return Err(Error::Other(format!(
+                    "migration {:?} was interrupted while completing; what it dropped cannot be brought back. Run `tandem complete` to finish it",
+                    active.name
+                )));
+            }
+            let schema = e.opts.schema.clone();
+            e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
+            e.undo(&active.name, &plan, on_event)?;
+            Ok(RollbackReport {
+                name: active.name,
+                version_schema: active.version_schema,
+            })
+        })
+    }
+
+    pub fn status(&mut self) -> Result<Status> {
+        let schema = self.opts.schema.clone();
+        let mut status = Status {
+            schema: schema.clone(),
+            state_schema: self.opts.state_schema.clone(),
+            initialized: false,
+            active: None,
+            latest: None,
+            history: Vec::new(),
+            version_schemas: Vec::new(),
+            advice: None,
+        };
+        match self.state.check(self.client) {
+            Ok(()) => {}
+            Err(Error::NotInitialized { .. }) => {
+                status.advice = Some("run `tandem init`".into());
+                return Ok(status);
+            }
+            Err(e) => return Err(e),
+        }
+        status.initialized = true;
+        status.history = self.state.history(self.client, &schema)?;
+        status.active = self.state.active(self.client, &schema)?;
+        status.latest = status.history.last().cloned();
+        for h in &status.history {
+            if schema_exists(self.client, &h.version_schema)? {
+                status.version_schemas.push(h.version_schema.clone());
+            }
+        }
+        status.advice = status.active.as_ref().and_then(|a| match a.status.as_str() {
+            "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left", a.name)),
+            "rolling_back" => Some(format!("rollback of {:?} did not finish; run `tandem rollback` again", a.name)),
+            "completing" => Some(format!("complete of {:?} did not finish; run `tandem complete` again", a.name)),
+            _ => None,
+        });
+        Ok(status)
+    }
+
+    /// Applies the pending migrations of `files` (sorted by name) in order. Every one but the
+    /// last is completed; the last too with `complete_last`. The version schema the application
+    /// was using when this began is kept until the last migration completes, so the running
+    /// version keeps working.
+    pub fn migrate(&mut self, files: &[Migration], complete_last: bool, on_event: OnEvent<'_>) -> Result<MigrateReport> {
+        self.locked(|e, l| {
+            let schema = e.opts.schema.clone();
+            let history = e.state.history(e.client, &schema)?;
+            for (i, h) in history.iter().enumerate() {
+                if files.get(i).map(|f| &f.name) != Some(&h.name) {
+                    return Err(Error::Other(format!(
+                        "the database's history does not match the directory: migration {} is {:?} in the database but {} in the directory",
+                        i + 1,
+                        h.name,
+                        files.get(i).map_or("missing".to_string(), |f| format!("{:?}", f.name))
+                    )));
+                }
+            }
+            let active = e.state.active(e.client, &schema)?;
+            let keep: Vec<String> = history
+                .iter()
+                .rev()
+                .find(|h| h.status == "complete")
+                .map(|h| h.version_schema.clone())
+                .into_iter()
+                .collect();
+            let mut report = MigrateReport {
+                started: Vec::new(),
+                completed: Vec::new(),
+                active: None,
+            };
+            let pending: Vec<&Migration> = files.iter().skip(history.len()).collect();
+            let mut todo: Vec<(&Migration, bool)> = Vec::new();
+            if let Some(a) = &active {
+                // The active migration is the newest of the history: finish it first, unless it
+                // is the last and was not asked to complete.
+                let m = files.iter().find(|f| f.name == a.name).expect("history matched the files");
+                todo.push((m, false));
+            }
+            todo.extend(pending.into_iter().map(|m| (m, true)));
+            let n = todo.len();
+            for (i, (m, needs_start)) in todo.into_iter().enumerate() {
+                let last = i + 1 == n;
+                if needs_start {
+                    on_event(&Event::Info { message: format!("starting {}", m.name) });
+                    e.start_locked(&l, m, on_event)?;
+                    report.started.push(m.name.clone());
+                }
+                if !last || complete_last {
+                    on_event(&Event::Info { message: format!("completing {}", m.name) });
+                    let keep_now: &[String] = if last { &[] } else { &keep };
+                    e.complete_locked(&l, keep_now, on_event).map_err(|err| match err {
+                        Error::Db { context, source } if source.code() == Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) => {
+                            Error::Other(format!(
+                                "{context}: {}\nthe version schema {:?} is kept for the application version that was running when migrate began, and still uses what {} removes; run migrate up to the migration before it with --complete once that version is gone",
+                                crate::error::describe(&source),
+                                keep.first().cloned().unwrap_or_default(),
+                                m.name
+                            ))
+                        }
+                        other => other,
+                    })?;
+                    report.completed.push(m.name.clone());
+                } else {
+                    report.active = Some(m.name.clone());
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    /// A connection string selecting the latest version: the base URL with its search_path set
+    /// to the version schema, then the base schema.
+    pub fn search_path_for(version_schema: &str, schema: &str) -> String {
+        format!("{},{}", tandem_model::quote_ident(version_schema), tandem_model::quote_ident(schema))
+    }
+
+    pub fn server_major(&mut self) -> Result<u32> {
+        server_major(self.client)
+    }
+
+    /// Runs SQL as the engine's session does; for `validate` and tests.
+    pub fn literal(value: &str) -> String {
+        quote_literal(value)
+    }
+
+    pub fn execute(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).context(|| "running SQL".into())
+    }
+}
+
+/// Proof that the runner lock is held.
+struct Locked;

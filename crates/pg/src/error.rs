@@ -1,0 +1,80 @@
+//! Typed errors of the PostgreSQL side. Messages put the context first and, for database errors,
+//! carry PostgreSQL's own message, detail and hint.
+
+use tandem_model::{LoadError, ValidationError};
+use tandem_plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error("{context}: {}", describe(.source))]
+    Db {
+        context: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("another tandem run holds the migration lock for schema {schema:?}; wait for it to finish (or stop it) and try again")]
+    Locked { schema: String },
+    #[error("tandem's state schema {state_schema:?} does not exist in this database; run `tandem init` first")]
+    NotInitialized { state_schema: String },
+    #[error("tandem's state schema {state_schema:?} was created by a newer tandem (state version {found}, this tandem knows up to {known}); upgrade tandem")]
+    StateTooNew { state_schema: String, found: i32, known: i32 },
+    #[error("no migration is active in schema {schema:?}")]
+    NoActiveMigration { schema: String },
+    #[error("migration {name:?} is active in schema {schema:?} ({status}); complete or roll it back first")]
+    ActiveMigration { schema: String, name: String, status: String },
+    #[error("migration {name:?} was already applied to schema {schema:?}")]
+    AlreadyApplied { schema: String, name: String },
+    #[error("{what}: still blocked by other sessions after {attempts} attempts; the lock it needs ({lock}) is held by: {holders}")]
+    LockRetriesExhausted {
+        what: String,
+        attempts: u32,
+        lock: String,
+        holders: String,
+    },
+    #[error("version schema {0:?} already exists; set `version_schema` in the migration file to another name")]
+    VersionSchemaExists(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// PostgreSQL's message with its SQLSTATE, detail and hint, on one line.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; detail: {d}"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!("; hint: {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds context to a postgres error.
+pub trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, postgres::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Db {
+            context: what(),
+            source,
+        })
+    }
+}

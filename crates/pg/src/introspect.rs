@@ -1,0 +1,145 @@
+//! Reads a schema snapshot from the catalogs: tables, columns, constraints and indexes.
+
+use crate::error::{Context, Result};
+use postgres::GenericClient;
+use std::collections::BTreeMap;
+use tandem_model::{Column, Constraint, ConstraintKind, Index, Schema, Table};
+
+pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Schema> {
+    let ctx = || format!("reading the catalog of schema {schema:?}");
+    let mut out = Schema::new(schema);
+    let mut by_oid: BTreeMap<u32, String> = BTreeMap::new();
+    for row in client
+        .query(
+            "SELECT c.oid, c.relname::text, obj_description(c.oid, 'pg_class')
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
+            &[&schema],
+        )
+        .context(ctx)?
+    {
+        let oid: u32 = row.get(0);
+        let name: String = row.get(1);
+        by_oid.insert(oid, name.clone());
+        out.tables.insert(
+            name.clone(),
+            Table {
+                name,
+                comment: row.get(2),
+                ..Table::default()
+            },
+        );
+    }
+    let oids: Vec<u32> = by_oid.keys().copied().collect();
+    for row in client
+        .query(
+            "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+                    pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
+                    col_description(a.attrelid, a.attnum)
+               FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attrelid, a.attnum",
+            &[&oids],
+        )
+        .context(ctx)?
+    {
+        let table = &by_oid[&row.get::<_, u32>(0)];
+        let expr: Option<String> = row.get(4);
+        let identity: String = row.get(5);
+        let generated: String = row.get(6);
+        let is_generated = generated == "s";
+        out.tables.get_mut(table).expect("table read above").columns.push(Column {
+            name: row.get(1),
+            data_type: row.get(2),
+            nullable: row.get(3),
+            default: if is_generated { None } else { expr.clone() },
+            identity: match identity.as_str() {
+                "a" => Some("ALWAYS".into()),
+                "d" => Some("BY DEFAULT".into()),
+                _ => None,
+            },
+            generated: if is_generated { expr } else { None },
+            comment: row.get(7),
+        });
+    }
+    for row in client
+        .query(
+            "SELECT c.conrelid, c.conname::text, c.contype::text, c.convalidated, pg_get_constraintdef(c.oid),
+                    ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i)
+               FROM pg_constraint c WHERE c.conrelid = ANY($1) ORDER BY c.conname",
+            &[&oids],
+        )
+        .context(ctx)?
+    {
+        let table = out.tables.get_mut(&by_oid[&row.get::<_, u32>(0)]).expect("table read above");
+        let kind = match row.get::<_, String>(2).as_str() {
+            "c" => ConstraintKind::Check,
+            "u" => ConstraintKind::Unique,
+            "p" => ConstraintKind::PrimaryKey,
+            "f" => ConstraintKind::ForeignKey,
+            "x" => ConstraintKind::Exclude,
+            _ => ConstraintKind::Other,
+        };
+        let columns: Vec<String> = row.get(5);
+        if kind == ConstraintKind::PrimaryKey {
+            table.primary_key = columns.clone();
+        }
+        table.constraints.push(Constraint {
+            name: row.get(1),
+            kind,
+            columns,
+            definition: row.get(4),
+            validated: row.get(3),
+        });
+    }
+    for row in client
+        .query(
+            "SELECT i.indrelid, c.relname::text, i.indisunique, i.indisprimary, i.indisvalid, pg_get_indexdef(i.indexrelid),
+                    ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(n, o)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              WHERE i.indrelid = ANY($1) ORDER BY c.relname",
+            &[&oids],
+        )
+        .context(ctx)?
+    {
+        let table = out.tables.get_mut(&by_oid[&row.get::<_, u32>(0)]).expect("table read above");
+        table.indexes.push(Index {
+            name: row.get(1),
+            unique: row.get(2),
+            primary: row.get(3),
+            valid: row.get(4),
+            definition: row.get(5),
+            columns: row.get(6),
+        });
+    }
+    out.other_relations = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relkind NOT IN ('r', 'p', 'i', 'I') ORDER BY 1",
+            &[&schema],
+        )
+        .context(ctx)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(out)
+}
+
+/// The server's major version, e.g. 15.
+pub fn server_major(client: &mut impl GenericClient) -> Result<u32> {
+    let v: String = client
+        .query_one("SHOW server_version_num", &[])
+        .context(|| "reading the server version".into())?
+        .get(0);
+    Ok(v.parse::<u32>().unwrap_or(0) / 10000)
+}
+
+/// Whether a schema (namespace) exists.
+pub fn schema_exists(client: &mut impl GenericClient, name: &str) -> Result<bool> {
+    Ok(client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&name])
+        .context(|| format!("looking for schema {name:?}"))?
+        .get(0))
+}

@@ -1,0 +1,267 @@
+//! The lock discipline, in one place: every lock-taking statement runs under `lock_timeout`
+//! (set on every session tandem opens) so it never sits in the lock queue in front of the
+//! application for longer than that; a statement that times out on a lock (SQLSTATE 55P03) is
+//! retried after a capped exponential backoff with jitter, with an event saying who holds the
+//! lock. Mutating commands also hold a session advisory lock so two runners never interleave.
+
+use crate::error::{Context, Error, Result};
+use crate::events::{Event, OnEvent};
+use postgres::error::SqlState;
+use postgres::Client;
+use rand::Rng;
+use std::time::Duration;
+use tandem_plan::{Lock, Phase, Step};
+
+/// How long a statement may wait for a lock before it gives up and is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockTimeout(pub Duration);
+
+impl Default for LockTimeout {
+    fn default() -> Self {
+        LockTimeout(Duration::from_millis(500))
+    }
+}
+
+/// How often and how patiently lock timeouts are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 60,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry `attempt` (1-based): exponential, capped, with "full jitter" so that
+    /// several waiting runners do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.initial_delay.saturating_mul(1u32 << attempt.min(16));
+        let cap = exp.min(self.max_delay);
+        let ms = cap.as_millis() as u64;
+        Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms.max(1)))
+    }
+}
+
+pub fn is_lock_timeout(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// Sessions holding granted locks on a relation, described for a person.
+pub fn lock_holders(client: &mut Client, relation: &str) -> String {
+    let rows = client.query(
+        "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state, l.mode,
+                coalesce(extract(epoch FROM now() - a.xact_start)::int, 0), left(a.query, 80)
+           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.granted AND l.relation = to_regclass($1) AND a.pid <> pg_backend_pid()",
+        &[&relation],
+    );
+    match rows {
+        Ok(rows) if !rows.is_empty() => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "pid {} ({}, {}, {} for {}s: {})",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, Option<String>>(2).unwrap_or_default(),
+                    r.get::<_, String>(3),
+                    r.get::<_, i32>(4),
+                    r.get::<_, Option<String>>(5).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "sessions that have since released it".into(),
+    }
+}
+
+/// Runs steps in order: consecutive transactional steps share one transaction (retried as a
+/// whole on a lock timeout); the others run on their own. `finish`, when given, runs inside the
+/// last transaction so the state bookkeeping commits with the change.
+pub fn run_steps(
+    client: &mut Client,
+    phase: Phase,
+    steps: &[Step],
+    policy: &RetryPolicy,
+    on_event: OnEvent<'_>,
+    mut finish: Option<&mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>>,
+) -> Result<()> {
+    let mut i = 0;
+    while i < steps.len() {
+        if !steps[i].transactional {
+            run_alone(client, phase, &steps[i], policy, on_event)?;
+            i += 1;
+            continue;
+        }
+        let end = steps[i..].iter().position(|s| !s.transactional).map_or(steps.len(), |p| i + p);
+        let last_group = end == steps.len();
+        let group = &steps[i..end];
+        let f = if last_group { finish.take() } else { None };
+        run_group(client, phase, group, policy, on_event, f)?;
+        i = end;
+    }
+    if let Some(f) = finish {
+        run_group(client, phase, &[], policy, on_event, Some(f))?;
+    }
+    Ok(())
+}
+
+fn run_group(
+    client: &mut Client,
+    phase: Phase,
+    steps: &[Step],
+    policy: &RetryPolicy,
+    on_event: OnEvent<'_>,
+    mut finish: Option<&mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>>,
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = client.transaction().context(|| "beginning a transaction".into())?;
+        let mut failed: Option<(&Step, postgres::Error)> = None;
+        for step in steps {
+            on_event(&Event::Step {
+                phase,
+                description: step.description.clone(),
+                lock: step.strongest_lock().cloned(),
+            });
+            if let Err(e) = tx.batch_execute(&step.sql) {
+                failed = Some((step, e));
+                break;
+            }
+        }
+        match failed {
+            None => {
+                if let Some(f) = finish.as_mut() {
+                    f(&mut tx)?;
+                }
+                tx.commit().context(|| "committing".into())?;
+                return Ok(());
+            }
+            Some((step, e)) if is_lock_timeout(&e) => {
+                drop(tx);
+                backoff(client, step, attempt, policy, on_event)?;
+            }
+            Some((step, e)) => {
+                return Err(Error::Db {
+                    context: format!("{} ({})", step.description, first_line(&step.sql)),
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
+fn run_alone(client: &mut Client, phase: Phase, step: &Step, policy: &RetryPolicy, on_event: OnEvent<'_>) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        on_event(&Event::Step {
+            phase,
+            description: step.description.clone(),
+            lock: step.strongest_lock().cloned(),
+        });
+        match client.batch_execute(&step.sql) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_lock_timeout(&e) => {
+                if let Some(cleanup) = &step.cleanup_before_retry {
+                    // Cleanup takes locks too; it is retried by the next round if it times out.
+                    let _ = client.batch_execute(cleanup);
+                }
+                backoff(client, step, attempt, policy, on_event)?;
+            }
+            Err(e) => {
+                return Err(Error::Db {
+                    context: format!("{} ({})", step.description, first_line(&step.sql)),
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
+fn backoff(client: &mut Client, step: &Step, attempt: u32, policy: &RetryPolicy, on_event: OnEvent<'_>) -> Result<()> {
+    let lock: Option<Lock> = step.strongest_lock().cloned();
+    let holders = lock
+        .as_ref()
+        .map(|l| lock_holders(client, &l.relation))
+        .unwrap_or_else(|| "unknown sessions".into());
+    if attempt >= policy.max_attempts {
+        return Err(Error::LockRetriesExhausted {
+            what: step.description.clone(),
+            attempts: attempt,
+            lock: lock
+                .map(|l| format!("{} on {}, which blocks {}", l.mode.name(), l.relation, l.mode.blocks()))
+                .unwrap_or_else(|| "a lock".into()),
+            holders,
+        });
+    }
+    let delay = policy.delay(attempt);
+    on_event(&Event::LockRetry {
+        description: step.description.clone(),
+        attempt,
+        delay_ms: delay.as_millis() as u64,
+        lock,
+        holders,
+    });
+    std::thread::sleep(delay);
+    Ok(())
+}
+
+fn first_line(sql: &str) -> String {
+    let line = sql.lines().next().unwrap_or_default();
+    if line.len() > 120 {
+        let mut cut = 120;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &line[..cut])
+    } else {
+        line.to_string()
+    }
+}
+
+/// The advisory lock mutating commands hold for a schema; released when the session ends.
+pub struct RunnerLock;
+
+impl RunnerLock {
+    /// Takes the lock or fails at once with `Error::Locked`.
+    pub fn acquire(client: &mut Client, state_schema: &str, schema: &str) -> Result<RunnerLock> {
+        let key = format!("tandem:{state_schema}:{schema}");
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+            .context(|| "taking the migration lock".into())?
+            .get(0);
+        if got {
+            Ok(RunnerLock)
+        } else {
+            Err(Error::Locked {
+                schema: schema.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::default();
+        for attempt in 1..40 {
+            let d = p.delay(attempt);
+            assert!(d <= p.max_delay, "{d:?}");
+        }
+        assert!(p.delay(1) <= Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,223 @@
+//! `add_column`: the column is added at once under its final name, without anything that would
+//! rewrite the table or hold a long lock. A non-volatile default takes PostgreSQL's no-rewrite
+//! path. A column with `up` (or a volatile default) is added nullable, filled for the old
+//! version's writes by the table's trigger and for existing rows by a batched backfill; NOT NULL
+//! then goes through a CHECK added NOT VALID and validated at complete. CHECK and FOREIGN KEY
+//! are added NOT VALID and validated at complete; UNIQUE is built concurrently as an index and
+//! attached at complete.
+
+use crate::ddl;
+use crate::step::{LockMode, Step};
+use crate::{Backfill, Cx, PlanError};
+use tandem_model::operation::AddColumn;
+use tandem_model::{qualified, quote_ident, quote_literal, shorten_name};
+
+pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
+    let schema = cx.schema().to_string();
+    let physical_table = cx.physical_table(&op.table);
+    let table = qualified(&schema, &physical_table);
+    let col = &op.column;
+    let name = &col.name;
+    let qcol = quote_ident(name);
+    if cx.columns.get(&physical_table).is_some_and(|c| c.values().any(|p| p == name)) {
+        return Err(cx.unsupported(format!(
+            "column {name:?} still exists physically until this migration completes; add it in a later migration"
+        )));
+    }
+    cx.columns
+        .entry(physical_table.clone())
+        .or_default()
+        .insert(name.clone(), name.clone());
+
+    // A table this migration creates is empty and invisible to the old version: add the column
+    // with everything at once.
+    if cx.created.contains(&physical_table) {
+        let mut def = ddl::column_definition(col, !col.nullable);
+        if col.unique {
+            def.push_str(" UNIQUE");
+        }
+        if let Some(c) = &col.check {
+            def.push(' ');
+            def.push_str(&ddl::check_clause(c));
+        }
+        let mut sql = format!("ALTER TABLE {table} ADD COLUMN {def}");
+        if let Some(r) = &col.references {
+            sql.push_str(&format!(", ADD {}", ddl::foreign_key_clause(&schema, name, r)));
+        }
+        cx.start.push(Step::tx(format!("add column {}.{name}", op.table), sql));
+        push_comment(cx, &table, op);
+        return Ok(());
+    }
+
+    let volatile = cx
+        .input
+        .facts
+        .volatile_defaults
+        .contains(&format!("{physical_table}.{name}"));
+    let up = if !op.up.trim().is_empty() {
+        Some(op.up.clone())
+    } else if volatile {
+        col.default.clone()
+    } else {
+        None
+    };
+    let mut plain = col.clone();
+    if volatile {
+        plain.default = None;
+    }
+    // NOT NULL straight away only when every existing row gets a value from the default
+    // without a rewrite (or the table was found empty).
+    let not_null_now = !col.nullable && up.is_none();
+    let mut sql = format!("ALTER TABLE {table} ADD COLUMN {}", ddl::column_definition(&plain, not_null_now));
+    if volatile {
+        // Only rows inserted from now on evaluate a default set after the column exists.
+        sql.push_str(&format!(
+            ";\nALTER TABLE {table} ALTER COLUMN {qcol} SET DEFAULT {}",
+            col.default.as_deref().unwrap_or("NULL")
+        ));
+    }
+    cx.start.push(
+        Step::tx(format!("add column {}.{name}", op.table), sql).lock(LockMode::AccessExclusive, table.clone()),
+    );
+    cx.rollback(
+        Step::tx(
+            format!("drop column {}.{name}", op.table),
+            format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {qcol}"),
+        )
+        .lock(LockMode::AccessExclusive, table.clone()),
+    );
+    push_comment(cx, &table, op);
+
+    if let Some(up) = up {
+        let not_null = !col.nullable;
+        let trig = cx.triggers.entry(physical_table.clone()).or_default();
+        for (logical, physical) in cx.columns.get(&physical_table).into_iter().flatten() {
+            trig.add_variable(physical, physical);
+            trig.add_variable(logical, physical);
+        }
+        trig.from_old.push((name.clone(), up.clone()));
+        if not_null {
+            // The new version must not be able to store NULL either; a row it updates before the
+            // backfill reached it takes the computed value.
+            trig.from_new
+                .push((name.clone(), format!("COALESCE(NEW.{qcol}, ({up}))")));
+            let check = shorten_name(&format!("_tandem_{physical_table}_{name}_not_null"));
+            let qcheck = quote_ident(&check);
+            cx.start.push(
+                Step::tx(
+                    format!("add NOT NULL check on {}.{name} (NOT VALID)", op.table),
+                    format!("ALTER TABLE {table} ADD CONSTRAINT {qcheck} CHECK ({qcol} IS NOT NULL) NOT VALID"),
+                )
+                .lock(LockMode::AccessExclusive, table.clone()),
+            );
+            cx.contract.push(
+                Step::tx(
+                    format!("validate NOT NULL check on {}.{name}", op.table),
+                    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {qcheck}"),
+                )
+                .lock(LockMode::ShareUpdateExclusive, table.clone()),
+            );
+            // With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
+            cx.contract.push(
+                Step::tx(
+                    format!("set {}.{name} NOT NULL", op.table),
+                    format!("ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL;\nALTER TABLE {table} DROP CONSTRAINT {qcheck}"),
+                )
+                .lock(LockMode::AccessExclusive, table.clone()),
+            );
+        }
+        let key = backfill_key(cx, &physical_table).ok_or_else(|| {
+            cx.unsupported(format!(
+                "table {:?} has no primary key or unique NOT NULL key for a batched backfill; this version of tandem cannot fill `up` on it",
+                op.table
+            ))
+        })?;
+        cx.backfills.push(Backfill {
+            table: physical_table.clone(),
+            key,
+            column: name.clone(),
+        });
+    }
+
+    if let Some(c) = &col.check {
+        cx.start.push(
+            Step::tx(
+                format!("add check {} (NOT VALID)", c.name),
+                format!("ALTER TABLE {table} ADD {} NOT VALID", ddl::check_clause(c)),
+            )
+            .lock(LockMode::AccessExclusive, table.clone()),
+        );
+        cx.contract.push(validate(&table, &c.name));
+    }
+    if let Some(r) = &col.references {
+        let target = cx.qualified_table(&r.table);
+        let mut r = r.clone();
+        r.table = cx.physical_table(&r.table);
+        r.column = cx.physical_column(&r.table, &r.column);
+        cx.start.push(
+            Step::tx(
+                format!("add foreign key {} (NOT VALID)", r.name),
+                format!("ALTER TABLE {table} ADD {} NOT VALID", ddl::foreign_key_clause(&schema, name, &r)),
+            )
+            .lock(LockMode::ShareRowExclusive, table.clone())
+            .lock(LockMode::ShareRowExclusive, target),
+        );
+        cx.contract.push(validate(&table, &r.name));
+    }
+    if col.unique {
+        let index_name = shorten_name(&format!("{physical_table}_{name}_key"));
+        let index = qualified(&schema, &index_name);
+        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+        cx.start.push(
+            Step::non_tx(
+                format!("build unique index {index_name} concurrently"),
+                format!("CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({qcol})", quote_ident(&index_name)),
+            )
+            .lock(LockMode::ShareUpdateExclusive, table.clone())
+            .cleanup(drop),
+        );
+        let qindex = quote_ident(&index_name);
+        cx.contract.push(
+            Step::tx(
+                format!("attach unique constraint {index_name}"),
+                format!("ALTER TABLE {table} ADD CONSTRAINT {qindex} UNIQUE USING INDEX {qindex}"),
+            )
+            .lock(LockMode::AccessExclusive, table.clone()),
+        );
+    }
+    Ok(())
+}
+
+fn validate(table: &str, constraint: &str) -> Step {
+    Step::tx(
+        format!("validate constraint {constraint}"),
+        format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", quote_ident(constraint)),
+    )
+    .lock(LockMode::ShareUpdateExclusive, table.to_string())
+}
+
+fn push_comment(cx: &mut Cx<'_>, table: &str, op: &AddColumn) {
+    if let Some(comment) = &op.column.comment {
+        cx.start.push(Step::tx(
+            format!("comment on column {}.{}", op.table, op.column.name),
+            format!(
+                "COMMENT ON COLUMN {table}.{} IS {}",
+                quote_ident(&op.column.name),
+                quote_literal(comment)
+            ),
+        ));
+    }
+}
+
+/// The key a backfill walks: the primary key, else a valid unique index over NOT NULL columns.
+fn backfill_key(cx: &Cx<'_>, physical_table: &str) -> Option<Vec<String>> {
+    let t = cx.input.physical.table(physical_table)?;
+    if !t.primary_key.is_empty() {
+        return Some(t.primary_key.clone());
+    }
+    t.indexes
+        .iter()
+        .filter(|i| i.unique && i.valid && !i.columns.is_empty())
+        .find(|i| i.columns.iter().all(|c| t.column(c).is_some_and(|c| !c.nullable)))
+        .map(|i| i.columns.clone())
+}

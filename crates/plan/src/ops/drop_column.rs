@@ -1,0 +1,45 @@
+//! `drop_column`: the new version's view hides the column; while the old version still reads
+//! it, `down` fills it for the new version's writes; complete drops it (instant: PostgreSQL only
+//! marks it dropped).
+
+use crate::step::{LockMode, Step};
+use crate::{Cx, PlanError};
+use tandem_model::operation::DropColumn;
+use tandem_model::quote_ident;
+
+pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropColumn) -> Result<(), PlanError> {
+    let physical_table = cx.physical_table(&op.table);
+    let table = cx.qualified_table(&op.table);
+    let physical = cx.physical_column(&op.table, &op.column);
+    if let Some(cols) = cx.columns.get_mut(&physical_table) {
+        cols.remove(&op.column);
+    }
+    if cx.created.contains(&physical_table) {
+        cx.start.push(Step::tx(
+            format!("drop column {}.{}", op.table, op.column),
+            format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(&physical)),
+        ));
+        return Ok(());
+    }
+    cx.hidden_columns.insert((physical_table.clone(), physical.clone()));
+    if !op.down.trim().is_empty() {
+        let visible: Vec<(String, String)> = cx
+            .columns
+            .get(&physical_table)
+            .map(|c| c.iter().map(|(l, p)| (l.clone(), p.clone())).collect())
+            .unwrap_or_default();
+        let trig = cx.triggers.entry(physical_table.clone()).or_default();
+        for (logical, p) in visible {
+            trig.add_variable(&logical, &p);
+        }
+        trig.from_new.push((physical.clone(), op.down.clone()));
+    }
+    cx.contract.push(
+        Step::tx(
+            format!("drop column {}.{}", op.table, op.column),
+            format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(&physical)),
+        )
+        .lock(LockMode::AccessExclusive, table),
+    );
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! How the new version sees the physical tables while a migration is active: renamed tables and
+//! columns, and hidden (dropped) ones. The version schema's views are generated from the physical
+//! schema read after the expand, seen through this overlay, so tables made by `sql` operations
+//! get views too.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// Physical table name → the name the new version sees, or `None` when it is hidden.
+    #[serde(default)]
+    pub tables: BTreeMap<String, Option<String>>,
+    /// Physical table → physical column → the name the new version sees, or `None` when hidden.
+    #[serde(default)]
+    pub columns: BTreeMap<String, BTreeMap<String, Option<String>>>,
+}
+
+impl Overlay {
+    /// The name the new version sees for a physical table, or `None` when hidden.
+    pub fn table_name<'a>(&'a self, physical: &'a str) -> Option<&'a str> {
+        match self.tables.get(physical) {
+            Some(v) => v.as_deref(),
+            None => Some(physical),
+        }
+    }
+
+    /// The name the new version sees for a physical column, or `None` when hidden.
+    pub fn column_name<'a>(&'a self, table: &str, physical: &'a str) -> Option<&'a str> {
+        match self.columns.get(table).and_then(|c| c.get(physical)) {
+            Some(v) => v.as_deref(),
+            None => Some(physical),
+        }
+    }
+}
