@@ -10,7 +10,7 @@ pub mod schema;
 pub mod validate;
 
 pub use error::{LoadError, ValidationError};
-pub use ident::{quote_ident, quote_literal, qualified, shorten_name, MAX_IDENT_BYTES};
+pub use ident::{qualified, quote_ident, quote_literal, shorten_name, MAX_IDENT_BYTES};
 pub use migration::Migration;
 pub use operation::Operation;
 pub use schema::{Column, Constraint, ConstraintKind, Index, Schema, Table};

@@ -10,7 +10,10 @@ use std::path::Path;
 /// The file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "tandem migration", description = "A tandem (pgroll-compatible) migration file")]
+#[schemars(
+    title = "tandem migration",
+    description = "A tandem (pgroll-compatible) migration file"
+)]
 pub struct MigrationFile {
     /// Optional; when present it must equal the file name without extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,9 +58,8 @@ impl Migration {
     /// Reads and parses a migration file.
     pub fn load(path: &Path) -> Result<Migration, LoadError> {
         let file = display_name(path);
-        let format = Format::from_path(path).ok_or_else(|| LoadError::Extension {
-            file: file.clone(),
-        })?;
+        let format =
+            Format::from_path(path).ok_or_else(|| LoadError::Extension { file: file.clone() })?;
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
             file: file.clone(),
             source,
@@ -71,13 +73,24 @@ impl Migration {
     }
 
     /// Parses a migration from text; `file` is used in messages, `name` is the migration's name.
-    pub fn parse(text: &str, format: Format, file: &str, name: &str) -> Result<Migration, LoadError> {
+    pub fn parse(
+        text: &str,
+        format: Format,
+        file: &str,
+        name: &str,
+    ) -> Result<Migration, LoadError> {
         let parsed: MigrationFile = match format {
             Format::Json => {
                 let mut de = serde_json::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(&mut de).map_err(|e| {
                     let inner = e.inner();
-                    syntax_error(file, Some(inner.line()), Some(inner.column()), e.path(), &strip_json_position(&inner.to_string()))
+                    syntax_error(
+                        file,
+                        Some(inner.line()),
+                        Some(inner.column()),
+                        e.path(),
+                        &strip_json_position(&inner.to_string()),
+                    )
                 })?
             }
             Format::Yaml => {
@@ -196,7 +209,9 @@ fn strip_yaml_position(msg: &str) -> String {
     };
     // Its messages also start with the path it knows ("operations[0].x: "), which we print too.
     match msg.find(": ") {
-        Some(i) if !msg[..i].contains(' ') && (msg[..i].contains('.') || msg[..i].contains('[')) => {
+        Some(i)
+            if !msg[..i].contains(' ') && (msg[..i].contains('.') || msg[..i].contains('[')) =>
+        {
             msg[i + 2..].to_string()
         }
         _ => msg.to_string(),
@@ -215,9 +230,12 @@ mod tests {
 
     #[test]
     fn missing_field_names_the_field() {
-        let e = yaml_err("operations:\n  - add_column:\n      table: t\n      column:\n        name: c\n");
+        let e = yaml_err(
+            "operations:\n  - add_column:\n      table: t\n      column:\n        name: c\n",
+        );
         assert!(
-            e.starts_with("03_add_column.yaml:") && e.contains(": operations[0].add_column.column.type: missing field"),
+            e.starts_with("03_add_column.yaml:")
+                && e.contains(": operations[0].add_column.column.type: missing field"),
             "{e}"
         );
     }
@@ -225,7 +243,10 @@ mod tests {
     #[test]
     fn unknown_field_is_an_error() {
         let e = yaml_err("operations:\n  - drop_table:\n      name: t\n      cascade: true\n");
-        assert!(e.contains("operations[0].drop_table") && e.contains("unknown field `cascade`"), "{e}");
+        assert!(
+            e.contains("operations[0].drop_table") && e.contains("unknown field `cascade`"),
+            "{e}"
+        );
         let e = yaml_err("operations:\n  - drop_tabel:\n      name: t\n");
         assert!(e.contains("unknown variant `drop_tabel`"), "{e}");
     }
@@ -254,7 +275,9 @@ mod tests {
             "x",
         )
         .unwrap();
-        let Operation::AlterColumn(a) = &m.operations[0] else { panic!() };
+        let Operation::AlterColumn(a) = &m.operations[0] else {
+            panic!()
+        };
         assert_eq!(a.default, Nullable::Null);
         assert_eq!(a.comment, Nullable::Absent);
     }

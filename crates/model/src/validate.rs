@@ -142,7 +142,10 @@ impl Cx<'_> {
         match self.schema.table(name) {
             Some(t) => Ok(Some(t)),
             None if self.schema.opaque => Ok(None),
-            None => Err(FieldError::new(field, format!("table {name:?} does not exist"))),
+            None => Err(FieldError::new(
+                field,
+                format!("table {name:?} does not exist"),
+            )),
         }
     }
 
@@ -151,12 +154,21 @@ impl Cx<'_> {
         match self.schema.table_mut(name) {
             Some(t) => Ok(Some(t)),
             None if opaque => Ok(None),
-            None => Err(FieldError::new(field, format!("table {name:?} does not exist"))),
+            None => Err(FieldError::new(
+                field,
+                format!("table {name:?} does not exist"),
+            )),
         }
     }
 
     /// Errors unless the column exists (or the table is unknown after a `sql` operation).
-    pub fn column_exists(&self, table_field: &str, table: &str, field: &str, column: &str) -> Check {
+    pub fn column_exists(
+        &self,
+        table_field: &str,
+        table: &str,
+        field: &str,
+        column: &str,
+    ) -> Check {
         if let Some(t) = self.table(table_field, table)? {
             if t.column(column).is_none() && !self.schema.opaque {
                 return Err(FieldError::new(

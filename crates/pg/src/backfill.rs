@@ -38,11 +38,19 @@ pub fn run(
     let types: Vec<String> = backfill
         .key
         .iter()
-        .map(|k| t.column(k).map(|c| c.data_type.clone()).unwrap_or_else(|| "text".into()))
+        .map(|k| {
+            t.column(k)
+                .map(|c| c.data_type.clone())
+                .unwrap_or_else(|| "text".into())
+        })
         .collect();
     let keys: Vec<String> = backfill.key.iter().map(|k| quote_ident(k)).collect();
     let key_list = keys.join(", ");
-    let params: Vec<String> = types.iter().enumerate().map(|(i, ty)| format!("${}::text::{ty}", i + 1)).collect();
+    let params: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!("${}::text::{ty}", i + 1))
+        .collect();
     let join: Vec<String> = keys.iter().map(|k| format!("t.{k} = b.{k}")).collect();
     let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
     let descending: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
@@ -65,7 +73,10 @@ pub fn run(
     let first = batch_sql(false);
     let next = batch_sql(true);
     let total: i64 = client
-        .query_one("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)", &[&table])
+        .query_one(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
+            &[&table],
+        )
         .context(|| format!("estimating the size of {table}"))?
         .get(0);
     let mut last: Option<Vec<String>> = None;
@@ -75,7 +86,8 @@ pub fn run(
         let result = match &last {
             None => client.query(&first, &[]),
             Some(k) => {
-                let p: Vec<&(dyn ToSql + Sync)> = k.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                let p: Vec<&(dyn ToSql + Sync)> =
+                    k.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
                 client.query(&next, &p)
             }
         };
@@ -98,7 +110,11 @@ pub fn run(
             break;
         }
         done += rows[0].get::<_, i64>(0) as u64;
-        last = Some((1..=keys.len()).map(|i| rows[0].get::<_, String>(i)).collect());
+        last = Some(
+            (1..=keys.len())
+                .map(|i| rows[0].get::<_, String>(i))
+                .collect(),
+        );
         on_event(&Event::Backfill {
             table: backfill.table.clone(),
             column: backfill.column.clone(),
@@ -108,4 +124,3 @@ pub fn run(
     }
     Ok(done)
 }
-

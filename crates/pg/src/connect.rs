@@ -53,9 +53,12 @@ pub fn setup_session(client: &mut Client, opts: &ConnectOptions) -> Result<()> {
     if let Some(role) = &opts.role {
         sql.push_str(&format!("; SET ROLE {}", tandem_model::quote_ident(role)));
     }
-    client
-        .batch_execute(&sql)
-        .map_err(|e| Error::Connect(format!("setting up the session: {}", crate::error::describe(&e))))
+    client.batch_execute(&sql).map_err(|e| {
+        Error::Connect(format!(
+            "setting up the session: {}",
+            crate::error::describe(&e)
+        ))
+    })
 }
 
 fn config(opts: &ConnectOptions) -> Result<(Config, Tls)> {
@@ -78,12 +81,16 @@ fn config(opts: &ConnectOptions) -> Result<(Config, Tls)> {
     }
     if config.get_ports().is_empty() {
         if let Some(p) = env("PGPORT") {
-            let port = p.parse().map_err(|_| Error::Connect(format!("PGPORT {p:?} is not a port number")))?;
+            let port = p
+                .parse()
+                .map_err(|_| Error::Connect(format!("PGPORT {p:?} is not a port number")))?;
             config.port(port);
         }
     }
     if config.get_user().is_none() {
-        let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+        let user = env("PGUSER")
+            .or_else(|| env("USER"))
+            .unwrap_or_else(|| "postgres".into());
         config.user(&user);
     }
     if config.get_password().is_none() {
@@ -130,7 +137,11 @@ fn strip_sslmode(url: &str) -> (String, Option<String>) {
                 None => true,
             })
             .collect();
-        let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        let url = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
         (url, mode)
     } else {
         let mut mode = None;
@@ -191,7 +202,9 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
     let text = String::from_utf8_lossy(pem);
     let mut out = Vec::new();
     for block in text.split("-----BEGIN CERTIFICATE-----").skip(1) {
-        let Some(b64) = block.split("-----END CERTIFICATE-----").next() else { continue };
+        let Some(b64) = block.split("-----END CERTIFICATE-----").next() else {
+            continue;
+        };
         let clean: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
         if let Some(der) = base64_decode(&clean) {
             out.push(rustls::pki_types::CertificateDer::from(der));
@@ -245,7 +258,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -254,7 +272,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

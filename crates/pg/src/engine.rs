@@ -89,7 +89,11 @@ pub struct Engine<'c> {
 impl<'c> Engine<'c> {
     pub fn new(client: &'c mut Client, opts: EngineOptions) -> Self {
         let state = State::new(&opts.state_schema);
-        Engine { client, opts, state }
+        Engine {
+            client,
+            opts,
+            state,
+        }
     }
 
     pub fn init(&mut self) -> Result<i32> {
@@ -113,7 +117,10 @@ impl<'c> Engine<'c> {
 
     fn unlock(&mut self) {
         let key = format!("tandem:{}:{}", self.opts.state_schema, self.opts.schema);
-        let _ = self.client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]);
+        let _ = self.client.execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&key],
+        );
     }
 
     fn locked<T>(&mut self, f: impl FnOnce(&mut Self, Locked) -> Result<T>) -> Result<T> {
@@ -129,7 +136,12 @@ impl<'c> Engine<'c> {
         self.locked(|e, l| e.start_locked(&l, migration, on_event))
     }
 
-    fn start_locked(&mut self, _: &Locked, migration: &Migration, on_event: OnEvent<'_>) -> Result<StartReport> {
+    fn start_locked(
+        &mut self,
+        _: &Locked,
+        migration: &Migration,
+        on_event: OnEvent<'_>,
+    ) -> Result<StartReport> {
         let schema = self.opts.schema.clone();
         if let Some(active) = self.state.active(self.client, &schema)? {
             return Err(Error::ActiveMigration {
@@ -190,18 +202,52 @@ impl<'c> Engine<'c> {
         }
     }
 
-    fn expand(&mut self, plan: &Plan, pg_major: u32, name: &str, on_event: OnEvent<'_>) -> Result<u64> {
+    fn expand(
+        &mut self,
+        plan: &Plan,
+        pg_major: u32,
+        name: &str,
+        on_event: OnEvent<'_>,
+    ) -> Result<u64> {
         let schema = self.opts.schema.clone();
-        run_steps(self.client, Phase::Start, &plan.start, &self.opts.retry, on_event, None)?;
+        run_steps(
+            self.client,
+            Phase::Start,
+            &plan.start,
+            &self.opts.retry,
+            on_event,
+            None,
+        )?;
         let physical = read_schema(self.client, &schema)?;
         let mut rows = 0;
         for b in &plan.backfills {
-            rows += backfill::run(self.client, &physical, b, &self.opts.backfill, &self.opts.retry, on_event)?;
+            rows += backfill::run(
+                self.client,
+                &physical,
+                b,
+                &self.opts.backfill,
+                &self.opts.retry,
+                on_event,
+            )?;
         }
-        let views = create_version_schema(&schema, &plan.version_schema, &physical, &plan.overlay, pg_major);
+        let views = create_version_schema(
+            &schema,
+            &plan.version_schema,
+            &physical,
+            &plan.overlay,
+            pg_major,
+        );
         let state = &self.state;
-        let mut finish = |tx: &mut postgres::Transaction<'_>| state.set_status(tx, &schema, name, "active");
-        run_steps(self.client, Phase::Start, &views, &self.opts.retry, on_event, Some(&mut finish))?;
+        let mut finish =
+            |tx: &mut postgres::Transaction<'_>| state.set_status(tx, &schema, name, "active");
+        run_steps(
+            self.client,
+            Phase::Start,
+            &views,
+            &self.opts.retry,
+            on_event,
+            Some(&mut finish),
+        )?;
         Ok(rows)
     }
 
@@ -211,7 +257,14 @@ impl<'c> Engine<'c> {
         steps.extend(plan.rollback.iter().cloned());
         let state = &self.state;
         let mut finish = |tx: &mut postgres::Transaction<'_>| state.delete(tx, &schema, name);
-        run_steps(self.client, Phase::Rollback, &steps, &self.opts.retry, on_event, Some(&mut finish))
+        run_steps(
+            self.client,
+            Phase::Rollback,
+            &steps,
+            &self.opts.retry,
+            on_event,
+            Some(&mut finish),
+        )
     }
 
     fn active_plan(&mut self) -> Result<(MigrationRecord, Plan)> {
@@ -220,8 +273,12 @@ impl<'c> Engine<'c> {
             .state
             .active(self.client, &schema)?
             .ok_or(Error::NoActiveMigration { schema })?;
-        let plan: Plan = serde_json::from_value(active.plan.clone())
-            .map_err(|e| Error::Other(format!("the stored plan of {:?} cannot be read: {e}", active.name)))?;
+        let plan: Plan = serde_json::from_value(active.plan.clone()).map_err(|e| {
+            Error::Other(format!(
+                "the stored plan of {:?} cannot be read: {e}",
+                active.name
+            ))
+        })?;
         Ok((active, plan))
     }
 
@@ -230,7 +287,12 @@ impl<'c> Engine<'c> {
         self.locked(|e, l| e.complete_locked(&l, &[], on_event))
     }
 
-    fn complete_locked(&mut self, _: &Locked, keep: &[String], on_event: OnEvent<'_>) -> Result<CompleteReport> {
+    fn complete_locked(
+        &mut self,
+        _: &Locked,
+        keep: &[String],
+        on_event: OnEvent<'_>,
+    ) -> Result<CompleteReport> {
         let schema = self.opts.schema.clone();
         let (active, plan) = self.active_plan()?;
         match active.status.as_str() {
@@ -242,7 +304,8 @@ impl<'c> Engine<'c> {
                 )))
             }
         }
-        self.state.set_status(self.client, &schema, &active.name, "completing")?;
+        self.state
+            .set_status(self.client, &schema, &active.name, "completing")?;
         let mut dropped = Vec::new();
         let mut steps = Vec::new();
         for h in self.state.history(self.client, &schema)? {
@@ -259,9 +322,21 @@ impl<'c> Engine<'c> {
         let name = active.name.clone();
         let mut finish = |tx: &mut postgres::Transaction<'_>| {
             let snapshot = read_schema(tx, &schema)?;
-            state.mark_complete(tx, &schema, &name, &serde_json::to_value(snapshot).expect("snapshot serializes"))
+            state.mark_complete(
+                tx,
+                &schema,
+                &name,
+                &serde_json::to_value(snapshot).expect("snapshot serializes"),
+            )
         };
-        run_steps(self.client, Phase::Complete, &steps, &self.opts.retry, on_event, Some(&mut finish))?;
+        run_steps(
+            self.client,
+            Phase::Complete,
+            &steps,
+            &self.opts.retry,
+            on_event,
+            Some(&mut finish),
+        )?;
         Ok(CompleteReport {
             name: active.name,
             version_schema: active.version_schema,
@@ -331,7 +406,12 @@ impl<'c> Engine<'c> {
     /// last is completed; the last too with `complete_last`. The version schema the application
     /// was using when this began is kept until the last migration completes, so the running
     /// version keeps working.
-    pub fn migrate(&mut self, files: &[Migration], complete_last: bool, on_event: OnEvent<'_>) -> Result<MigrateReport> {
+    pub fn migrate(
+        &mut self,
+        files: &[Migration],
+        complete_last: bool,
+        on_event: OnEvent<'_>,
+    ) -> Result<MigrateReport> {
         self.locked(|e, l| {
             let schema = e.opts.schema.clone();
             let history = e.state.history(e.client, &schema)?;
@@ -401,7 +481,11 @@ impl<'c> Engine<'c> {
     /// A connection string selecting the latest version: the base URL with its search_path set
     /// to the version schema, then the base schema.
     pub fn search_path_for(version_schema: &str, schema: &str) -> String {
-        format!("{},{}", tandem_model::quote_ident(version_schema), tandem_model::quote_ident(schema))
+        format!(
+            "{},{}",
+            tandem_model::quote_ident(version_schema),
+            tandem_model::quote_ident(schema)
+        )
     }
 
     pub fn server_major(&mut self) -> Result<u32> {
@@ -414,7 +498,9 @@ impl<'c> Engine<'c> {
     }
 
     pub fn execute(&mut self, sql: &str) -> Result<()> {
-        self.client.batch_execute(sql).context(|| "running SQL".into())
+        self.client
+            .batch_execute(sql)
+            .context(|| "running SQL".into())
     }
 }
 

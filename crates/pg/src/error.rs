@@ -26,11 +26,19 @@ pub enum Error {
     #[error("tandem's state schema {state_schema:?} does not exist in this database; run `tandem init` first")]
     NotInitialized { state_schema: String },
     #[error("tandem's state schema {state_schema:?} was created by a newer tandem (state version {found}, this tandem knows up to {known}); upgrade tandem")]
-    StateTooNew { state_schema: String, found: i32, known: i32 },
+    StateTooNew {
+        state_schema: String,
+        found: i32,
+        known: i32,
+    },
     #[error("no migration is active in schema {schema:?}")]
     NoActiveMigration { schema: String },
     #[error("migration {name:?} is active in schema {schema:?} ({status}); complete or roll it back first")]
-    ActiveMigration { schema: String, name: String, status: String },
+    ActiveMigration {
+        schema: String,
+        name: String,
+        status: String,
+    },
     #[error("migration {name:?} was already applied to schema {schema:?}")]
     AlreadyApplied { schema: String, name: String },
     #[error("{what}: still blocked by other sessions after {attempts} attempts; the lock it needs ({lock}) is held by: {holders}")]

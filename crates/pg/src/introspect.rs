@@ -139,7 +139,10 @@ pub fn server_major(client: &mut impl GenericClient) -> Result<u32> {
 /// Whether a schema (namespace) exists.
 pub fn schema_exists(client: &mut impl GenericClient, name: &str) -> Result<bool> {
     Ok(client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&name])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&name],
+        )
         .context(|| format!("looking for schema {name:?}"))?
         .get(0))
 }

@@ -9,10 +9,21 @@ use tandem_model::{qualified, LiveCheck, Migration, Schema, ValidationError};
 use tandem_plan::Facts;
 
 /// Pseudo-types that CREATE TABLE accepts but `to_regtype` does not know.
-const SERIAL_TYPES: &[&str] = &["serial", "serial2", "serial4", "serial8", "smallserial", "bigserial"];
+const SERIAL_TYPES: &[&str] = &[
+    "serial",
+    "serial2",
+    "serial4",
+    "serial8",
+    "smallserial",
+    "bigserial",
+];
 
 /// Validates `migration` against the live `physical` schema; returns the facts the planner needs.
-pub fn validate_live(client: &mut Client, migration: &Migration, physical: &Schema) -> Result<Facts> {
+pub fn validate_live(
+    client: &mut Client,
+    migration: &Migration,
+    physical: &Schema,
+) -> Result<Facts> {
     let validated = tandem_model::validate(migration, physical)?;
     run_checks(client, migration, physical, &validated.live_checks)?;
     let mut facts = Facts {
@@ -20,14 +31,20 @@ pub fn validate_live(client: &mut Client, migration: &Migration, physical: &Sche
         ..Facts::default()
     };
     for (index, op) in migration.operations.iter().enumerate() {
-        let Operation::AddColumn(op) = op else { continue };
-        let (Some(default), Some(_)) = (&op.column.default, physical.table(&op.table)) else { continue };
+        let Operation::AddColumn(op) = op else {
+            continue;
+        };
+        let (Some(default), Some(_)) = (&op.column.default, physical.table(&op.table)) else {
+            continue;
+        };
         if sql_before(migration, index) {
             continue;
         }
         match default_is_volatile(client, &op.column.data_type, default) {
             Ok(true) => {
-                facts.volatile_defaults.insert(format!("{}.{}", op.table, op.column.name));
+                facts
+                    .volatile_defaults
+                    .insert(format!("{}.{}", op.table, op.column.name));
             }
             Ok(false) => {}
             Err(message) => {
@@ -47,24 +64,43 @@ pub fn validate_live(client: &mut Client, migration: &Migration, physical: &Sche
 /// Whether a `sql` operation comes before operation `index`: what it creates is unknown, so
 /// checks that depend on the live catalog give it the benefit of the doubt.
 fn sql_before(migration: &Migration, index: usize) -> bool {
-    migration.operations[..index].iter().any(|o| matches!(o, Operation::Sql(_)))
+    migration.operations[..index]
+        .iter()
+        .any(|o| matches!(o, Operation::Sql(_)))
 }
 
 /// Runs the model's live checks.
-pub fn run_checks(client: &mut Client, migration: &Migration, physical: &Schema, checks: &[LiveCheck]) -> Result<()> {
+pub fn run_checks(
+    client: &mut Client,
+    migration: &Migration,
+    physical: &Schema,
+    checks: &[LiveCheck],
+) -> Result<()> {
     for check in checks {
         let ok = match check {
-            LiveCheck::TypeExists { op_index, type_name, .. } => {
+            LiveCheck::TypeExists {
+                op_index,
+                type_name,
+                ..
+            } => {
                 sql_before(migration, *op_index)
                     || SERIAL_TYPES.contains(&type_name.trim().to_ascii_lowercase().as_str())
                     || type_exists(client, type_name)?
             }
-            LiveCheck::TableEmpty { op_index, table, .. } => {
+            LiveCheck::TableEmpty {
+                op_index, table, ..
+            } => {
                 if sql_before(migration, *op_index) || physical.table(table).is_none() {
                     true
                 } else {
                     !client
-                        .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", qualified(&physical.name, table)), &[])
+                        .query_one(
+                            &format!(
+                                "SELECT EXISTS (SELECT 1 FROM {})",
+                                qualified(&physical.name, table)
+                            ),
+                            &[],
+                        )
                         .context(|| format!("checking whether {table:?} has rows"))?
                         .get::<_, bool>(0)
                 }
@@ -91,8 +127,14 @@ fn type_exists(client: &mut Client, name: &str) -> Result<bool> {
 /// Asks PostgreSQL itself whether adding a column with this default rewrites the table: on a
 /// scratch temporary table, a default it can store once shows up as `atthasmissing`; a volatile
 /// one is written into every row instead. Nothing of this survives the rolled-back transaction.
-fn default_is_volatile(client: &mut Client, data_type: &str, default: &str) -> std::result::Result<bool, String> {
-    let mut tx = client.transaction().map_err(|e| crate::error::describe(&e))?;
+fn default_is_volatile(
+    client: &mut Client,
+    data_type: &str,
+    default: &str,
+) -> std::result::Result<bool, String> {
+    let mut tx = client
+        .transaction()
+        .map_err(|e| crate::error::describe(&e))?;
     let probe = (|| {
         tx.batch_execute(&format!(
             "CREATE TEMPORARY TABLE _tandem_probe (x int) ON COMMIT DROP;
@@ -106,5 +148,10 @@ fn default_is_volatile(client: &mut Client, data_type: &str, default: &str) -> s
         Ok::<bool, postgres::Error>(!row.get::<_, bool>(0))
     })();
     let _ = tx.rollback();
-    probe.map_err(|e| format!("PostgreSQL rejects this default: {}", crate::error::describe(&e)))
+    probe.map_err(|e| {
+        format!(
+            "PostgreSQL rejects this default: {}",
+            crate::error::describe(&e)
+        )
+    })
 }

@@ -102,7 +102,10 @@ pub fn run_steps(
             i += 1;
             continue;
         }
-        let end = steps[i..].iter().position(|s| !s.transactional).map_or(steps.len(), |p| i + p);
+        let end = steps[i..]
+            .iter()
+            .position(|s| !s.transactional)
+            .map_or(steps.len(), |p| i + p);
         let last_group = end == steps.len();
         let group = &steps[i..end];
         let f = if last_group { finish.take() } else { None };
@@ -126,7 +129,9 @@ fn run_group(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = client.transaction().context(|| "beginning a transaction".into())?;
+        let mut tx = client
+            .transaction()
+            .context(|| "beginning a transaction".into())?;
         let mut failed: Option<(&Step, postgres::Error)> = None;
         for step in steps {
             on_event(&Event::Step {
@@ -161,7 +166,13 @@ fn run_group(
     }
 }
 
-fn run_alone(client: &mut Client, phase: Phase, step: &Step, policy: &RetryPolicy, on_event: OnEvent<'_>) -> Result<()> {
+fn run_alone(
+    client: &mut Client,
+    phase: Phase,
+    step: &Step,
+    policy: &RetryPolicy,
+    on_event: OnEvent<'_>,
+) -> Result<()> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -189,7 +200,13 @@ fn run_alone(client: &mut Client, phase: Phase, step: &Step, policy: &RetryPolic
     }
 }
 
-fn backoff(client: &mut Client, step: &Step, attempt: u32, policy: &RetryPolicy, on_event: OnEvent<'_>) -> Result<()> {
+fn backoff(
+    client: &mut Client,
+    step: &Step,
+    attempt: u32,
+    policy: &RetryPolicy,
+    on_event: OnEvent<'_>,
+) -> Result<()> {
     let lock: Option<Lock> = step.strongest_lock().cloned();
     let holders = lock
         .as_ref()
@@ -200,7 +217,14 @@ fn backoff(client: &mut Client, step: &Step, attempt: u32, policy: &RetryPolicy,
             what: step.description.clone(),
             attempts: attempt,
             lock: lock
-                .map(|l| format!("{} on {}, which blocks {}", l.mode.name(), l.relation, l.mode.blocks()))
+                .map(|l| {
+                    format!(
+                        "{} on {}, which blocks {}",
+                        l.mode.name(),
+                        l.relation,
+                        l.mode.blocks()
+                    )
+                })
                 .unwrap_or_else(|| "a lock".into()),
             holders,
         });
@@ -238,7 +262,10 @@ impl RunnerLock {
     pub fn acquire(client: &mut Client, state_schema: &str, schema: &str) -> Result<RunnerLock> {
         let key = format!("tandem:{state_schema}:{schema}");
         let got: bool = client
-            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
             .context(|| "taking the migration lock".into())?
             .get(0);
         if got {

@@ -70,15 +70,21 @@ impl State {
     pub fn init(&self, client: &mut postgres::Client) -> Result<i32> {
         let s = self.q();
         let mut tx = client.transaction().context(|| "beginning init".into())?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('tandem:init', 0))", &[])
-            .context(|| "waiting for other inits".into())?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('tandem:init', 0))",
+            &[],
+        )
+        .context(|| "waiting for other inits".into())?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {s};
              CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);"
         ))
         .context(|| format!("creating state schema {}", self.state_schema))?;
         let found: i32 = tx
-            .query_opt(&format!("SELECT value::int FROM {s}.meta WHERE key = 'state_version'"), &[])
+            .query_opt(
+                &format!("SELECT value::int FROM {s}.meta WHERE key = 'state_version'"),
+                &[],
+            )
             .context(|| "reading the state version".into())?
             .map_or(0, |r| r.get(0));
         if found > STATE_VERSION {
@@ -106,7 +112,10 @@ impl State {
     /// Errors unless the state tables exist and are of a layout this tandem knows.
     pub fn check(&self, client: &mut impl GenericClient) -> Result<()> {
         let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{}.migrations", self.q())])
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("{}.migrations", self.q())],
+            )
             .context(|| "looking for the state schema".into())?
             .get(0);
         if !exists {
@@ -115,7 +124,13 @@ impl State {
             });
         }
         let found: i32 = client
-            .query_opt(&format!("SELECT value::int FROM {}.meta WHERE key = 'state_version'", self.q()), &[])
+            .query_opt(
+                &format!(
+                    "SELECT value::int FROM {}.meta WHERE key = 'state_version'",
+                    self.q()
+                ),
+                &[],
+            )
             .context(|| "reading the state version".into())?
             .map_or(0, |r| r.get(0));
         if found > STATE_VERSION {
@@ -153,7 +168,11 @@ impl State {
     }
 
     /// The schema's history, oldest first.
-    pub fn history(&self, client: &mut impl GenericClient, schema: &str) -> Result<Vec<MigrationRecord>> {
+    pub fn history(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+    ) -> Result<Vec<MigrationRecord>> {
         let rows = client
             .query(
                 &format!(
@@ -172,10 +191,18 @@ impl State {
     }
 
     /// The migration of the schema that is not complete, if any.
-    pub fn active(&self, client: &mut impl GenericClient, schema: &str) -> Result<Option<MigrationRecord>> {
+    pub fn active(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+    ) -> Result<Option<MigrationRecord>> {
         let row = client
             .query_opt(
-                &format!("SELECT {} FROM {}.migrations WHERE schema = $1 AND status <> 'complete'", Self::COLUMNS, self.q()),
+                &format!(
+                    "SELECT {} FROM {}.migrations WHERE schema = $1 AND status <> 'complete'",
+                    Self::COLUMNS,
+                    self.q()
+                ),
                 &[&schema],
             )
             .context(|| "reading the active migration".into())?;
@@ -205,10 +232,19 @@ impl State {
         Ok(())
     }
 
-    pub fn set_status(&self, client: &mut impl GenericClient, schema: &str, name: &str, status: &str) -> Result<()> {
+    pub fn set_status(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+        name: &str,
+        status: &str,
+    ) -> Result<()> {
         client
             .execute(
-                &format!("UPDATE {}.migrations SET status = $3 WHERE schema = $1 AND name = $2", self.q()),
+                &format!(
+                    "UPDATE {}.migrations SET status = $3 WHERE schema = $1 AND name = $2",
+                    self.q()
+                ),
                 &[&schema, &name, &status],
             )
             .context(|| format!("recording migration {name:?} as {status}"))?;
@@ -237,7 +273,13 @@ impl State {
 
     pub fn delete(&self, client: &mut impl GenericClient, schema: &str, name: &str) -> Result<()> {
         client
-            .execute(&format!("DELETE FROM {}.migrations WHERE schema = $1 AND name = $2", self.q()), &[&schema, &name])
+            .execute(
+                &format!(
+                    "DELETE FROM {}.migrations WHERE schema = $1 AND name = $2",
+                    self.q()
+                ),
+                &[&schema, &name],
+            )
             .context(|| format!("removing migration {name:?} from the history"))?;
         Ok(())
     }

@@ -12,7 +12,10 @@ pub fn column_definition(col: &ColumnDef, not_null: bool) -> String {
     let mut sql = format!("{} {}", quote_ident(&col.name), col.data_type);
     if let Some(g) = &col.generated {
         if let Some(id) = &g.identity {
-            sql.push_str(&format!(" GENERATED {} AS IDENTITY", id.user_specified_values.sql()));
+            sql.push_str(&format!(
+                " GENERATED {} AS IDENTITY",
+                id.user_specified_values.sql()
+            ));
             if !id.sequence_options.trim().is_empty() {
                 sql.push_str(&format!(" ({})", id.sequence_options));
             }
@@ -60,7 +63,11 @@ pub fn foreign_key_clause(schema: &str, column: &str, r: &ForeignKeyReference) -
 }
 
 pub fn ident_list(names: &[String]) -> String {
-    names.iter().map(|n| quote_ident(n)).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn index_parameters(p: &Option<IndexParameters>) -> String {
@@ -73,7 +80,10 @@ fn index_parameters(p: &Option<IndexParameters>) -> String {
         sql.push_str(&format!(" WITH ({})", p.storage_parameters));
     }
     if !p.tablespace.trim().is_empty() {
-        sql.push_str(&format!(" USING INDEX TABLESPACE {}", quote_ident(&p.tablespace)));
+        sql.push_str(&format!(
+            " USING INDEX TABLESPACE {}",
+            quote_ident(&p.tablespace)
+        ));
     }
     sql
 }
@@ -97,7 +107,11 @@ pub fn table_constraint(schema: &str, c: &TableConstraint) -> String {
         ),
         ConstraintType::Unique => format!(
             "CONSTRAINT {name} UNIQUE{} ({}){}{}",
-            if c.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+            if c.nulls_not_distinct {
+                " NULLS NOT DISTINCT"
+            } else {
+                ""
+            },
             ident_list(&c.columns),
             index_parameters(&c.index_parameters),
             deferrable(c.deferrable, c.initially_deferred)
@@ -109,11 +123,18 @@ pub fn table_constraint(schema: &str, c: &TableConstraint) -> String {
             deferrable(c.deferrable, c.initially_deferred)
         ),
         ConstraintType::ForeignKey => {
-            let r = c.references.as_ref().expect("validated: foreign key has references");
+            let r = c
+                .references
+                .as_ref()
+                .expect("validated: foreign key has references");
             let on_delete = if r.on_delete_set_columns.is_empty() {
                 r.on_delete.sql().to_string()
             } else {
-                format!("{} ({})", r.on_delete.sql(), ident_list(&r.on_delete_set_columns))
+                format!(
+                    "{} ({})",
+                    r.on_delete.sql(),
+                    ident_list(&r.on_delete_set_columns)
+                )
             };
             format!(
                 "CONSTRAINT {name} FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON DELETE {on_delete} ON UPDATE {}{}",
@@ -127,7 +148,11 @@ pub fn table_constraint(schema: &str, c: &TableConstraint) -> String {
         }
         ConstraintType::Exclude => {
             let e = c.exclude.as_ref().expect("validated: exclude has elements");
-            let method = if e.index_method.is_empty() { "btree" } else { &e.index_method };
+            let method = if e.index_method.is_empty() {
+                "btree"
+            } else {
+                &e.index_method
+            };
             let mut sql = format!(
                 "CONSTRAINT {name} EXCLUDE USING {} ({}){}",
                 quote_ident(method),

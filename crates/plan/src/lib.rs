@@ -100,7 +100,10 @@ impl<'a> Cx<'a> {
             tables.insert(name.clone(), name.clone());
             columns.insert(
                 name.clone(),
-                t.columns.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
+                t.columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.name.clone()))
+                    .collect(),
             );
         }
         Cx {
@@ -137,7 +140,10 @@ impl<'a> Cx<'a> {
     /// The physical name of a table the migration names, or the name itself when the table is
     /// unknown (made by a `sql` operation).
     pub fn physical_table(&self, name: &str) -> String {
-        self.tables.get(name).cloned().unwrap_or_else(|| name.to_string())
+        self.tables
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
     }
 
     /// Schema-qualified, quoted physical table.
@@ -160,7 +166,10 @@ impl<'a> Cx<'a> {
     }
 
     pub fn rollback(&mut self, step: Step) {
-        self.rollback_groups.last_mut().expect("one group per operation").push(step);
+        self.rollback_groups
+            .last_mut()
+            .expect("one group per operation")
+            .push(step);
     }
 
     fn finish(self) -> Plan {
@@ -202,7 +211,11 @@ impl<'a> Cx<'a> {
             }
         }
         for (table, column) in &self.hidden_columns {
-            overlay.columns.entry(table.clone()).or_default().insert(column.clone(), None);
+            overlay
+                .columns
+                .entry(table.clone())
+                .or_default()
+                .insert(column.clone(), None);
         }
         for (logical, physical) in &self.tables {
             if logical != physical {
@@ -217,7 +230,9 @@ impl<'a> Cx<'a> {
                     )
                     .lock(LockMode::AccessExclusive, qualified(schema, physical)),
                 );
-                overlay.tables.insert(physical.clone(), Some(logical.clone()));
+                overlay
+                    .tables
+                    .insert(physical.clone(), Some(logical.clone()));
             }
         }
         for t in &self.hidden_tables {

@@ -43,7 +43,9 @@ impl LockMode {
         match self {
             LockMode::AccessShare => "only ACCESS EXCLUSIVE (DDL)",
             LockMode::RowExclusive => "SHARE locks (CREATE INDEX without CONCURRENTLY)",
-            LockMode::ShareUpdateExclusive => "other schema changes and VACUUM, not reads or writes",
+            LockMode::ShareUpdateExclusive => {
+                "other schema changes and VACUUM, not reads or writes"
+            }
             LockMode::Share => "writes (INSERT, UPDATE, DELETE)",
             LockMode::ShareRowExclusive => "writes (INSERT, UPDATE, DELETE)",
             LockMode::AccessExclusive => "all reads and writes",

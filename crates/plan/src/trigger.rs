@@ -35,7 +35,8 @@ fn dollar_tag(body: &str) -> String {
 impl TableTrigger {
     pub fn add_variable(&mut self, name: &str, physical: &str) {
         if !self.variables.iter().any(|(n, _)| n == name) {
-            self.variables.push((name.to_string(), physical.to_string()));
+            self.variables
+                .push((name.to_string(), physical.to_string()));
         }
     }
 
@@ -56,7 +57,10 @@ impl TableTrigger {
             "  tandem_from_new boolean := (current_schemas(false))[1] IS NOT DISTINCT FROM {};\nBEGIN\n",
             quote_literal(version_schema)
         ));
-        for (cond, list) in [("NOT tandem_from_new", &self.from_old), ("tandem_from_new", &self.from_new)] {
+        for (cond, list) in [
+            ("NOT tandem_from_new", &self.from_old),
+            ("tandem_from_new", &self.from_new),
+        ] {
             if list.is_empty() {
                 continue;
             }

@@ -19,13 +19,21 @@ pub fn create_version_schema(
         format!("CREATE SCHEMA {}", quote_ident(version_schema)),
     )];
     // security_invoker makes the view check the querying role's privileges, not the owner's.
-    let options = if pg_major >= 15 { " WITH (security_invoker = true)" } else { "" };
+    let options = if pg_major >= 15 {
+        " WITH (security_invoker = true)"
+    } else {
+        ""
+    };
     for (name, table) in &physical.tables {
-        let Some(view_name) = overlay.table_name(name) else { continue };
+        let Some(view_name) = overlay.table_name(name) else {
+            continue;
+        };
         let mut select = Vec::new();
         let mut defaults = Vec::new();
         for col in &table.columns {
-            let Some(col_name) = overlay.column_name(name, &col.name) else { continue };
+            let Some(col_name) = overlay.column_name(name, &col.name) else {
+                continue;
+            };
             select.push(if col_name == col.name {
                 quote_ident(&col.name)
             } else {
@@ -62,6 +70,9 @@ pub fn create_version_schema(
 pub fn drop_version_schema(version_schema: &str) -> Step {
     Step::tx(
         format!("drop version schema {version_schema}"),
-        format!("DROP SCHEMA IF EXISTS {} CASCADE", quote_ident(version_schema)),
+        format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            quote_ident(version_schema)
+        ),
     )
 }

@@ -25,24 +25,39 @@ impl AddColumn {
                 "add_column cannot add a primary key column; use create_constraint with type primary_key",
             ));
         }
-        if self.column.generated.as_ref().is_some_and(|g| !g.expression.is_empty()) {
+        if self
+            .column
+            .generated
+            .as_ref()
+            .is_some_and(|g| !g.expression.is_empty())
+        {
             return Err(FieldError::new(
                 "column.generated.expression",
                 "adding a stored generated column rewrites the whole table under an ACCESS EXCLUSIVE lock; add a plain column with `up` instead",
             ));
         }
         if let Some(r) = &self.column.references {
-            cx.column_exists("column.references.table", &r.table, "column.references.column", &r.column)?;
+            cx.column_exists(
+                "column.references.table",
+                &r.table,
+                "column.references.column",
+                &r.column,
+            )?;
         }
         let needs_value = !self.column.nullable
             && self.column.default.is_none()
             && self.up.trim().is_empty()
             && self.column.generated.is_none();
-        let Some(table) = cx.table_mut("table", &self.table)? else { return Ok(()) };
+        let Some(table) = cx.table_mut("table", &self.table)? else {
+            return Ok(());
+        };
         if table.column(&self.column.name).is_some() {
             return Err(FieldError::new(
                 "column.name",
-                format!("column {:?} already exists on table {:?}", self.column.name, self.table),
+                format!(
+                    "column {:?} already exists on table {:?}",
+                    self.column.name, self.table
+                ),
             ));
         }
         table.columns.push(self.column.to_column());

@@ -104,7 +104,15 @@ impl AlterColumn {
             }
         }
         if let Some(new) = &self.name {
-            super::rename_column::rename(cx, &self.table, "table", &self.column, "column", new, "name")?;
+            super::rename_column::rename(
+                cx,
+                &self.table,
+                "table",
+                &self.column,
+                "column",
+                new,
+                "name",
+            )?;
         }
         Ok(())
     }

@@ -344,7 +344,11 @@ impl ColumnDef {
     }
 
     /// Checks a column definition; `field` is its path, such as `column` or `columns[2]`.
-    pub(crate) fn check(&self, cx: &mut crate::validate::Cx<'_>, field: &str) -> crate::validate::Check {
+    pub(crate) fn check(
+        &self,
+        cx: &mut crate::validate::Cx<'_>,
+        field: &str,
+    ) -> crate::validate::Check {
         use crate::error::FieldError;
         crate::validate::new_name(&format!("{field}.name"), &self.name)?;
         crate::validate::not_empty(&format!("{field}.type"), &self.data_type)?;

@@ -43,7 +43,10 @@ impl CreateConstraint {
         use crate::schema::{Constraint, ConstraintKind};
         crate::validate::new_name("name", &self.name)?;
         if self.columns.is_empty() {
-            return Err(FieldError::new("columns", "a constraint needs at least one column"));
+            return Err(FieldError::new(
+                "columns",
+                "a constraint needs at least one column",
+            ));
         }
         for (i, c) in self.columns.iter().enumerate() {
             cx.column_exists("table", &self.table, &format!("columns[{i}]"), c)?;
@@ -66,18 +69,34 @@ impl CreateConstraint {
                     ));
                 }
                 for (i, c) in r.columns.iter().enumerate() {
-                    cx.column_exists("references.table", &r.table, &format!("references.columns[{i}]"), c)?;
+                    cx.column_exists(
+                        "references.table",
+                        &r.table,
+                        &format!("references.columns[{i}]"),
+                        c,
+                    )?;
                 }
                 ConstraintKind::ForeignKey
             }
         };
-        let Some(t) = cx.table_mut("table", &self.table)? else { return Ok(()) };
+        let Some(t) = cx.table_mut("table", &self.table)? else {
+            return Ok(());
+        };
         if t.constraint(&self.name).is_some() {
-            return Err(FieldError::new("name", format!("constraint {:?} already exists on {:?}", self.name, self.table)));
+            return Err(FieldError::new(
+                "name",
+                format!(
+                    "constraint {:?} already exists on {:?}",
+                    self.name, self.table
+                ),
+            ));
         }
         if kind == ConstraintKind::PrimaryKey {
             if !t.primary_key.is_empty() {
-                return Err(FieldError::new("type", format!("table {:?} already has a primary key", self.table)));
+                return Err(FieldError::new(
+                    "type",
+                    format!("table {:?} already has a primary key", self.table),
+                ));
             }
             t.primary_key = self.columns.clone();
         }

@@ -26,10 +26,18 @@ impl CreateIndex {
         use crate::schema::Index;
         cx.relation_free("name", &self.name)?;
         if self.columns.is_empty() {
-            return Err(FieldError::new("columns", "an index needs at least one column"));
+            return Err(FieldError::new(
+                "columns",
+                "an index needs at least one column",
+            ));
         }
         for (i, f) in self.columns.iter().enumerate() {
-            cx.column_exists("table", &self.table, &format!("columns[{i}].column"), &f.column)?;
+            cx.column_exists(
+                "table",
+                &self.table,
+                &format!("columns[{i}].column"),
+                &f.column,
+            )?;
         }
         if let Some(t) = cx.table_mut("table", &self.table)? {
             t.indexes.push(Index {

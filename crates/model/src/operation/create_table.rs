@@ -22,7 +22,10 @@ impl CreateTable {
         use crate::schema::{Constraint, ConstraintKind, Table};
         cx.relation_free("name", &self.name)?;
         if self.columns.is_empty() {
-            return Err(FieldError::new("columns", "a table needs at least one column"));
+            return Err(FieldError::new(
+                "columns",
+                "a table needs at least one column",
+            ));
         }
         let mut table = Table {
             name: self.name.clone(),
@@ -40,7 +43,13 @@ impl CreateTable {
                 ));
             }
             if let Some(r) = &col.references {
-                self.check_reference(cx, &format!("{field}.references"), &r.table, std::slice::from_ref(&r.column), &table)?;
+                self.check_reference(
+                    cx,
+                    &format!("{field}.references"),
+                    &r.table,
+                    std::slice::from_ref(&r.column),
+                    &table,
+                )?;
             }
             table.columns.push(col.to_column());
             if col.pk {
@@ -65,13 +74,19 @@ impl CreateTable {
                 }
                 ConstraintType::Unique => {
                     if c.columns.is_empty() {
-                        return Err(FieldError::new(format!("{field}.columns"), "a unique constraint needs columns"));
+                        return Err(FieldError::new(
+                            format!("{field}.columns"),
+                            "a unique constraint needs columns",
+                        ));
                     }
                     ConstraintKind::Unique
                 }
                 ConstraintType::PrimaryKey => {
                     if c.columns.is_empty() {
-                        return Err(FieldError::new(format!("{field}.columns"), "a primary key needs columns"));
+                        return Err(FieldError::new(
+                            format!("{field}.columns"),
+                            "a primary key needs columns",
+                        ));
                     }
                     if !table.primary_key.is_empty() {
                         return Err(FieldError::new(
@@ -84,7 +99,10 @@ impl CreateTable {
                 }
                 ConstraintType::ForeignKey => {
                     let Some(r) = &c.references else {
-                        return Err(FieldError::new(format!("{field}.references"), "missing field"));
+                        return Err(FieldError::new(
+                            format!("{field}.references"),
+                            "missing field",
+                        ));
                     };
                     if r.columns.len() != c.columns.len() {
                         return Err(FieldError::new(
@@ -92,12 +110,24 @@ impl CreateTable {
                             "must list as many columns as the constraint's `columns`",
                         ));
                     }
-                    self.check_reference(cx, &format!("{field}.references"), &r.table, &r.columns, &table)?;
+                    self.check_reference(
+                        cx,
+                        &format!("{field}.references"),
+                        &r.table,
+                        &r.columns,
+                        &table,
+                    )?;
                     ConstraintKind::ForeignKey
                 }
                 ConstraintType::Exclude => {
-                    if c.exclude.as_ref().is_none_or(|e| e.elements.trim().is_empty()) {
-                        return Err(FieldError::new(format!("{field}.exclude.elements"), "missing field"));
+                    if c.exclude
+                        .as_ref()
+                        .is_none_or(|e| e.elements.trim().is_empty())
+                    {
+                        return Err(FieldError::new(
+                            format!("{field}.exclude.elements"),
+                            "missing field",
+                        ));
                     }
                     ConstraintKind::Exclude
                 }

@@ -17,16 +17,23 @@ impl DropColumn {
     pub(crate) fn apply(&self, cx: &mut crate::validate::Cx<'_>) -> crate::validate::Check {
         use crate::error::FieldError;
         cx.column_exists("table", &self.table, "column", &self.column)?;
-        let Some(table) = cx.table_mut("table", &self.table)? else { return Ok(()) };
+        let Some(table) = cx.table_mut("table", &self.table)? else {
+            return Ok(());
+        };
         if table.primary_key.contains(&self.column) {
             return Err(FieldError::new(
                 "column",
-                format!("column {:?} is part of the primary key of {:?}", self.column, self.table),
+                format!(
+                    "column {:?} is part of the primary key of {:?}",
+                    self.column, self.table
+                ),
             ));
         }
         if let Some(col) = table.column(&self.column) {
-            let old_version_needs_value =
-                !col.nullable && col.default.is_none() && col.identity.is_none() && col.generated.is_none();
+            let old_version_needs_value = !col.nullable
+                && col.default.is_none()
+                && col.identity.is_none()
+                && col.generated.is_none();
             if old_version_needs_value && self.down.trim().is_empty() {
                 return Err(FieldError::new(
                     "down",

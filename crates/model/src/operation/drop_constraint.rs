@@ -21,12 +21,21 @@ impl DropConstraint {
 }
 
 /// Shared by `drop_constraint` and `drop_multicolumn_constraint`.
-pub(crate) fn drop_named_constraint(cx: &mut crate::validate::Cx<'_>, table: &str, name: &str) -> crate::validate::Check {
+pub(crate) fn drop_named_constraint(
+    cx: &mut crate::validate::Cx<'_>,
+    table: &str,
+    name: &str,
+) -> crate::validate::Check {
     use crate::error::FieldError;
     let opaque = cx.schema.opaque;
-    let Some(t) = cx.table_mut("table", table)? else { return Ok(()) };
+    let Some(t) = cx.table_mut("table", table)? else {
+        return Ok(());
+    };
     if t.constraint(name).is_none() && !opaque {
-        return Err(FieldError::new("name", format!("constraint {name:?} does not exist on table {table:?}")));
+        return Err(FieldError::new(
+            "name",
+            format!("constraint {name:?} does not exist on table {table:?}"),
+        ));
     }
     t.constraints.retain(|c| c.name != name);
     Ok(())

@@ -12,7 +12,10 @@ pub struct DropIndex {
 impl DropIndex {
     pub(crate) fn apply(&self, cx: &mut crate::validate::Cx<'_>) -> crate::validate::Check {
         use crate::error::FieldError;
-        let owner = cx.schema.find_index(&self.name).map(|(t, _)| t.name.clone());
+        let owner = cx
+            .schema
+            .find_index(&self.name)
+            .map(|(t, _)| t.name.clone());
         match owner {
             Some(table) => {
                 if let Some(t) = cx.schema.table_mut(&table) {
@@ -21,7 +24,10 @@ impl DropIndex {
                 Ok(())
             }
             None if cx.schema.opaque => Ok(()),
-            None => Err(FieldError::new("name", format!("index {:?} does not exist", self.name))),
+            None => Err(FieldError::new(
+                "name",
+                format!("index {:?} does not exist", self.name),
+            )),
         }
     }
 }

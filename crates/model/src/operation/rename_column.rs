@@ -31,7 +31,9 @@ pub(crate) fn rename(
     use crate::error::FieldError;
     crate::validate::new_name(to_field, to)?;
     cx.column_exists(table_field, table, from_field, from)?;
-    let Some(t) = cx.table_mut(table_field, table)? else { return Ok(()) };
+    let Some(t) = cx.table_mut(table_field, table)? else {
+        return Ok(());
+    };
     if from != to && t.column(to).is_some() {
         return Err(FieldError::new(
             to_field,

@@ -16,9 +16,17 @@ impl RenameConstraint {
         use crate::error::FieldError;
         crate::validate::new_name("to", &self.to)?;
         let opaque = cx.schema.opaque;
-        let Some(t) = cx.table_mut("table", &self.table)? else { return Ok(()) };
+        let Some(t) = cx.table_mut("table", &self.table)? else {
+            return Ok(());
+        };
         if t.constraint(&self.to).is_some() {
-            return Err(FieldError::new("to", format!("constraint {:?} already exists on {:?}", self.to, self.table)));
+            return Err(FieldError::new(
+                "to",
+                format!(
+                    "constraint {:?} already exists on {:?}",
+                    self.to, self.table
+                ),
+            ));
         }
         match t.constraints.iter_mut().find(|c| c.name == self.from) {
             Some(c) => c.name = self.to.clone(),
@@ -26,7 +34,10 @@ impl RenameConstraint {
             None => {
                 return Err(FieldError::new(
                     "from",
-                    format!("constraint {:?} does not exist on table {:?}", self.from, self.table),
+                    format!(
+                        "constraint {:?} does not exist on table {:?}",
+                        self.from, self.table
+                    ),
                 ))
             }
         }

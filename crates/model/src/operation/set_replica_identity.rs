@@ -23,7 +23,9 @@ pub struct ReplicaIdentity {
 impl SetReplicaIdentity {
     pub(crate) fn apply(&self, cx: &mut crate::validate::Cx<'_>) -> crate::validate::Check {
         use crate::error::FieldError;
-        let Some(t) = cx.table("table", &self.table)? else { return Ok(()) };
+        let Some(t) = cx.table("table", &self.table)? else {
+            return Ok(());
+        };
         match self.identity.kind.to_ascii_lowercase().as_str() {
             "default" | "full" | "nothing" => Ok(()),
             "index" => {
@@ -32,7 +34,10 @@ impl SetReplicaIdentity {
                 } else {
                     Err(FieldError::new(
                         "identity.index",
-                        format!("index {:?} does not exist on table {:?}", self.identity.index, self.table),
+                        format!(
+                            "index {:?} does not exist on table {:?}",
+                            self.identity.index, self.table
+                        ),
                     ))
                 }
             }

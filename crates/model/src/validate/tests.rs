@@ -35,17 +35,23 @@ fn missing_table_and_column() {
         err("operations:\n  - drop_column: {table: users, column: nope}\n"),
         "m.yaml: operations[0].drop_column.column: column \"nope\" does not exist on table \"users\""
     );
-    assert!(err("operations:\n  - rename_column: {table: users, from: name, to: bio}\n")
-        .contains("operations[0].rename_column.to: column \"bio\" already exists"));
+    assert!(
+        err("operations:\n  - rename_column: {table: users, from: name, to: bio}\n")
+            .contains("operations[0].rename_column.to: column \"bio\" already exists")
+    );
 }
 
 #[test]
 fn names_that_exist_or_are_too_long() {
-    assert!(err("operations:\n  - create_table: {name: users, columns: [{name: a, type: int}]}\n")
-        .contains("operations[0].create_table.name: a relation named \"users\" already exists"));
+    assert!(
+        err("operations:\n  - create_table: {name: users, columns: [{name: a, type: int}]}\n")
+            .contains("operations[0].create_table.name: a relation named \"users\" already exists")
+    );
     let long = "x".repeat(64);
-    assert!(err(&format!("operations:\n  - rename_table: {{from: users, to: {long}}}\n"))
-        .contains("rename_table.to: \"xxxx"));
+    assert!(err(&format!(
+        "operations:\n  - rename_table: {{from: users, to: {long}}}\n"
+    ))
+    .contains("rename_table.to: \"xxxx"));
 }
 
 #[test]
@@ -60,23 +66,36 @@ fn later_operations_see_earlier_ones() {
     assert!(t.column("age").is_some() && t.column("bio").is_none());
     assert!(v.schema.table("users").is_none());
     // Types are left for PostgreSQL to confirm.
-    assert!(matches!(&v.live_checks[0], LiveCheck::TypeExists { type_name, .. } if type_name == "int"));
+    assert!(
+        matches!(&v.live_checks[0], LiveCheck::TypeExists { type_name, .. } if type_name == "int")
+    );
 }
 
 #[test]
 fn not_null_without_value_needs_an_empty_table() {
     let m = mig("operations:\n  - add_column: {table: users, column: {name: age, type: int}}\n");
     let v = validate(&m, &base()).unwrap();
-    assert!(v.live_checks.iter().any(|c| matches!(c, LiveCheck::TableEmpty { table, .. } if table == "users")));
-    let m = mig("operations:\n  - add_column: {table: users, up: '1', column: {name: age, type: int}}\n");
+    assert!(v
+        .live_checks
+        .iter()
+        .any(|c| matches!(c, LiveCheck::TableEmpty { table, .. } if table == "users")));
+    let m = mig(
+        "operations:\n  - add_column: {table: users, up: '1', column: {name: age, type: int}}\n",
+    );
     let v = validate(&m, &base()).unwrap();
-    assert!(!v.live_checks.iter().any(|c| matches!(c, LiveCheck::TableEmpty { .. })));
+    assert!(!v
+        .live_checks
+        .iter()
+        .any(|c| matches!(c, LiveCheck::TableEmpty { .. })));
 }
 
 #[test]
 fn drop_not_null_column_needs_down() {
-    assert!(err("operations:\n  - drop_column: {table: users, column: name}\n")
-        .contains("operations[0].drop_column.down: column \"name\" is NOT NULL without a default"));
+    assert!(
+        err("operations:\n  - drop_column: {table: users, column: name}\n").contains(
+            "operations[0].drop_column.down: column \"name\" is NOT NULL without a default"
+        )
+    );
 }
 
 #[test]
@@ -89,7 +108,8 @@ fn sql_makes_later_checks_lenient() {
 /// TANDEM_REQUIRE_COMPAT=1 so that a missing corpus fails rather than passes.
 #[test]
 fn pgroll_examples_replay() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/pgroll-examples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/compat/pgroll-examples");
     if !dir.exists() {
         assert!(
             std::env::var_os("TANDEM_REQUIRE_COMPAT").is_none(),
@@ -99,13 +119,18 @@ fn pgroll_examples_replay() {
         eprintln!("skipping: {} not present", dir.display());
         return;
     }
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"));
     files.sort();
     assert_eq!(files.len(), 56);
     let mut schema = Schema::new("public");
     for f in files {
         let m = Migration::load(&f).unwrap_or_else(|e| panic!("{e}"));
-        schema = validate(&m, &schema).unwrap_or_else(|e| panic!("{e}")).schema;
+        schema = validate(&m, &schema)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .schema;
     }
 }

@@ -19,7 +19,11 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
     let col = &op.column;
     let name = &col.name;
     let qcol = quote_ident(name);
-    if cx.columns.get(&physical_table).is_some_and(|c| c.values().any(|p| p == name)) {
+    if cx
+        .columns
+        .get(&physical_table)
+        .is_some_and(|c| c.values().any(|p| p == name))
+    {
         return Err(cx.unsupported(format!(
             "column {name:?} still exists physically until this migration completes; add it in a later migration"
         )));
@@ -42,9 +46,13 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
         }
         let mut sql = format!("ALTER TABLE {table} ADD COLUMN {def}");
         if let Some(r) = &col.references {
-            sql.push_str(&format!(", ADD {}", ddl::foreign_key_clause(&schema, name, r)));
+            sql.push_str(&format!(
+                ", ADD {}",
+                ddl::foreign_key_clause(&schema, name, r)
+            ));
         }
-        cx.start.push(Step::tx(format!("add column {}.{name}", op.table), sql));
+        cx.start
+            .push(Step::tx(format!("add column {}.{name}", op.table), sql));
         push_comment(cx, &table, op);
         return Ok(());
     }
@@ -68,7 +76,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
     // NOT NULL straight away only when every existing row gets a value from the default
     // without a rewrite (or the table was found empty).
     let not_null_now = !col.nullable && up.is_none();
-    let mut sql = format!("ALTER TABLE {table} ADD COLUMN {}", ddl::column_definition(&plain, not_null_now));
+    let mut sql = format!(
+        "ALTER TABLE {table} ADD COLUMN {}",
+        ddl::column_definition(&plain, not_null_now)
+    );
     if volatile {
         // Only rows inserted from now on evaluate a default set after the column exists.
         sql.push_str(&format!(
@@ -77,7 +88,8 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
         ));
     }
     cx.start.push(
-        Step::tx(format!("add column {}.{name}", op.table), sql).lock(LockMode::AccessExclusive, table.clone()),
+        Step::tx(format!("add column {}.{name}", op.table), sql)
+            .lock(LockMode::AccessExclusive, table.clone()),
     );
     cx.rollback(
         Step::tx(
@@ -157,7 +169,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
         cx.start.push(
             Step::tx(
                 format!("add foreign key {} (NOT VALID)", r.name),
-                format!("ALTER TABLE {table} ADD {} NOT VALID", ddl::foreign_key_clause(&schema, name, &r)),
+                format!(
+                    "ALTER TABLE {table} ADD {} NOT VALID",
+                    ddl::foreign_key_clause(&schema, name, &r)
+                ),
             )
             .lock(LockMode::ShareRowExclusive, table.clone())
             .lock(LockMode::ShareRowExclusive, target),
@@ -171,7 +186,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
         cx.start.push(
             Step::non_tx(
                 format!("build unique index {index_name} concurrently"),
-                format!("CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({qcol})", quote_ident(&index_name)),
+                format!(
+                    "CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({qcol})",
+                    quote_ident(&index_name)
+                ),
             )
             .lock(LockMode::ShareUpdateExclusive, table.clone())
             .cleanup(drop),
@@ -191,7 +209,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
 fn validate(table: &str, constraint: &str) -> Step {
     Step::tx(
         format!("validate constraint {constraint}"),
-        format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", quote_ident(constraint)),
+        format!(
+            "ALTER TABLE {table} VALIDATE CONSTRAINT {}",
+            quote_ident(constraint)
+        ),
     )
     .lock(LockMode::ShareUpdateExclusive, table.to_string())
 }
@@ -218,6 +239,10 @@ fn backfill_key(cx: &Cx<'_>, physical_table: &str) -> Option<Vec<String>> {
     t.indexes
         .iter()
         .filter(|i| i.unique && i.valid && !i.columns.is_empty())
-        .find(|i| i.columns.iter().all(|c| t.column(c).is_some_and(|c| !c.nullable)))
+        .find(|i| {
+            i.columns
+                .iter()
+                .all(|c| t.column(c).is_some_and(|c| !c.nullable))
+        })
         .map(|i| i.columns.clone())
 }

@@ -42,7 +42,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateIndex) -> Result<(), PlanError> {
         .table(&physical_table)
         .is_some_and(|t| t.indexes.iter().any(|i| i.name == op.name && !i.valid))
     {
-        cx.start.push(Step::non_tx(format!("drop invalid index {}", op.name), drop.clone()));
+        cx.start.push(Step::non_tx(
+            format!("drop invalid index {}", op.name),
+            drop.clone(),
+        ));
     }
     cx.start.push(
         Step::non_tx(format!("create index {} on {}", op.name, op.table), sql)

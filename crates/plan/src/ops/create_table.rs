@@ -19,7 +19,12 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateTable) -> Result<(), PlanError> {
     let mut parts = Vec::new();
     let mut comments = Vec::new();
     let mut locks = Vec::new();
-    let pk: Vec<String> = op.columns.iter().filter(|c| c.pk).map(|c| c.name.clone()).collect();
+    let pk: Vec<String> = op
+        .columns
+        .iter()
+        .filter(|c| c.pk)
+        .map(|c| c.name.clone())
+        .collect();
     for col in &op.columns {
         let mut def = ddl::column_definition(col, !col.nullable || col.pk);
         if col.unique {
@@ -56,7 +61,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateTable) -> Result<(), PlanError> {
         }
     }
     if let Some(comment) = &op.comment {
-        comments.push(format!("COMMENT ON TABLE {table} IS {}", quote_literal(comment)));
+        comments.push(format!(
+            "COMMENT ON TABLE {table} IS {}",
+            quote_literal(comment)
+        ));
     }
     let mut sql = format!("CREATE TABLE {table} (\n  {}\n)", parts.join(",\n  "));
     for c in comments {
@@ -72,7 +80,10 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateTable) -> Result<(), PlanError> {
     cx.tables.insert(op.name.clone(), op.name.clone());
     cx.columns.insert(
         op.name.clone(),
-        op.columns.iter().map(|c| (c.name.clone(), c.name.clone())).collect(),
+        op.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.name.clone()))
+            .collect(),
     );
     cx.created.insert(op.name.clone());
     cx.rollback(Step::tx(

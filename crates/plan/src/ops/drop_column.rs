@@ -21,7 +21,8 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropColumn) -> Result<(), PlanError> {
         ));
         return Ok(());
     }
-    cx.hidden_columns.insert((physical_table.clone(), physical.clone()));
+    cx.hidden_columns
+        .insert((physical_table.clone(), physical.clone()));
     if !op.down.trim().is_empty() {
         let visible: Vec<(String, String)> = cx
             .columns

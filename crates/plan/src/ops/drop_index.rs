@@ -9,8 +9,11 @@ use tandem_model::qualified;
 pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropIndex) -> Result<(), PlanError> {
     let index = qualified(cx.schema(), &op.name);
     cx.contract.push(
-        Step::non_tx(format!("drop index {}", op.name), format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))
-            .lock(LockMode::ShareUpdateExclusive, index),
+        Step::non_tx(
+            format!("drop index {}", op.name),
+            format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"),
+        )
+        .lock(LockMode::ShareUpdateExclusive, index),
     );
     Ok(())
 }

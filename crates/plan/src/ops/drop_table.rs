@@ -10,13 +10,19 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropTable) -> Result<(), PlanError> {
     cx.tables.remove(&op.name);
     if cx.created.remove(&physical) {
         // Created and dropped in one migration: nothing for either version to see.
-        cx.contract.push(Step::tx(format!("drop table {}", op.name), format!("DROP TABLE IF EXISTS {table}")));
+        cx.contract.push(Step::tx(
+            format!("drop table {}", op.name),
+            format!("DROP TABLE IF EXISTS {table}"),
+        ));
         return Ok(());
     }
     cx.hidden_tables.insert(physical);
     cx.contract.push(
-        Step::tx(format!("drop table {}", op.name), format!("DROP TABLE {table}"))
-            .lock(LockMode::AccessExclusive, table),
+        Step::tx(
+            format!("drop table {}", op.name),
+            format!("DROP TABLE {table}"),
+        )
+        .lock(LockMode::AccessExclusive, table),
     );
     Ok(())
 }

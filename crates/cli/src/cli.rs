@@ -1,0 +1,129 @@
+//! Command-line flags. They are converted into the library's options in `run` and go no further.
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Zero-downtime PostgreSQL schema migrations: expand, let old and new versions run side by side, contract."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct Global {
+    /// Database URL; without it the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE apply.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Schema holding the application's tables.
+    #[arg(long, default_value = "public", global = true)]
+    pub schema: String,
+    /// Schema holding tandem's state tables.
+    #[arg(long, default_value = "tandem", global = true)]
+    pub state_schema: String,
+    /// How long any statement may wait for a lock before it gives up and retries, e.g. 500ms or 2s.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, global = true)]
+    pub lock_timeout: std::time::Duration,
+    /// Role to SET ROLE to after connecting.
+    #[arg(long, global = true)]
+    pub role: Option<String>,
+    /// Print one JSON document on stdout; progress goes to stderr as JSON lines.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or upgrade tandem's state schema (idempotent).
+    Init,
+    /// Start a migration: expand the schema and create the new version schema.
+    Start {
+        file: PathBuf,
+        /// Complete right after starting.
+        #[arg(long)]
+        complete: bool,
+        #[command(flatten)]
+        backfill: BackfillArgs,
+    },
+    /// Complete the active migration: contract to the new shape.
+    Complete,
+    /// Roll back the active migration.
+    Rollback,
+    /// Show the active migration, the history and the version schemas.
+    Status,
+    /// Apply the pending migrations of a directory in file-name order.
+    Migrate {
+        dir: PathBuf,
+        /// Also complete the last migration.
+        #[arg(long)]
+        complete: bool,
+        #[command(flatten)]
+        backfill: BackfillArgs,
+    },
+    /// Print the latest version schema, migration name, or a URL selecting the latest version.
+    Latest {
+        what: LatestWhat,
+        /// Read the latest migration from this directory instead of the database.
+        #[arg(long)]
+        local: Option<PathBuf>,
+    },
+    /// Validate migration files (and, with a database, against its live schema) without changing anything.
+    Validate {
+        path: PathBuf,
+        /// Only check the files, even when a database URL is set.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print the JSON Schema of the migration file format.
+    JsonSchema,
+    /// Run an expand/contract migration on a throwaway cluster while simulated clients keep working.
+    Demo {
+        /// Rows in the demo table.
+        #[arg(long, default_value_t = 100_000)]
+        rows: i64,
+        /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
+        #[arg(long, env = "TANDEM_PG_BIN")]
+        pg_bin: Option<PathBuf>,
+    },
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct BackfillArgs {
+    /// Rows per backfill batch.
+    #[arg(long, default_value_t = 1000)]
+    pub backfill_batch_size: i64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum LatestWhat {
+    Schema,
+    Migration,
+    Url,
+}
+
+/// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "ms"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 500ms or 2s"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" | "min" => n * 60_000.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    };
+    if ms <= 0.0 {
+        return Err("must be greater than zero".into());
+    }
+    Ok(std::time::Duration::from_millis(ms as u64))
+}

@@ -1,0 +1,327 @@
+//! Runs a parsed command: converts flags into library options, calls the library, renders.
+
+use crate::cli::{Args, Command, Global, LatestWhat};
+use crate::{exit, render};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tandem_model::{Migration, Schema};
+use tandem_pg::backfill::BackfillOptions;
+use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout};
+
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<tandem_pg::Error>() {
+        return match e {
+            tandem_pg::Error::Locked { .. } => exit::LOCKED,
+            tandem_pg::Error::Validation(_) | tandem_pg::Error::Load(_) => exit::INVALID,
+            _ => exit::FAILURE,
+        };
+    }
+    if err
+        .downcast_ref::<tandem_model::ValidationError>()
+        .is_some()
+        || err.downcast_ref::<tandem_model::LoadError>().is_some()
+    {
+        return exit::INVALID;
+    }
+    exit::FAILURE
+}
+
+fn connect_options(g: &Global) -> ConnectOptions {
+    ConnectOptions {
+        url: g.database_url.clone(),
+        lock_timeout: LockTimeout(g.lock_timeout),
+        role: g.role.clone(),
+        application_name: Some("tandem".into()),
+    }
+}
+
+fn engine_options(g: &Global, batch_size: Option<i64>) -> EngineOptions {
+    EngineOptions {
+        schema: g.schema.clone(),
+        state_schema: g.state_schema.clone(),
+        backfill: BackfillOptions {
+            batch_size: batch_size.unwrap_or(BackfillOptions::default().batch_size),
+        },
+        ..EngineOptions::default()
+    }
+}
+
+/// Migration files of a directory, in name order.
+pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| tandem_model::migration::Format::from_path(p).is_some())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: no migration files (.json, .yaml, .yml)", dir.display());
+    }
+    Ok(files)
+}
+
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Migration>> {
+    paths
+        .iter()
+        .map(|p| Migration::load(p).map_err(anyhow::Error::from))
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let g = args.global;
+    let json = g.json;
+    let on_event = move |e: &tandem_pg::Event| render::event(json, e);
+    let connect = || tandem_pg::connect(&connect_options(&g)).map_err(anyhow::Error::from);
+    match args.command {
+        Command::Init => {
+            let mut client = connect()?;
+            let version = Engine::new(&mut client, engine_options(&g, None)).init()?;
+            render::result(
+                json,
+                json!({"ok": true, "state_schema": g.state_schema, "state_version": version}),
+                &format!(
+                    "tandem state schema {:?} is ready (state version {version})",
+                    g.state_schema
+                ),
+            );
+        }
+        Command::Start {
+            file,
+            complete,
+            backfill,
+        } => {
+            let migration = Migration::load(&file)?;
+            let mut client = connect()?;
+            let mut engine = Engine::new(
+                &mut client,
+                engine_options(&g, Some(backfill.backfill_batch_size)),
+            );
+            let started = engine.start(&migration, &on_event)?;
+            let completed = if complete {
+                Some(engine.complete(&on_event)?)
+            } else {
+                None
+            };
+            let human = match &completed {
+                Some(_) => format!("migration {} started and completed; the latest version schema is {}", started.name, started.version_schema),
+                None => format!(
+                    "migration {} started: the new version uses search_path {}, the old version keeps its own; run `tandem complete` when the old version is gone, or `tandem rollback`",
+                    started.name, Engine::search_path_for(&started.version_schema, &g.schema)
+                ),
+            };
+            render::result(
+                json,
+                json!({"ok": true, "started": started, "completed": completed}),
+                &human,
+            );
+        }
+        Command::Complete => {
+            let mut client = connect()?;
+            let report = Engine::new(&mut client, engine_options(&g, None)).complete(&on_event)?;
+            render::result(
+                json,
+                json!({"ok": true, "completed": report}),
+                &format!("migration {} completed", report.name),
+            );
+        }
+        Command::Rollback => {
+            let mut client = connect()?;
+            let report = Engine::new(&mut client, engine_options(&g, None)).rollback(&on_event)?;
+            render::result(
+                json,
+                json!({"ok": true, "rolled_back": report}),
+                &format!("migration {} rolled back", report.name),
+            );
+        }
+        Command::Status => {
+            let mut client = connect()?;
+            let status = Engine::new(&mut client, engine_options(&g, None)).status()?;
+            let mut human = String::new();
+            if !status.initialized {
+                human.push_str(&format!("tandem is not initialized in this database (state schema {:?}); run `tandem init`", status.state_schema));
+            } else {
+                match &status.active {
+                    Some(a) => human.push_str(&format!(
+                        "active migration: {} ({}), version schema {}\n",
+                        a.name, a.status, a.version_schema
+                    )),
+                    None => human.push_str("no active migration\n"),
+                }
+                human.push_str(&format!(
+                    "schema {}: {} migration(s) in the history\n",
+                    status.schema,
+                    status.history.len()
+                ));
+                for h in &status.history {
+                    human.push_str(&format!(
+                        "  {:<40} {:<10} {}\n",
+                        h.name, h.status, h.version_schema
+                    ));
+                }
+                human.push_str(&format!(
+                    "version schemas present: {}",
+                    if status.version_schemas.is_empty() {
+                        "none".into()
+                    } else {
+                        status.version_schemas.join(", ")
+                    }
+                ));
+                if let Some(a) = &status.advice {
+                    human.push_str(&format!("\nnext: {a}"));
+                }
+            }
+            render::result(json, serde_json::to_value(&status)?, &human);
+        }
+        Command::Migrate {
+            dir,
+            complete,
+            backfill,
+        } => {
+            let files = load_all(&migration_files(&dir)?)?;
+            let mut client = connect()?;
+            let report = Engine::new(
+                &mut client,
+                engine_options(&g, Some(backfill.backfill_batch_size)),
+            )
+            .migrate(&files, complete, &on_event)?;
+            let human = format!(
+                "started {}, completed {}{}",
+                report.started.len(),
+                report.completed.len(),
+                report
+                    .active
+                    .as_ref()
+                    .map(|a| format!("; {a} is active"))
+                    .unwrap_or_default()
+            );
+            render::result(json, json!({"ok": true, "migrate": report}), &human);
+        }
+        Command::Latest { what, local } => {
+            let (name, version_schema) = match local {
+                Some(dir) => {
+                    let files = load_all(&migration_files(&dir)?)?;
+                    let last = files.last().expect("at least one file");
+                    (
+                        last.name.clone(),
+                        Engine::version_schema_name(&g.schema, last),
+                    )
+                }
+                None => {
+                    let mut client = connect()?;
+                    let status = Engine::new(&mut client, engine_options(&g, None)).status()?;
+                    let latest = status
+                        .latest
+                        .context("no migration has been applied to this schema")?;
+                    (latest.name, latest.version_schema)
+                }
+            };
+            let out = match what {
+                LatestWhat::Schema => version_schema.clone(),
+                LatestWhat::Migration => name.clone(),
+                LatestWhat::Url => latest_url(&g, &version_schema)?,
+            };
+            render::result(
+                json,
+                json!({"ok": true, "migration": name, "version_schema": version_schema, "value": out}),
+                &out,
+            );
+        }
+        Command::Validate { path, offline } => {
+            let files = if path.is_dir() {
+                migration_files(&path)?
+            } else {
+                vec![path.clone()]
+            };
+            let migrations = load_all(&files)?;
+            let live = !offline
+                && (g.database_url.is_some()
+                    || std::env::var_os("PGHOST").is_some()
+                    || std::env::var_os("PGDATABASE").is_some());
+            let checked = if live {
+                validate_live(&g, &migrations)?
+            } else {
+                validate_offline(&g, &migrations)?
+            };
+            render::result(
+                json,
+                json!({"ok": true, "validated": checked, "live": live}),
+                &format!(
+                    "{} migration(s) valid{}",
+                    checked.len(),
+                    if live {
+                        " against the live schema"
+                    } else {
+                        " (files only; set --database-url to check against a database)"
+                    }
+                ),
+            );
+        }
+        Command::JsonSchema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tandem_model::migration::json_schema())?
+            );
+        }
+        Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
+    }
+    Ok(())
+}
+
+fn validate_offline(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
+    let mut schema = Schema::new(&g.schema);
+    let mut names = Vec::new();
+    for m in migrations {
+        schema = tandem_model::validate(m, &schema)?.schema;
+        names.push(m.name.clone());
+    }
+    Ok(names)
+}
+
+/// Replays the pending files in memory on top of the live schema; asks PostgreSQL what only it
+/// can answer. Nothing is changed.
+fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
+    let mut client = tandem_pg::connect(&connect_options(g))?;
+    let applied: Vec<String> = match Engine::new(&mut client, engine_options(g, None)).status() {
+        Ok(s) => s.history.into_iter().map(|h| h.name).collect(),
+        Err(_) => Vec::new(),
+    };
+    let physical = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;
+    let mut schema = physical.clone();
+    let mut names = Vec::new();
+    for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
+        let v = tandem_model::validate(m, &schema)?;
+        tandem_pg::live::run_checks(&mut client, m, &physical, &v.live_checks)?;
+        schema = v.schema;
+        names.push(m.name.clone());
+    }
+    Ok(names)
+}
+
+/// The connection URL with `options=-c search_path=...` selecting the version; the password is
+/// left out.
+fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
+    let base = g.database_url.clone().unwrap_or_else(|| {
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        format!(
+            "postgres://{}@{}:{}/{}",
+            env("PGUSER"),
+            env("PGHOST"),
+            env("PGPORT"),
+            env("PGDATABASE")
+        )
+    });
+    let mut url = url::Url::parse(&base).context("the database URL is not a postgres:// URL")?;
+    let _ = url.set_password(None);
+    let search_path = Engine::search_path_for(version_schema, &g.schema).replace(' ', "\\ ");
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "options")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("options", &format!("-c search_path={search_path}"));
+    Ok(url.to_string())
+}

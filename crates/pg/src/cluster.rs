@@ -1,0 +1,935 @@
+//! Throwaway PostgreSQL clusters: `initdb` into a fresh temporary directory, a postmaster that this
+//! process starts and owns as a child, and teardown on drop. The test kit, `tandem demo`,
+//! `tandem trace` and `tandem bench` all run against these.
+
+use std::env;
+use std::fs::{self, File};
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use postgres::NoTls;
+use tandem_model::ident::quote_ident;
+
+/// The bootstrap superuser `initdb -U` creates. It is `postgres` whoever runs the cluster, so URLs
+/// and tests do not depend on the OS user.
+const SUPERUSER: &str = "postgres";
+/// The unprivileged OS user that owns the server when we run as root, because `initdb` and
+/// `postgres` refuse to run as root.
+const SERVER_OS_USER: &str = "postgres";
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// Another process may bind the port between our probe and the postmaster's bind.
+const PORT_ATTEMPTS: usize = 5;
+const LOG_TAIL_LINES: usize = 40;
+const DIR_PREFIX: &str = "tandem-pg-";
+/// Holds the pid of the process that created a cluster directory.
+const CREATOR_FILE: &str = "creator.pid";
+const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// `sun_path` holds 107 bytes and PostgreSQL appends `/.s.PGSQL.NNNNN` to the socket directory.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Settings every throwaway cluster gets: durability is worthless for a cluster deleted on exit,
+/// and the test kit opens many sessions at once.
+const BASE_SETTINGS: &[(&str, &str)] = &[
+    ("listen_addresses", "127.0.0.1"),
+    ("fsync", "off"),
+    ("synchronous_commit", "off"),
+    ("full_page_writes", "off"),
+    ("max_connections", "200"),
+    ("shared_buffers", "128MB"),
+];
+
+/// How to start a [`Cluster`].
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Directory holding `initdb` and `postgres`; [`discover_bin_dir`] when `None`.
+    pub bin_dir: Option<PathBuf>,
+    /// Extra server settings, passed as `-c name=value` after the defaults, so they override them.
+    pub settings: Vec<(String, String)>,
+}
+
+/// A cluster could not be found, started, used or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) not found in TANDEM_PG_BIN, \
+         `pg_config --bindir`, /usr/lib/postgresql/*/bin or PATH: install them with \
+         `apt-get install postgresql` (Debian/Ubuntu), or set TANDEM_PG_BIN to the directory \
+         that holds initdb and postgres"
+    )]
+    BinariesNotFound,
+    #[error(
+        "{origin} {dir}: no {missing} there; point it at the directory that holds initdb and \
+         postgres, such as /usr/lib/postgresql/15/bin"
+    )]
+    BadBinDir {
+        origin: &'static str,
+        dir: PathBuf,
+        missing: &'static str,
+    },
+    #[error(
+        "running as root, so PostgreSQL must run as the unprivileged OS user `postgres`, which \
+         does not exist: install the postgresql package or `useradd --system --user-group postgres`"
+    )]
+    NoServerUser,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: {status}\n{output}", program.display())]
+    CommandFailed {
+        program: PathBuf,
+        status: ExitStatus,
+        output: String,
+    },
+    #[error("{} --version: no PostgreSQL version in {output:?}", program.display())]
+    UnknownVersion { program: PathBuf, output: String },
+    #[error("postgres exited while starting ({status}); server log:\n{log}")]
+    ServerExited { status: ExitStatus, log: String },
+    #[error(
+        "postgres did not accept connections within {}s (last error: {last_error}); server log:\n{log}",
+        timeout.as_secs()
+    )]
+    StartTimeout {
+        timeout: Duration,
+        last_error: String,
+        log: String,
+    },
+    #[error("connecting to database {dbname:?}: {}", describe(source))]
+    Connect {
+        dbname: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("{context}: {}", describe(source))]
+    Sql {
+        context: String,
+        #[source]
+        source: postgres::Error,
+    },
+}
+
+impl ClusterError {
+    fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> ClusterError {
+        let context = context.into();
+        move |source| ClusterError::Io { context, source }
+    }
+}
+
+/// `postgres::Error` displays as just "db error"; the server's message lives in its source.
+fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.to_string();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A running throwaway cluster. Dropping it (or [`Cluster::stop`]) shuts the server down and
+/// deletes its directory; should this process die first, the server is told to quit by the kernel.
+#[derive(Debug)]
+pub struct Cluster {
+    bin_dir: PathBuf,
+    major_version: u32,
+    socket_dir: PathBuf,
+    port: u16,
+    /// `None` once stopped. Behind a mutex so a cluster held in a static, which is never
+    /// dropped, can still be stopped through a shared reference at exit.
+    server: Mutex<Option<Server>>,
+}
+
+#[derive(Debug)]
+struct Server {
+    postmaster: Child,
+    keepalive: Keepalive,
+    dir: tempfile::TempDir,
+}
+
+/// The OS user that runs `initdb` and `postgres`, when it is not us.
+#[derive(Debug, Clone, Copy)]
+struct ServerUser {
+    uid: u32,
+    gid: u32,
+}
+
+impl Cluster {
+    /// Creates a fresh cluster in a temporary directory and starts it, returning once it accepts
+    /// connections.
+    pub fn start(opts: ClusterOptions) -> Result<Cluster, ClusterError> {
+        let bin_dir = match opts.bin_dir {
+            Some(dir) => check_bin_dir(dir, "ClusterOptions::bin_dir")?,
+            None => discover_bin_dir()?,
+        };
+        let major_version = server_major_version(&bin_dir)?;
+        let owner = server_user()?;
+        let layout = Layout::create(owner)?;
+        initdb(&bin_dir, &layout, owner)?;
+        let (port, postmaster, keepalive) =
+            start_postmaster(&bin_dir, &layout, &opts.settings, owner)?;
+        Ok(Cluster {
+            bin_dir,
+            major_version,
+            socket_dir: layout.socket_dir,
+            port,
+            server: Mutex::new(Some(Server {
+                postmaster,
+                keepalive,
+                dir: layout.dir,
+            })),
+        })
+    }
+
+    /// The directory holding this cluster's `initdb`, `postgres`, `pg_dump` and `psql`.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// The server's major version (15 for 15.4), as `postgres --version` reports it.
+    pub fn major_version(&self) -> u32 {
+        self.major_version
+    }
+
+    /// The private directory holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// The TCP port on 127.0.0.1, which also names the Unix socket.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The superuser every connection uses; authentication is `trust`.
+    pub fn superuser(&self) -> &str {
+        SUPERUSER
+    }
+
+    /// `postgres://postgres@localhost:PORT/DBNAME?host=SOCKETDIR`, for libpq, psql and the
+    /// `postgres` crate. libpq lets the `host` parameter replace `localhost`, so it uses the
+    /// socket; the `postgres` crate tries `localhost` over TCP first, which also works.
+    pub fn url(&self, dbname: &str) -> String {
+        format!(
+            "postgres://{}@localhost:{}/{}?host={}",
+            percent_encode(SUPERUSER, false),
+            self.port,
+            percent_encode(dbname, false),
+            percent_encode(&self.socket_dir.to_string_lossy(), true),
+        )
+    }
+
+    /// Connection settings for `dbname` over the Unix socket, for callers that add their own
+    /// (options, application name) before connecting.
+    pub fn config(&self, dbname: &str) -> postgres::Config {
+        connect_config(&self.socket_dir, self.port, dbname)
+    }
+
+    /// Connects to `dbname` as the superuser.
+    pub fn connect(&self, dbname: &str) -> Result<postgres::Client, ClusterError> {
+        self.config(dbname)
+            .connect(NoTls)
+            .map_err(|source| ClusterError::Connect {
+                dbname: dbname.to_string(),
+                source,
+            })
+    }
+
+    /// Creates database `name` from `template1`.
+    pub fn create_database(&self, name: &str) -> Result<(), ClusterError> {
+        self.maintenance(
+            &format!("CREATE DATABASE {}", quote_ident(name)),
+            format!("creating database {name:?}"),
+        )
+    }
+
+    /// Drops database `name` if it exists, disconnecting its sessions first (PostgreSQL 13+).
+    pub fn drop_database(&self, name: &str) -> Result<(), ClusterError> {
+        self.maintenance(
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)),
+            format!("dropping database {name:?}"),
+        )
+    }
+
+    fn maintenance(&self, sql: &str, context: String) -> Result<(), ClusterError> {
+        self.connect("postgres")?
+            .batch_execute(sql)
+            .map_err(|source| ClusterError::Sql { context, source })
+    }
+
+    /// Shuts the server down (fast shutdown, then SIGKILL after 10s) and deletes its directory.
+    /// Idempotent; dropping the cluster does the same.
+    pub fn stop(&mut self) -> Result<(), ClusterError> {
+        self.shutdown()
+    }
+
+    /// [`Cluster::stop`] through a shared reference, for a cluster that lives in a static (as the
+    /// test kit's does) and so is never dropped.
+    pub fn shutdown(&self) -> Result<(), ClusterError> {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut server) = server else {
+            return Ok(());
+        };
+        let stopped = stop_postmaster(&mut server.postmaster);
+        // Only now may the spawning thread end: ending it earlier would signal the postmaster.
+        drop(server.keepalive);
+        let path = server.dir.path().to_path_buf();
+        let removed = server.dir.close();
+        stopped.map_err(ClusterError::io("stopping postgres"))?;
+        removed.map_err(ClusterError::io(format!("removing {}", path.display())))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Nowhere to report a failure from drop; callers who care call `stop`.
+        let _ = self.shutdown();
+    }
+}
+
+/// Finds the directory with PostgreSQL's server binaries: `$TANDEM_PG_BIN`, else
+/// `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin` (Debian's layout), else
+/// `initdb` on `PATH`.
+pub fn discover_bin_dir() -> Result<PathBuf, ClusterError> {
+    if let Some(dir) = env::var_os("TANDEM_PG_BIN").filter(|dir| !dir.is_empty()) {
+        // An explicit choice that is wrong should fail loudly, not fall back to another version.
+        return check_bin_dir(PathBuf::from(dir), "TANDEM_PG_BIN");
+    }
+    pg_config_bin_dir()
+        .filter(|dir| has_server_binaries(dir))
+        .or_else(|| newest_versioned_bin_dir(Path::new("/usr/lib/postgresql")))
+        .or_else(bin_dir_on_path)
+        .ok_or(ClusterError::BinariesNotFound)
+}
+
+fn check_bin_dir(dir: PathBuf, origin: &'static str) -> Result<PathBuf, ClusterError> {
+    for binary in ["initdb", "postgres"] {
+        if !dir.join(binary).is_file() {
+            return Err(ClusterError::BadBinDir {
+                origin,
+                dir,
+                missing: binary,
+            });
+        }
+    }
+    Ok(dir)
+}
+
+fn has_server_binaries(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("postgres").is_file()
+}
+
+fn pg_config_bin_dir() -> Option<PathBuf> {
+    let output = Command::new("pg_config").arg("--bindir").output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8(output.stdout).ok()?;
+    Some(PathBuf::from(dir.trim()))
+}
+
+/// The `bin` directory of the highest version under `root` (`root/15/bin`, `root/16/bin`, ...).
+fn newest_versioned_bin_dir(root: &Path) -> Option<PathBuf> {
+    fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let version = name
+                .split('.')
+                .map(|part| part.parse::<u32>().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            let bin = entry.path().join("bin");
+            has_server_binaries(&bin).then_some((version, bin))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, bin)| bin)
+}
+
+fn bin_dir_on_path() -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).find_map(|dir| {
+        let initdb = dir.join("initdb");
+        if !initdb.is_file() {
+            return None;
+        }
+        // /usr/bin/initdb is often a link into a versioned directory that also holds pg_dump and
+        // psql, which callers of `bin_dir` want too, so prefer the link's target directory.
+        let target = fs::canonicalize(&initdb)
+            .ok()
+            .and_then(|real| real.parent().map(Path::to_path_buf));
+        target
+            .into_iter()
+            .chain([dir])
+            .find(|d| has_server_binaries(d))
+    })
+}
+
+fn server_major_version(bin_dir: &Path) -> Result<u32, ClusterError> {
+    let program = bin_dir.join("postgres");
+    let output = Command::new(&program)
+        .arg("--version")
+        .output()
+        .map_err(ClusterError::io(format!(
+            "running {} --version",
+            program.display()
+        )))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(ClusterError::CommandFailed {
+            program,
+            status: output.status,
+            output: text + &String::from_utf8_lossy(&output.stderr),
+        });
+    }
+    parse_major_version(&text).ok_or(ClusterError::UnknownVersion {
+        program,
+        output: text,
+    })
+}
+
+/// Reads the major version from `postgres (PostgreSQL) 15.14 (Debian 15.14-1.pgdg120+1)`; for
+/// releases before 10 that is the first component only.
+fn parse_major_version(output: &str) -> Option<u32> {
+    let rest = output.split_once("(PostgreSQL)")?.1.trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn server_user() -> Result<Option<ServerUser>, ClusterError> {
+    if !sys::is_root() {
+        return Ok(None);
+    }
+    match sys::user_ids(SERVER_OS_USER) {
+        Ok(Some((uid, gid))) => Ok(Some(ServerUser { uid, gid })),
+        Ok(None) => Err(ClusterError::NoServerUser),
+        Err(source) => Err(ClusterError::Io {
+            context: format!("looking up OS user {SERVER_OS_USER:?}"),
+            source,
+        }),
+    }
+}
+
+fn make_cluster_dir() -> io::Result<tempfile::TempDir> {
+    let parent = env::temp_dir();
+    remove_abandoned_cluster_dirs(&parent);
+    let mut dir = tempfile::Builder::new()
+        .prefix(DIR_PREFIX)
+        .tempdir_in(&parent)?;
+    let socket = dir.path().join("socket/.s.PGSQL.65535");
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        // A deep TMPDIR (macOS puts it under /var/folders/...) leaves no room for the socket path.
+        dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir_in("/tmp")?;
+    }
+    fs::write(
+        dir.path().join(CREATOR_FILE),
+        std::process::id().to_string(),
+    )?;
+    Ok(dir)
+}
+
+/// A process that aborts or is killed never runs `Drop`: the parent-death signal stops its server
+/// but its directory stays. Starting a cluster removes such directories: those whose creator is
+/// gone and whose server is not running. The age check spares a directory whose creator is alive
+/// in another PID namespace sharing this temp directory and is still running initdb.
+fn remove_abandoned_cluster_dirs(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let marker = dir.join(CREATOR_FILE);
+        let creator = fs::read_to_string(&marker)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        let old = fs::metadata(&marker)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        let abandoned = creator.is_some_and(|pid| !sys::process_exists(pid))
+            && old
+            && !dir.join("data/postmaster.pid").exists();
+        if abandoned {
+            // Best effort: another user's directory, say, is not ours to remove.
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// Common setup for `initdb` and `postgres`: run as the server user, from a directory it can
+/// read, with English messages, and signalled with `death_signal` if this process dies.
+fn prepare(command: &mut Command, dir: &Path, owner: Option<ServerUser>, death_signal: i32) {
+    command
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    if let Some(owner) = owner {
+        command.uid(owner.uid).gid(owner.gid);
+    }
+    sys::die_with_parent(command, death_signal);
+}
+
+/// A cluster's temporary directory: `data/`, `socket/`, `server.log` and `creator.pid`.
+struct Layout {
+    dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Layout {
+    fn create(owner: Option<ServerUser>) -> Result<Layout, ClusterError> {
+        let dir = make_cluster_dir().map_err(ClusterError::io("creating a temporary directory"))?;
+        let layout = Layout {
+            data_dir: dir.path().join("data"),
+            socket_dir: dir.path().join("socket"),
+            log_path: dir.path().join("server.log"),
+            dir,
+        };
+        fs::create_dir(&layout.socket_dir).map_err(ClusterError::io(format!(
+            "creating {}",
+            layout.socket_dir.display()
+        )))?;
+        if let Some(owner) = owner {
+            // initdb creates data/ inside, and the server creates its socket.
+            for path in [layout.dir.path(), &layout.socket_dir] {
+                std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid))
+                    .map_err(ClusterError::io(format!("chown {}", path.display())))?;
+            }
+        }
+        Ok(layout)
+    }
+}
+
+/// Starts the postmaster on a free port and waits until it accepts connections, trying another
+/// port when someone else took the one we picked.
+fn start_postmaster(
+    bin_dir: &Path,
+    layout: &Layout,
+    settings: &[(String, String)],
+    owner: Option<ServerUser>,
+) -> Result<(u16, Child, Keepalive), ClusterError> {
+    let mut attempt = 1;
+    loop {
+        let port = free_port().map_err(ClusterError::io("finding a free TCP port"))?;
+        let (mut postmaster, keepalive) = spawn_postmaster(bin_dir, layout, port, settings, owner)?;
+        let config = connect_config(&layout.socket_dir, port, "postgres");
+        let failure = match wait_until_ready(&mut postmaster, &config) {
+            Ok(()) => return Ok((port, postmaster, keepalive)),
+            Err(Startup::Exited(status)) => {
+                let log = log_tail(&layout.log_path);
+                if port_taken(&log) && attempt < PORT_ATTEMPTS {
+                    attempt += 1;
+                    continue;
+                }
+                ClusterError::ServerExited { status, log }
+            }
+            Err(Startup::TimedOut(last_error)) => ClusterError::StartTimeout {
+                timeout: START_TIMEOUT,
+                last_error,
+                log: log_tail(&layout.log_path),
+            },
+            Err(Startup::Wait(source)) => ClusterError::Io {
+                context: "waiting for postgres to start".into(),
+                source,
+            },
+        };
+        // Best effort: the startup failure is the error worth reporting.
+        let _ = stop_postmaster(&mut postmaster);
+        return Err(failure);
+    }
+}
+
+fn spawn_postmaster(
+    bin_dir: &Path,
+    layout: &Layout,
+    port: u16,
+    settings: &[(String, String)],
+    owner: Option<ServerUser>,
+) -> Result<(Child, Keepalive), ClusterError> {
+    let program = bin_dir.join("postgres");
+    let log = File::create(&layout.log_path).map_err(ClusterError::io(format!(
+        "creating {}",
+        layout.log_path.display()
+    )))?;
+    let stderr = log
+        .try_clone()
+        .map_err(ClusterError::io("duplicating the server log handle"))?;
+    let mut command = Command::new(&program);
+    command
+        .arg("-D")
+        .arg(&layout.data_dir)
+        .arg("-k")
+        .arg(&layout.socket_dir)
+        .arg("-p")
+        .arg(port.to_string())
+        .stdout(log)
+        .stderr(stderr);
+    let extra = settings.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (name, value) in BASE_SETTINGS.iter().copied().chain(extra) {
+        command.arg("-c").arg(format!("{name}={value}"));
+    }
+    prepare(&mut command, layout.dir.path(), owner, libc::SIGQUIT);
+    spawn_supervised(command).map_err(ClusterError::io(format!("starting {}", program.display())))
+}
+
+fn initdb(bin_dir: &Path, layout: &Layout, owner: Option<ServerUser>) -> Result<(), ClusterError> {
+    let program = bin_dir.join("initdb");
+    let mut command = Command::new(&program);
+    command
+        .args(["-A", "trust", "-U", SUPERUSER, "--no-sync", "-E", "UTF8"])
+        .args(["--locale=C", "-D"])
+        .arg(&layout.data_dir);
+    prepare(&mut command, layout.dir.path(), owner, libc::SIGKILL);
+    let output = command
+        .output()
+        .map_err(ClusterError::io(format!("running {}", program.display())))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(ClusterError::CommandFailed {
+        program,
+        status: output.status,
+        output: String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    })
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn connect_config(socket_dir: &Path, port: u16, dbname: &str) -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config
+        .host_path(socket_dir)
+        .port(port)
+        .user(SUPERUSER)
+        .dbname(dbname)
+        .connect_timeout(Duration::from_secs(10));
+    config
+}
+
+/// The thread that spawned the postmaster must outlive it: Linux sends the parent-death signal
+/// when that *thread* exits, not the process. So the postmaster is spawned from a thread of its
+/// own that waits until this value is dropped.
+#[derive(Debug)]
+struct Keepalive {
+    release: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Keepalive {
+    fn drop(&mut self) {
+        self.release.take();
+        if let Some(thread) = self.thread.take() {
+            // The thread only waits on a channel; it cannot panic.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn spawn_supervised(mut command: Command) -> io::Result<(Child, Keepalive)> {
+    let (spawned_tx, spawned_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let thread = thread::Builder::new()
+        .name("tandem-pg-postmaster".into())
+        .spawn(move || {
+            let spawned = command.spawn();
+            let ok = spawned.is_ok();
+            if spawned_tx.send(spawned).is_ok() && ok {
+                // Returns when the Keepalive drops its sender.
+                let _ = release_rx.recv();
+            }
+        })?;
+    let keepalive = Keepalive {
+        release: Some(release_tx),
+        thread: Some(thread),
+    };
+    let child = spawned_rx
+        .recv()
+        .map_err(|_| io::Error::other("the postmaster's spawning thread ended early"))??;
+    Ok((child, keepalive))
+}
+
+enum Startup {
+    Exited(ExitStatus),
+    TimedOut(String),
+    Wait(io::Error),
+}
+
+fn wait_until_ready(postmaster: &mut Child, config: &postgres::Config) -> Result<(), Startup> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = postmaster.try_wait().map_err(Startup::Wait)? {
+            return Err(Startup::Exited(status));
+        }
+        // "the database system is starting up" and a missing socket both mean: not yet.
+        let last_error = match config.connect(NoTls) {
+            Ok(_) => return Ok(()),
+            Err(error) => describe(&error),
+        };
+        if Instant::now() >= deadline {
+            return Err(Startup::TimedOut(last_error));
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Fast shutdown (SIGINT): sessions are rolled back and the server exits after a checkpoint,
+/// which is quick with fsync off. A server stuck for 10s gets SIGKILL.
+fn stop_postmaster(postmaster: &mut Child) -> io::Result<()> {
+    if postmaster.try_wait()?.is_some() {
+        return Ok(());
+    }
+    sys::signal(postmaster.id(), libc::SIGINT)?;
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if postmaster.try_wait()?.is_some() {
+            return Ok(());
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+    postmaster.kill()?;
+    postmaster.wait()?;
+    Ok(())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => return format!("(cannot read {}: {error})", path.display()),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+fn port_taken(log: &str) -> bool {
+    log.contains("Address already in use") || log.contains("could not create any TCP/IP sockets")
+}
+
+/// Percent-encodes all but RFC 3986 unreserved characters (and `/` when `keep_slash`). Not the
+/// form encoding of the `url` crate: libpq does not decode `+` as a space.
+fn percent_encode(text: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(byte))
+            }
+            b'/' if keep_slash => out.push('/'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The few OS calls std does not wrap. Each function allows `unsafe` for itself alone.
+mod sys {
+    use std::ffi::CString;
+    use std::io;
+    use std::process::Command;
+
+    /// `initdb` and `postgres` check the effective user id, so that is what decides.
+    #[allow(unsafe_code)]
+    pub(super) fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    /// The uid and gid of OS user `name`, through NSS like every other tool.
+    #[allow(unsafe_code)]
+    pub(super) fn user_ids(name: &str) -> io::Result<Option<(u32, u32)>> {
+        let name = CString::new(name)?;
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        // SAFETY: passwd is plain old data; all-zero is a valid (empty) value.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer refers to a live local of the size passed; getpwnam_r writes only
+        // into `entry`, `buf` and `result`, and we read `entry`'s integer fields only.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok((!result.is_null()).then_some((entry.pw_uid, entry.pw_gid)))
+    }
+
+    /// Sends `signal` to process `pid`; std can only send SIGKILL.
+    #[allow(unsafe_code)]
+    pub(super) fn signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
+        let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+        // SAFETY: kill has no memory-safety preconditions. Callers pass their unreaped child,
+        // whose pid cannot have been recycled for another process.
+        if unsafe { libc::kill(pid, signal) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Whether a process `pid` exists (perhaps as another user's, or as a zombie).
+    #[allow(unsafe_code)]
+    pub(super) fn process_exists(pid: u32) -> bool {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: kill has no memory-safety preconditions, and signal 0 sends nothing.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+
+    /// Asks the kernel to send `signal` to the child when the spawning thread dies, so a server
+    /// never outlives a test run that aborted or was killed.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    pub(super) fn die_with_parent(command: &mut Command, signal: libc::c_int) {
+        use std::os::unix::process::CommandExt;
+        let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+        let signal = libc::c_ulong::try_from(signal).unwrap_or(libc::SIGKILL as libc::c_ulong);
+        // SAFETY: the closure runs between fork and exec. It calls only prctl and getppid, which
+        // are async-signal-safe, and builds io::Errors from raw codes, which does not allocate.
+        // std runs it after setuid, which would otherwise clear the setting.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Had we died before prctl, no signal would ever come.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Elsewhere there is no parent-death signal; `Drop` and the test kit's exit hook still stop
+    /// the server on every orderly exit.
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn die_with_parent(_command: &mut Command, _signal: libc::c_int) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_major_versions() {
+        let debian = "postgres (PostgreSQL) 15.14 (Debian 15.14-1.pgdg120+1)\n";
+        assert_eq!(parse_major_version(debian), Some(15));
+        assert_eq!(
+            parse_major_version("postgres (PostgreSQL) 17beta2"),
+            Some(17)
+        );
+        assert_eq!(parse_major_version("postgres (PostgreSQL) 9.6.24"), Some(9));
+        assert_eq!(parse_major_version("something else 15.1"), None);
+    }
+
+    #[test]
+    fn picks_the_newest_versioned_bin_dir() {
+        let root = tempfile::tempdir().unwrap();
+        for version in ["9.6", "15", "16", "notaversion"] {
+            let bin = root.path().join(version).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            for binary in ["initdb", "postgres"] {
+                File::create(bin.join(binary)).unwrap();
+            }
+        }
+        // A newer version without server binaries (client-only install) is skipped.
+        fs::create_dir_all(root.path().join("17/bin")).unwrap();
+        assert_eq!(
+            newest_versioned_bin_dir(root.path()),
+            Some(root.path().join("16/bin"))
+        );
+        assert_eq!(newest_versioned_bin_dir(&root.path().join("missing")), None);
+    }
+
+    #[test]
+    fn removes_only_abandoned_cluster_dirs() {
+        let parent = tempfile::tempdir().unwrap();
+        let mut exited = Command::new("true").spawn().unwrap();
+        exited.wait().unwrap();
+        let gone = exited.id();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        let make = |name: &str, creator: Option<u32>, old: bool, running: bool| {
+            let dir = parent.path().join(name);
+            fs::create_dir_all(dir.join("data")).unwrap();
+            if running {
+                File::create(dir.join("data/postmaster.pid")).unwrap();
+            }
+            if let Some(pid) = creator {
+                let marker = dir.join(CREATOR_FILE);
+                fs::write(&marker, pid.to_string()).unwrap();
+                if old {
+                    let file = File::options().write(true).open(&marker).unwrap();
+                    file.set_modified(hour_ago).unwrap();
+                }
+            }
+            dir
+        };
+        let abandoned = make("tandem-pg-abandoned", Some(gone), true, false);
+        let ours = make("tandem-pg-ours", Some(std::process::id()), true, false);
+        let running = make("tandem-pg-running", Some(gone), true, true);
+        let fresh = make("tandem-pg-fresh", Some(gone), false, false);
+        let unmarked = make("tandem-pg-unmarked", None, true, false);
+        let other = make("someone-else", Some(gone), true, false);
+
+        remove_abandoned_cluster_dirs(parent.path());
+        assert!(!abandoned.exists());
+        for kept in [ours, running, fresh, unmarked, other] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
+    }
+
+    #[test]
+    fn encodes_url_parts() {
+        assert_eq!(
+            percent_encode("/tmp/tandem-pg-x1", true),
+            "/tmp/tandem-pg-x1"
+        );
+        assert_eq!(percent_encode("a b/c", false), "a%20b%2Fc");
+        assert_eq!(percent_encode("é+", false), "%C3%A9%2B");
+    }
+
+    #[test]
+    fn recognises_port_collisions() {
+        let log = "LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use\n\
+                   FATAL:  could not create any TCP/IP sockets";
+        assert!(port_taken(log));
+        assert!(!port_taken("FATAL:  data directory has wrong ownership"));
+    }
+}
