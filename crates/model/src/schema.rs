@@ -113,8 +113,10 @@ impl Schema {
     /// Whether a relation (table, index, sequence, view) of this name exists, so that a new
     /// table or index may not take it.
     pub fn relation_exists(&self, name: &str) -> bool {
+        // An INVALID index left by a failed concurrent build does not count: create_index
+        // drops and rebuilds it.
         self.tables.contains_key(name)
-            || self.find_index(name).is_some()
+            || self.find_index(name).is_some_and(|(_, i)| i.valid)
             || self.other_relations.iter().any(|r| r == name)
     }
 }
