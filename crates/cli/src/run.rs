@@ -314,14 +314,27 @@ fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
     let mut url = url::Url::parse(&base).context("the database URL is not a postgres:// URL")?;
     let _ = url.set_password(None);
     let search_path = Engine::search_path_for(version_schema, &g.schema).replace(' ', "\\ ");
-    let kept: Vec<(String, String)> = url
+    // libpq decodes %XX but not `+`, so the query is percent-encoded by hand.
+    let mut query: Vec<String> = url
         .query_pairs()
         .filter(|(k, _)| k != "options")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .map(|(k, v)| format!("{}={}", percent_encode(&k), percent_encode(&v)))
         .collect();
-    url.query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
-        .append_pair("options", &format!("-c search_path={search_path}"));
+    query.push(format!(
+        "options={}",
+        percent_encode(&format!("-c search_path={search_path}"))
+    ));
+    url.set_query(Some(&query.join("&")));
     Ok(url.to_string())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

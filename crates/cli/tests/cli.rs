@@ -1,0 +1,195 @@
+//! The binary as users run it: exit codes, JSON output, messages that name the file and field,
+//! the shipped JSON Schema, `latest`, and the demo.
+
+use std::process::{Command, Output};
+use tandem_testkit::TestDb;
+
+fn tandem(args: &[&str], url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    cmd.args(args).env_remove("DATABASE_URL");
+    if let Some(u) = url {
+        cmd.env("DATABASE_URL", u);
+    }
+    cmd.output().expect("run tandem")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(tandem(&["frobnicate"], None).status.code(), Some(2));
+    assert_eq!(
+        tandem(&["--lock-timeout", "soon", "status"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn invalid_files_exit_4_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "03_add_column.yaml",
+        "operations:\n  - add_column:\n      table: t\n      column:\n        name: c\n",
+    );
+    let o = tandem(&["validate", &f], None);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains("03_add_column.yaml:5:9: ")
+            && stderr(&o).contains("operations[0].add_column.column.type: missing field"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tandem(&["--json", "validate", &f], None);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["exit_code"], 4);
+}
+
+#[test]
+fn the_shipped_json_schema_is_generated_from_the_types() {
+    let o = tandem(&["json-schema"], None);
+    let generated: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let shipped: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../schema/tandem-migration.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        generated, shipped,
+        "run `tandem json-schema > schema/tandem-migration.schema.json`"
+    );
+}
+
+#[test]
+fn full_cycle_through_the_binary() {
+    let db = TestDb::new();
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "01_users.yaml", "operations:\n  - create_table: {name: users, columns: [{name: id, type: serial, pk: true}, {name: name, type: text}]}\n");
+    let second = write(
+        dir.path(),
+        "02_rename.yaml",
+        "operations:\n  - rename_column: {table: users, from: name, to: full_name}\n",
+    );
+    let d = dir.path().to_string_lossy().into_owned();
+    // Before init, commands say what to do.
+    let o = tandem(&["start", &second], Some(&url));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("run `tandem init` first"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    assert!(tandem(&["validate", &d], Some(&url)).status.success());
+    let o = tandem(&["--json", "migrate", &d], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["migrate"]["active"], "02_rename");
+    // Progress went to stderr as JSON lines.
+    assert!(
+        stderr(&o)
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{}",
+        stderr(&o)
+    );
+    let o = tandem(&["--json", "status"], Some(&url));
+    let st: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(st["active"]["name"], "02_rename");
+    assert_eq!(
+        stdout(&tandem(&["latest", "schema"], Some(&url))).trim(),
+        "public_02_rename"
+    );
+    assert_eq!(
+        stdout(&tandem(&["latest", "migration", "--local", &d], None)).trim(),
+        "02_rename"
+    );
+    // The URL selects the new version: its search_path starts with the version schema.
+    let latest = stdout(&tandem(&["latest", "url"], Some(&url)))
+        .trim()
+        .to_string();
+    assert!(
+        latest.ends_with("options=-c%20search_path%3D%22public_02_rename%22%2C%22public%22"),
+        "{latest}"
+    );
+    let mut c: postgres::Client = latest
+        .parse::<postgres::Config>()
+        .unwrap()
+        .connect(postgres::NoTls)
+        .unwrap();
+    c.batch_execute("INSERT INTO users (full_name) VALUES ('via latest url')")
+        .unwrap();
+    let o = tandem(&["rollback"], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tandem(&["start", &second, "--complete"], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("started and completed"));
+}
+
+#[test]
+fn a_second_runner_exits_3() {
+    let db = TestDb::new();
+    let url = db.url();
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    let mut holder = db.connect();
+    holder
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended('tandem:tandem:public', 0))",
+            &[],
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "01_t.yaml",
+        "operations:\n  - create_table: {name: t, columns: [{name: id, type: int, pk: true}]}\n",
+    );
+    let o = tandem(&["start", &f], Some(&url));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("another tandem run holds the migration lock"));
+}
+
+#[test]
+fn passwords_are_never_printed() {
+    let o = tandem(
+        &[
+            "--database-url",
+            "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=1",
+            "status",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stderr(&o).contains("hunter2") && !stdout(&o).contains("hunter2"));
+}
+
+#[test]
+fn demo_runs_with_zero_client_errors() {
+    let o = tandem(&["--json", "demo", "--rows", "3000"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(doc["old_client"]["errors"], 0);
+    assert_eq!(doc["new_client"]["errors"], 0);
+    assert!(doc["old_client"]["operations"].as_u64().unwrap() > 0);
+    assert!(doc["new_client"]["operations"].as_u64().unwrap() > 0);
+    assert!(doc["rows_visible_to_both_versions"].as_i64().unwrap() >= 3000);
+}
