@@ -105,13 +105,16 @@ pub enum ClusterError {
         last_error: String,
         log: String,
     },
-    #[error("connecting to database {dbname:?}: {}", describe(source))]
+    #[error(
+        "connecting to database {dbname:?}: {}",
+        crate::error::describe(source)
+    )]
     Connect {
         dbname: String,
         #[source]
         source: postgres::Error,
     },
-    #[error("{context}: {}", describe(source))]
+    #[error("{context}: {}", crate::error::describe(source))]
     Sql {
         context: String,
         #[source]
@@ -127,20 +130,6 @@ impl ClusterError {
 }
 
 /// `postgres::Error` displays as just "db error"; the server's message lives in its source.
-fn describe(error: &postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return db.to_string();
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// A running throwaway cluster. Dropping it (or [`Cluster::stop`]) shuts the server down and
 /// deletes its directory; should this process die first, the server is told to quit by the kernel.
 #[derive(Debug)]
@@ -693,7 +682,7 @@ fn wait_until_ready(postmaster: &mut Child, config: &postgres::Config) -> Result
         // "the database system is starting up" and a missing socket both mean: not yet.
         let last_error = match config.connect(NoTls) {
             Ok(_) => return Ok(()),
-            Err(error) => describe(&error),
+            Err(error) => crate::error::describe(&error),
         };
         if Instant::now() >= deadline {
             return Err(Startup::TimedOut(last_error));

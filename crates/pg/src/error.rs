@@ -67,7 +67,17 @@ pub fn describe(e: &postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        // Connection and protocol errors keep their cause in the source chain.
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

@@ -80,13 +80,7 @@ impl State {
              CREATE TABLE IF NOT EXISTS {s}.meta (key text PRIMARY KEY, value text NOT NULL);"
         ))
         .context(|| format!("creating state schema {}", self.state_schema))?;
-        let found: i32 = tx
-            .query_opt(
-                &format!("SELECT value::int FROM {s}.meta WHERE key = 'state_version'"),
-                &[],
-            )
-            .context(|| "reading the state version".into())?
-            .map_or(0, |r| r.get(0));
+        let found = self.stored_version(&mut tx)?;
         if found > STATE_VERSION {
             return Err(Error::StateTooNew {
                 state_schema: self.state_schema.clone(),
@@ -109,6 +103,20 @@ impl State {
         Ok(STATE_VERSION)
     }
 
+    /// The layout version recorded in the state tables (0 before the first init).
+    fn stored_version(&self, client: &mut impl GenericClient) -> Result<i32> {
+        Ok(client
+            .query_opt(
+                &format!(
+                    "SELECT value::int FROM {}.meta WHERE key = 'state_version'",
+                    self.q()
+                ),
+                &[],
+            )
+            .context(|| "reading the state version".into())?
+            .map_or(0, |r| r.get(0)))
+    }
+
     /// Errors unless the state tables exist and are of a layout this tandem knows.
     pub fn check(&self, client: &mut impl GenericClient) -> Result<()> {
         let exists: bool = client
@@ -123,16 +131,7 @@ impl State {
                 state_schema: self.state_schema.clone(),
             });
         }
-        let found: i32 = client
-            .query_opt(
-                &format!(
-                    "SELECT value::int FROM {}.meta WHERE key = 'state_version'",
-                    self.q()
-                ),
-                &[],
-            )
-            .context(|| "reading the state version".into())?
-            .map_or(0, |r| r.get(0));
+        let found = self.stored_version(client)?;
         if found > STATE_VERSION {
             return Err(Error::StateTooNew {
                 state_schema: self.state_schema.clone(),

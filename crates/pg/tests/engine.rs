@@ -132,13 +132,15 @@ fn a_second_runner_is_refused_at_once() {
         "refused without waiting"
     );
     // Releasing explicitly: a closed connection's backend releases its locks asynchronously.
-    other.execute("SELECT pg_advisory_unlock_all()", &[]).unwrap();
+    other
+        .execute("SELECT pg_advisory_unlock_all()", &[])
+        .unwrap();
     env.start(&migration("02_a", "operations:\n  - add_column: {table: users, column: {name: a, type: int, nullable: true}}\n")).unwrap();
 }
 
 #[test]
 fn lock_timeouts_are_retried_and_never_queue_the_application_for_long() {
-    let mut env = with_users();
+    let env = with_users();
     // A long transaction that has read the table holds ACCESS SHARE on it.
     let mut holder = env.db.connect();
     let url = env.db.url();

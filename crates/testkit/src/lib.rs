@@ -95,7 +95,7 @@ impl TestDb {
             panic!(
                 "tandem-testkit: connecting to {} with search_path {search_path:?}: {}",
                 self.name,
-                explain(&error)
+                tandem_pg::error::describe(&error)
             )
         })
     }
@@ -111,7 +111,7 @@ impl TestDb {
             panic!(
                 "tandem-testkit: SQL failed on {}: {}\n{sql}",
                 self.name,
-                explain(&error)
+                tandem_pg::error::describe(&error)
             );
         }
     }
@@ -205,22 +205,6 @@ fn escape_option_value(value: &str) -> String {
 }
 
 /// `postgres::Error` displays as just "db error"; the server's message lives in its source.
-fn explain(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.to_string(),
-        None => {
-            let mut text = error.to_string();
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,14 +39,19 @@ pub struct AlterColumn {
 impl AlterColumn {
     /// True when the operation only renames the column.
     pub fn is_rename_only(&self) -> bool {
-        self.name.is_some()
-            && self.data_type.is_none()
-            && self.nullable.is_none()
-            && self.check.is_none()
-            && self.unique.is_none()
-            && self.references.is_none()
-            && self.default.is_absent()
-            && self.comment.is_absent()
+        self.name.is_some() && !self.changes_more_than_name()
+    }
+
+    /// True when the operation changes the column's type, nullability, constraints, default
+    /// or comment.
+    pub fn changes_more_than_name(&self) -> bool {
+        self.data_type.is_some()
+            || self.nullable.is_some()
+            || self.check.is_some()
+            || self.unique.is_some()
+            || self.references.is_some()
+            || !self.default.is_absent()
+            || !self.comment.is_absent()
     }
 }
 
@@ -55,15 +60,7 @@ impl AlterColumn {
         use super::common::Nullable;
         use crate::error::FieldError;
         cx.column_exists("table", &self.table, "column", &self.column)?;
-        if self.name.is_none()
-            && self.data_type.is_none()
-            && self.nullable.is_none()
-            && self.check.is_none()
-            && self.unique.is_none()
-            && self.references.is_none()
-            && self.default.is_absent()
-            && self.comment.is_absent()
-        {
+        if self.name.is_none() && !self.changes_more_than_name() {
             return Err(FieldError::new(
                 "",
                 "nothing to change: give at least one of name, type, nullable, check, unique, references, default, comment",
