@@ -53,7 +53,8 @@ pub fn run(
         .collect();
     let join: Vec<String> = keys.iter().map(|k| format!("t.{k} = b.{k}")).collect();
     let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
-    let descending: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
+    // Qualified, so the order is the key's own and not that of the text column of the same name.
+    let descending: Vec<String> = keys.iter().map(|k| format!("u.{k} DESC")).collect();
     let column = quote_ident(&backfill.column);
     // One statement per batch: pick the next keys, touch those rows, and return how many were
     // touched and the greatest key, where the next batch starts.
