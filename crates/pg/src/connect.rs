@@ -126,17 +126,7 @@ fn strip_sslmode(url: &str) -> (String, Option<String>) {
         let Some((base, query)) = url.split_once('?') else {
             return (url.to_string(), None);
         };
-        let mut mode = None;
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|kv| match kv.strip_prefix("sslmode=") {
-                Some(m) => {
-                    mode = Some(m.to_string());
-                    false
-                }
-                None => true,
-            })
-            .collect();
+        let (kept, mode) = take_sslmode(query.split('&'));
         let url = if kept.is_empty() {
             base.to_string()
         } else {
@@ -144,19 +134,24 @@ fn strip_sslmode(url: &str) -> (String, Option<String>) {
         };
         (url, mode)
     } else {
-        let mut mode = None;
-        let kept: Vec<&str> = url
-            .split_whitespace()
-            .filter(|kv| match kv.strip_prefix("sslmode=") {
-                Some(m) => {
-                    mode = Some(m.to_string());
-                    false
-                }
-                None => true,
-            })
-            .collect();
+        let (kept, mode) = take_sslmode(url.split_whitespace());
         (kept.join(" "), mode)
     }
+}
+
+/// Splits `key=value` parameters into those other than `sslmode`, and the `sslmode` value.
+fn take_sslmode<'a>(params: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, Option<String>) {
+    let mut mode = None;
+    let kept = params
+        .filter(|kv| match kv.strip_prefix("sslmode=") {
+            Some(m) => {
+                mode = Some(m.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    (kept, mode)
 }
 
 /// Removes the password from a URL for display.

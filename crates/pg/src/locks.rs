@@ -134,11 +134,7 @@ fn run_group(
             .context(|| "beginning a transaction".into())?;
         let mut failed: Option<(&Step, postgres::Error)> = None;
         for step in steps {
-            on_event(&Event::Step {
-                phase,
-                description: step.description.clone(),
-                lock: step.strongest_lock().cloned(),
-            });
+            announce(phase, step, on_event);
             if let Err(e) = tx.batch_execute(&step.sql) {
                 failed = Some((step, e));
                 break;
@@ -156,12 +152,7 @@ fn run_group(
                 drop(tx);
                 backoff(client, step, attempt, policy, on_event)?;
             }
-            Some((step, e)) => {
-                return Err(Error::Db {
-                    context: format!("{} ({})", step.description, first_line(&step.sql)),
-                    source: e,
-                })
-            }
+            Some((step, e)) => return Err(step_error(step, e)),
         }
     }
 }
@@ -176,11 +167,7 @@ fn run_alone(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        on_event(&Event::Step {
-            phase,
-            description: step.description.clone(),
-            lock: step.strongest_lock().cloned(),
-        });
+        announce(phase, step, on_event);
         match client.batch_execute(&step.sql) {
             Ok(()) => return Ok(()),
             Err(e) if is_lock_timeout(&e) => {
@@ -190,12 +177,7 @@ fn run_alone(
                 }
                 backoff(client, step, attempt, policy, on_event)?;
             }
-            Err(e) => {
-                return Err(Error::Db {
-                    context: format!("{} ({})", step.description, first_line(&step.sql)),
-                    source: e,
-                })
-            }
+            Err(e) => return Err(step_error(step, e)),
         }
     }
 }
@@ -239,6 +221,22 @@ fn backoff(
     });
     std::thread::sleep(delay);
     Ok(())
+}
+
+fn announce(phase: Phase, step: &Step, on_event: OnEvent<'_>) {
+    on_event(&Event::Step {
+        phase,
+        description: step.description.clone(),
+        lock: step.strongest_lock().cloned(),
+    });
+}
+
+/// A failed step, named by its description and the first line of its SQL.
+fn step_error(step: &Step, source: postgres::Error) -> Error {
+    Error::Db {
+        context: format!("{} ({})", step.description, first_line(&step.sql)),
+        source,
+    }
 }
 
 fn first_line(sql: &str) -> String {
