@@ -55,7 +55,7 @@ pub fn run(
     let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
     // Qualified, so the order is the key's own and not that of the text column of the same name.
     let descending: Vec<String> = keys.iter().map(|k| format!("u.{k} DESC")).collect();
-    let column = quote_ident(&backfill.column);
+    let column = quote_ident(&backfill.assignments[0].0);
     // One statement per batch: pick the next keys, touch those rows, and return how many were
     // touched and the greatest key, where the next batch starts.
     let batch_sql = |after: bool| {
@@ -101,7 +101,7 @@ pub fn run(
             }
             Err(e) => {
                 return Err(Error::Db {
-                    context: format!("backfilling {}.{}", backfill.table, backfill.column),
+                    context: format!("backfilling {}", backfill.table),
                     source: e,
                 })
             }
@@ -118,7 +118,7 @@ pub fn run(
         );
         on_event(&Event::Backfill {
             table: backfill.table.clone(),
-            column: backfill.column.clone(),
+            column: backfill.assignments[0].0.clone(),
             rows_done: done,
             rows_total_estimate: (total.max(0) as u64).max(done),
         });

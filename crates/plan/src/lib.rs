@@ -38,15 +38,26 @@ pub struct PlanInput<'a> {
     pub facts: &'a Facts,
 }
 
-/// A batched fill of a column for rows that existed before start. The write-translating trigger
-/// computes the value; the backfill touches each row once so that it fires.
+/// The name of the session setting a backfill batch sets (`SET LOCAL tandem.backfill = 'on'`)
+/// so that the write-translating triggers skip the rows the batch itself computes.
+pub const BACKFILL_SETTING: &str = "tandem.backfill";
+
+/// A batched fill, for rows that existed before start, of the columns the new version needs.
+/// Each batch runs `UPDATE <table> SET <column> = <expression>, ...` over a range of rows with
+/// [`BACKFILL_SETTING`] on, so the triggers stay out of its way. Rows written after the
+/// triggers were in place already hold their values and are skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backfill {
+    /// Physical table, in the migration's schema.
     pub table: String,
-    /// Columns of the key the batches walk, in order.
+    /// Columns of the key the batches walk in keyset order (the primary key, else a unique
+    /// index over NOT NULL columns); empty when the table has neither and the batches walk
+    /// ctid ranges.
     pub key: Vec<String>,
-    /// The column the batch assigns (the trigger overwrites it with the computed value).
-    pub column: String,
+    /// Physical column → SQL expression that computes it from the row's current values. The
+    /// expression names the table's physical columns unqualified and is valid as the right-hand
+    /// side of `SET` in an `UPDATE` of the table (not aliased).
+    pub assignments: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +68,38 @@ pub struct Plan {
     pub complete: Vec<Step>,
     pub rollback: Vec<Step>,
     pub overlay: Overlay,
+}
+
+/// An expression written against the names a version sees (`logical → physical` columns of one
+/// table), as SQL over the table's physical columns. When every name the expression may mention
+/// is also the physical name it is used as is; otherwise the names are bound in a one-row
+/// subquery, so `up: full_name` still means the column that is physically `name`.
+pub fn row_expression<'a>(
+    names: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+    expr: &str,
+) -> String {
+    let renamed: Vec<(&String, &String)> = names
+        .into_iter()
+        .flatten()
+        .filter(|(logical, physical)| logical != physical && trigger::mentions(expr, logical))
+        .collect();
+    if renamed.is_empty() {
+        return format!("({expr})");
+    }
+    let binds: Vec<String> = renamed
+        .iter()
+        .map(|(logical, physical)| {
+            format!(
+                "{} AS {}",
+                tandem_model::quote_ident(physical),
+                tandem_model::quote_ident(logical)
+            )
+        })
+        .collect();
+    format!(
+        "(SELECT ({expr}) FROM (SELECT {}) AS _tandem_row)",
+        binds.join(", ")
+    )
 }
 
 /// Plans a migration that has already passed validation.

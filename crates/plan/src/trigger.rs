@@ -21,6 +21,13 @@ pub fn trigger_name(table: &str) -> String {
     shorten_name(&format!("_tandem_{table}"))
 }
 
+/// Whether an expression may mention a name: a case-insensitive substring test, so it errs on
+/// the side of yes (a variable declared for nothing costs a little; one missing breaks the
+/// expression).
+pub fn mentions(expr: &str, name: &str) -> bool {
+    expr.to_lowercase().contains(&name.to_lowercase())
+}
+
 /// A dollar-quote tag that does not occur in `body`.
 fn dollar_tag(body: &str) -> String {
     let mut tag = String::from("$tandem$");
@@ -81,8 +88,9 @@ impl TableTrigger {
             Step::tx(
                 format!("create trigger {name} on {table}"),
                 format!(
-                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {qtable} FOR EACH ROW EXECUTE FUNCTION {function}()",
-                    quote_ident(&name)
+                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {qtable} FOR EACH ROW WHEN (current_setting({}, true) IS DISTINCT FROM 'on') EXECUTE FUNCTION {function}()",
+                    quote_ident(&name),
+                    quote_literal(crate::BACKFILL_SETTING)
                 ),
             )
             .lock(LockMode::ShareRowExclusive, qtable.clone()),

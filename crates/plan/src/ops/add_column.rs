@@ -144,10 +144,11 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
                 op.table
             ))
         })?;
+        let expr = crate::row_expression(cx.columns.get(&physical_table), &up);
         cx.backfills.push(Backfill {
             table: physical_table.clone(),
             key,
-            column: name.clone(),
+            assignments: vec![(name.clone(), expr)],
         });
     }
 
