@@ -7,6 +7,7 @@ pub mod ddl;
 pub mod error;
 mod ops;
 pub mod overlay;
+pub mod sqltext;
 pub mod step;
 pub mod trigger;
 pub mod views;
@@ -81,7 +82,7 @@ pub fn row_expression<'a>(
     let renamed: Vec<(&String, &String)> = names
         .into_iter()
         .flatten()
-        .filter(|(logical, physical)| logical != physical && trigger::mentions(expr, logical))
+        .filter(|(logical, physical)| logical != physical && sqltext::mentions(expr, logical))
         .collect();
     if renamed.is_empty() {
         return format!("({expr})");
@@ -100,6 +101,17 @@ pub fn row_expression<'a>(
         "(SELECT ({expr}) FROM (SELECT {}) AS _tandem_row)",
         binds.join(", ")
     )
+}
+
+/// The names an expression may use for a table at this point of the migration: each column's
+/// current name, and its physical name, bound to the physical column.
+pub(crate) fn name_binds(cx: &Cx<'_>, physical_table: &str) -> Vec<(String, String)> {
+    let mut binds = Vec::new();
+    for (logical, physical) in cx.columns.get(physical_table).into_iter().flatten() {
+        binds.push((logical.clone(), physical.clone()));
+        binds.push((physical.clone(), physical.clone()));
+    }
+    binds
 }
 
 /// Plans a migration that has already passed validation.

@@ -3,17 +3,33 @@
 //! version's). A session belongs to the new version when the first schema of its search_path
 //! is the new version schema, whatever follows it.
 
+use crate::sqltext::mentions;
 use crate::step::{LockMode, Step};
 use tandem_model::{qualified, quote_ident, quote_literal, shorten_name};
 
+/// One step of computing a column: `expr`, with each name it may mention bound to the value the
+/// row being written has in a physical column. Later steps of the same column may bind a name
+/// to the column itself, which then holds the previous step's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// Name the expression uses → physical column of the row.
+    pub binds: Vec<(String, String)>,
+    pub expr: String,
+}
+
+/// A physical column the trigger computes, in one or more stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub target: String,
+    pub stages: Vec<Stage>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TableTrigger {
-    /// Physical column → expression, applied to writes that do not come from the new version.
-    pub from_old: Vec<(String, String)>,
-    /// Physical column → expression, applied to writes that come from the new version.
-    pub from_new: Vec<(String, String)>,
-    /// Variables the expressions may use: name → physical column.
-    pub variables: Vec<(String, String)>,
+    /// Applied to writes that do not come from the new version.
+    pub from_old: Vec<Assignment>,
+    /// Applied to writes that come from the new version.
+    pub from_new: Vec<Assignment>,
 }
 
 /// The name of a table's trigger and its function (one of each per table).
@@ -21,11 +37,28 @@ pub fn trigger_name(table: &str) -> String {
     shorten_name(&format!("_tandem_{table}"))
 }
 
-/// Whether an expression may mention a name: a case-insensitive substring test, so it errs on
-/// the side of yes (a variable declared for nothing costs a little; one missing breaks the
-/// expression).
-pub fn mentions(expr: &str, name: &str) -> bool {
-    expr.to_lowercase().contains(&name.to_lowercase())
+/// `NEW.target := (expr);`, inside a block declaring the names the expression mentions.
+fn stage_sql(qtable: &str, target: &str, stage: &Stage) -> String {
+    let assign = format!("NEW.{} := ({});", quote_ident(target), stage.expr);
+    let mut declared: Vec<&str> = Vec::new();
+    let mut declare = String::new();
+    for (var, col) in &stage.binds {
+        if declared.contains(&var.as_str()) || !mentions(&stage.expr, var) {
+            continue;
+        }
+        declared.push(var);
+        declare.push_str(&format!(
+            "      {} {qtable}.{}%TYPE := NEW.{};\n",
+            quote_ident(var),
+            quote_ident(col),
+            quote_ident(col)
+        ));
+    }
+    if declare.is_empty() {
+        format!("    {assign}\n")
+    } else {
+        format!("    DECLARE\n{declare}    BEGIN\n      {assign}\n    END;\n")
+    }
 }
 
 /// A dollar-quote tag that does not occur in `body`.
@@ -39,27 +72,55 @@ fn dollar_tag(body: &str) -> String {
     tag
 }
 
+fn push(list: &mut Vec<Assignment>, target: &str, stage: Stage) {
+    match list.iter_mut().find(|a| a.target == target) {
+        Some(a) => a.stages.push(stage),
+        None => list.push(Assignment {
+            target: target.to_string(),
+            stages: vec![stage],
+        }),
+    }
+}
+
+/// `binds` as a list, from a map of names to physical columns.
+pub fn binds<'a>(
+    names: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
+    names
+        .into_iter()
+        .map(|(n, p)| (n.clone(), p.clone()))
+        .collect()
+}
+
 impl TableTrigger {
-    pub fn add_variable(&mut self, name: &str, physical: &str) {
-        if !self.variables.iter().any(|(n, _)| n == name) {
-            self.variables
-                .push((name.to_string(), physical.to_string()));
-        }
+    /// Adds a stage computing `target` for writes by the old version.
+    pub fn old(&mut self, target: &str, binds: Vec<(String, String)>, expr: &str) {
+        push(
+            &mut self.from_old,
+            target,
+            Stage {
+                binds,
+                expr: expr.to_string(),
+            },
+        );
+    }
+
+    /// Adds a stage computing `target` for writes by the new version.
+    pub fn new_version(&mut self, target: &str, binds: Vec<(String, String)>, expr: &str) {
+        push(
+            &mut self.from_new,
+            target,
+            Stage {
+                binds,
+                expr: expr.to_string(),
+            },
+        );
     }
 
     pub fn create_steps(&self, schema: &str, version_schema: &str, table: &str) -> Vec<Step> {
         let name = trigger_name(table);
         let qtable = qualified(schema, table);
         let mut body = String::from("#variable_conflict use_variable\nDECLARE\n");
-        for (var, col) in &self.variables {
-            body.push_str(&format!(
-                "  {} {}.{}%TYPE := NEW.{};\n",
-                quote_ident(var),
-                qtable,
-                quote_ident(col),
-                quote_ident(col)
-            ));
-        }
         body.push_str(&format!(
             "  tandem_from_new boolean := (current_schemas(false))[1] IS NOT DISTINCT FROM {};\nBEGIN\n",
             quote_literal(version_schema)
@@ -72,8 +133,10 @@ impl TableTrigger {
                 continue;
             }
             body.push_str(&format!("  IF {cond} THEN\n"));
-            for (col, expr) in list {
-                body.push_str(&format!("    NEW.{} := ({});\n", quote_ident(col), expr));
+            for a in list {
+                for stage in &a.stages {
+                    body.push_str(&stage_sql(&qtable, &a.target, stage));
+                }
             }
             body.push_str("  END IF;\n");
         }

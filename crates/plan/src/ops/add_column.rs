@@ -102,17 +102,12 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
 
     if let Some(up) = up {
         let not_null = !col.nullable;
-        let trig = cx.triggers.entry(physical_table.clone()).or_default();
-        for (logical, physical) in cx.columns.get(&physical_table).into_iter().flatten() {
-            trig.add_variable(physical, physical);
-            trig.add_variable(logical, physical);
-        }
-        trig.from_old.push((name.clone(), up.clone()));
+        let binds = crate::name_binds(cx, &physical_table);
+        cx.triggers
+            .entry(physical_table.clone())
+            .or_default()
+            .old(name, binds, &up);
         if not_null {
-            // The new version must not be able to store NULL either; a row it updates before the
-            // backfill reached it takes the computed value.
-            trig.from_new
-                .push((name.clone(), format!("COALESCE(NEW.{qcol}, ({up}))")));
             let check = shorten_name(&format!("_tandem_{physical_table}_{name}_not_null"));
             let qcheck = quote_ident(&check);
             cx.start.push(

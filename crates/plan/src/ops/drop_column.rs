@@ -24,16 +24,11 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropColumn) -> Result<(), PlanError> {
     cx.hidden_columns
         .insert((physical_table.clone(), physical.clone()));
     if !op.down.trim().is_empty() {
-        let visible: Vec<(String, String)> = cx
-            .columns
-            .get(&physical_table)
-            .map(|c| c.iter().map(|(l, p)| (l.clone(), p.clone())).collect())
-            .unwrap_or_default();
-        let trig = cx.triggers.entry(physical_table.clone()).or_default();
-        for (logical, p) in visible {
-            trig.add_variable(&logical, &p);
-        }
-        trig.from_new.push((physical.clone(), op.down.clone()));
+        let binds = crate::name_binds(cx, &physical_table);
+        cx.triggers
+            .entry(physical_table.clone())
+            .or_default()
+            .new_version(&physical, binds, &op.down);
     }
     cx.contract.push(
         Step::tx(
