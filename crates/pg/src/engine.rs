@@ -230,6 +230,14 @@ impl<'c> Engine<'c> {
                 on_event,
             )?;
         }
+        run_steps(
+            self.client,
+            Phase::Start,
+            &plan.after_backfill,
+            &self.opts.retry,
+            on_event,
+            None,
+        )?;
         let views = create_version_schema(
             &schema,
             &plan.version_schema,

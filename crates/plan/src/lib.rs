@@ -3,10 +3,12 @@
 //! transaction; and generates the version schema's views and the write-translating triggers.
 //! Invariant: this crate does no IO; everything it knows comes in through `PlanInput`.
 
+mod constraint;
 pub mod ddl;
 pub mod error;
 mod ops;
 pub mod overlay;
+mod shadow;
 pub mod sqltext;
 pub mod step;
 pub mod trigger;
@@ -66,6 +68,10 @@ pub struct Plan {
     pub version_schema: String,
     pub start: Vec<Step>,
     pub backfills: Vec<Backfill>,
+    /// Run once the backfill is done, before the version schema is created: validation of what
+    /// was added NOT VALID, and indexes built concurrently over filled columns.
+    #[serde(default)]
+    pub after_backfill: Vec<Step>,
     pub complete: Vec<Step>,
     pub rollback: Vec<Step>,
     pub overlay: Overlay,
@@ -116,14 +122,67 @@ pub(crate) fn name_binds(cx: &Cx<'_>, physical_table: &str) -> Vec<(String, Stri
 
 /// Plans a migration that has already passed validation.
 pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
-    let mut cx = Cx::new(input);
-    for (index, op) in input.migration.operations.iter().enumerate() {
-        cx.op_index = index;
-        cx.op_kind = op.kind();
-        cx.rollback_groups.push(Vec::new());
-        ops::plan_operation(&mut cx, op)?;
+    let mut force = BTreeSet::new();
+    loop {
+        let mut cx = Cx::new(input);
+        cx.force_shadow = force.clone();
+        for (index, op) in input.migration.operations.iter().enumerate() {
+            cx.op_index = index;
+            cx.op_kind = op.kind();
+            cx.rollback_groups.push(Vec::new());
+            ops::plan_operation(&mut cx, op)?;
+        }
+        // An operation found that a column changed in place by an earlier one needs a second
+        // column after all: plan again with that column shadowed from the first operation on.
+        if cx.replan.is_subset(&force) {
+            return Ok(cx.finish());
+        }
+        force.extend(cx.replan);
     }
-    Ok(cx.finish())
+}
+
+/// `expr` with each name bound to SQL (`name → source`): as is when every name it mentions is
+/// bound to the column of that name, else through a one-row subquery that binds them.
+pub(crate) fn bind_expression(binds: &[(String, String)], expr: &str) -> String {
+    let mut seen = BTreeSet::new();
+    let needed: Vec<String> = binds
+        .iter()
+        .filter(|(name, source)| {
+            sqltext::mentions(expr, name)
+                && *source != tandem_model::quote_ident(name)
+                && seen.insert(name.clone())
+        })
+        .map(|(name, source)| format!("{source} AS {}", tandem_model::quote_ident(name)))
+        .collect();
+    if needed.is_empty() {
+        format!("({expr})")
+    } else {
+        format!(
+            "(SELECT ({expr}) FROM (SELECT {}) AS _tandem_row)",
+            needed.join(", ")
+        )
+    }
+}
+
+/// The key a backfill walks: the primary key, else a valid unique index over NOT NULL columns,
+/// else none (ctid ranges).
+pub(crate) fn backfill_key(schema: &Schema, physical_table: &str) -> Vec<String> {
+    let Some(t) = schema.table(physical_table) else {
+        return Vec::new();
+    };
+    if !t.primary_key.is_empty() {
+        return t.primary_key.clone();
+    }
+    t.indexes
+        .iter()
+        .filter(|i| i.unique && i.valid && !i.columns.is_empty())
+        .find(|i| {
+            i.columns
+                .iter()
+                .all(|c| t.column(c).is_some_and(|c| !c.nullable))
+        })
+        .map(|i| i.columns.clone())
+        .unwrap_or_default()
 }
 
 /// The planner's working state: where each name the migration mentions lives physically.
@@ -145,6 +204,16 @@ pub(crate) struct Cx<'a> {
     pub backfills: Vec<Backfill>,
     pub hidden_tables: BTreeSet<String>,
     pub hidden_columns: BTreeSet<(String, String)>,
+    pub after_backfill: Vec<Step>,
+    pub shadows: Vec<shadow::Shadow>,
+    /// (physical table, physical column) that get a shadow from the first operation on.
+    pub force_shadow: BTreeSet<(String, String)>,
+    /// Columns an operation changed in place.
+    pub in_place: BTreeSet<(String, String)>,
+    /// Columns changed in place that a later operation wants shadowed.
+    pub replan: BTreeSet<(String, String)>,
+    /// Defaults the new version's views give columns whose table default changes at complete.
+    pub view_defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
 
 impl<'a> Cx<'a> {
@@ -176,6 +245,12 @@ impl<'a> Cx<'a> {
             backfills: Vec::new(),
             hidden_tables: BTreeSet::new(),
             hidden_columns: BTreeSet::new(),
+            after_backfill: Vec::new(),
+            shadows: Vec::new(),
+            force_shadow: BTreeSet::new(),
+            in_place: BTreeSet::new(),
+            replan: BTreeSet::new(),
+            view_defaults: BTreeMap::new(),
         }
     }
 
@@ -227,7 +302,27 @@ impl<'a> Cx<'a> {
             .push(step);
     }
 
-    fn finish(self) -> Plan {
+    /// Adds `column = expr` to the table's backfill (one pass per table, whatever asks for it).
+    pub fn backfill(&mut self, physical_table: &str, column: &str, expr: String) {
+        if let Some(b) = self
+            .backfills
+            .iter_mut()
+            .find(|b| b.table == physical_table)
+        {
+            b.assignments.push((column.to_string(), expr));
+            return;
+        }
+        let key = backfill_key(self.input.physical, physical_table);
+        self.backfills.push(Backfill {
+            table: physical_table.to_string(),
+            key,
+            assignments: vec![(column.to_string(), expr)],
+        });
+    }
+
+    fn finish(mut self) -> Plan {
+        self.rollback_groups.push(Vec::new());
+        self.finish_shadows();
         let schema = self.input.schema;
         let version_schema = self.input.version_schema.to_string();
         let mut start = self.start;
@@ -293,6 +388,7 @@ impl<'a> Cx<'a> {
         for t in &self.hidden_tables {
             overlay.tables.insert(t.clone(), None);
         }
+        overlay.defaults = self.view_defaults;
         complete.extend(self.on_complete);
         for group in self.rollback_groups.into_iter().rev() {
             rollback.extend(group);
@@ -301,6 +397,7 @@ impl<'a> Cx<'a> {
             version_schema,
             start,
             backfills: self.backfills,
+            after_backfill: self.after_backfill,
             complete,
             rollback,
             overlay,

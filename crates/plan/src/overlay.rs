@@ -14,6 +14,10 @@ pub struct Overlay {
     /// Physical table → physical column → the name the new version sees, or `None` when hidden.
     #[serde(default)]
     pub columns: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    /// Physical table → physical column → the default the new version's view gives it, where it
+    /// differs from the table's until complete (`None`: no default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
 
 impl Overlay {

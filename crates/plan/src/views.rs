@@ -39,7 +39,11 @@ pub fn create_version_schema(
             } else {
                 format!("{} AS {}", quote_ident(&col.name), quote_ident(col_name))
             });
-            if let Some(d) = &col.default {
+            let default = match overlay.defaults.get(name).and_then(|d| d.get(&col.name)) {
+                Some(d) => d.as_ref(),
+                None => col.default.as_ref(),
+            };
+            if let Some(d) = default {
                 defaults.push((col_name.to_string(), d.clone()));
             }
         }

@@ -8,7 +8,7 @@
 
 use crate::ddl;
 use crate::step::{LockMode, Step};
-use crate::{Backfill, Cx, PlanError};
+use crate::{Cx, PlanError};
 use tandem_model::operation::AddColumn;
 use tandem_model::{qualified, quote_ident, quote_literal, shorten_name};
 
@@ -133,18 +133,8 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
                 .lock(LockMode::AccessExclusive, table.clone()),
             );
         }
-        let key = backfill_key(cx, &physical_table).ok_or_else(|| {
-            cx.unsupported(format!(
-                "table {:?} has no primary key or unique NOT NULL key for a batched backfill; this version of tandem cannot fill `up` on it",
-                op.table
-            ))
-        })?;
         let expr = crate::row_expression(cx.columns.get(&physical_table), &up);
-        cx.backfills.push(Backfill {
-            table: physical_table.clone(),
-            key,
-            assignments: vec![(name.clone(), expr)],
-        });
+        cx.backfill(&physical_table, name, expr);
     }
 
     if let Some(c) = &col.check {
@@ -224,21 +214,4 @@ fn push_comment(cx: &mut Cx<'_>, table: &str, op: &AddColumn) {
             ),
         ));
     }
-}
-
-/// The key a backfill walks: the primary key, else a valid unique index over NOT NULL columns.
-fn backfill_key(cx: &Cx<'_>, physical_table: &str) -> Option<Vec<String>> {
-    let t = cx.input.physical.table(physical_table)?;
-    if !t.primary_key.is_empty() {
-        return Some(t.primary_key.clone());
-    }
-    t.indexes
-        .iter()
-        .filter(|i| i.unique && i.valid && !i.columns.is_empty())
-        .find(|i| {
-            i.columns
-                .iter()
-                .all(|c| t.column(c).is_some_and(|c| !c.nullable))
-        })
-        .map(|i| i.columns.clone())
 }

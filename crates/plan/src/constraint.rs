@@ -1,0 +1,225 @@
+//! Adding a constraint to a table both versions write to, without a long lock: CHECK and
+//! FOREIGN KEY go in `NOT VALID` and are validated once the backfill is done (SHARE UPDATE
+//! EXCLUSIVE: reads and writes go on); UNIQUE and PRIMARY KEY are built as an index
+//! concurrently and attached at complete; NOT NULL goes through a validated
+//! `CHECK (col IS NOT NULL)`, which lets `SET NOT NULL` at complete skip its scan. On a table
+//! the migration creates, the constraint is simply added.
+
+use crate::step::{LockMode, Step};
+use crate::Cx;
+use tandem_model::{qualified, quote_ident, shorten_name};
+
+/// A constraint over physical columns, its SQL already written against them.
+pub(crate) enum NewConstraint {
+    /// `CHECK (...)` body (without NOT VALID).
+    Check { name: String, body: String },
+    /// `FOREIGN KEY (...) REFERENCES ...` body; `target` is the referenced table, qualified.
+    ForeignKey {
+        name: String,
+        body: String,
+        target: String,
+    },
+    Unique {
+        name: String,
+        columns: Vec<String>,
+        /// Anything after the column list: INCLUDE, WITH, tablespace.
+        tail: String,
+    },
+    PrimaryKey {
+        name: String,
+        columns: Vec<String>,
+        tail: String,
+    },
+}
+
+fn validate(table: &str, constraint: &str) -> Step {
+    Step::tx(
+        format!("validate constraint {constraint}"),
+        format!(
+            "ALTER TABLE {table} VALIDATE CONSTRAINT {}",
+            quote_ident(constraint)
+        ),
+    )
+    .lock(LockMode::ShareUpdateExclusive, table.to_string())
+}
+
+fn drop_constraint(table: &str, constraint: &str) -> Step {
+    Step::tx(
+        format!("drop constraint {constraint}"),
+        format!(
+            "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {}",
+            quote_ident(constraint)
+        ),
+    )
+    .lock(LockMode::AccessExclusive, table.to_string())
+}
+
+/// The name of the temporary `CHECK (col IS NOT NULL)` that stands for NOT NULL while active.
+pub(crate) fn not_null_check_name(table: &str, column: &str) -> String {
+    shorten_name(&format!("_tandem_{table}_{column}_not_null"))
+}
+
+/// Makes a physical column NOT NULL without a long lock: a NOT VALID check at start,
+/// validated after the backfill, turned into SET NOT NULL at complete.
+pub(crate) fn not_null(cx: &mut Cx<'_>, physical_table: &str, column: &str) {
+    let table = qualified(cx.schema(), physical_table);
+    let check = not_null_check_name(physical_table, column);
+    let qcheck = quote_ident(&check);
+    let qcol = quote_ident(column);
+    cx.start.push(
+        Step::tx(
+            format!("add NOT NULL check on {physical_table}.{column} (NOT VALID)"),
+            format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {qcheck} CHECK ({qcol} IS NOT NULL) NOT VALID"
+            ),
+        )
+        .lock(LockMode::AccessExclusive, table.clone()),
+    );
+    cx.after_backfill.push(validate(&table, &check));
+    cx.contract.push(
+        Step::tx(
+            format!("set {physical_table}.{column} NOT NULL"),
+            format!("ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL;\nALTER TABLE {table} DROP CONSTRAINT {qcheck}"),
+        )
+        .lock(LockMode::AccessExclusive, table.clone()),
+    );
+    cx.rollback(drop_constraint(&table, &check));
+}
+
+/// A unique index built concurrently once the backfill is done; `attach` is the contract step
+/// that makes it a constraint (or renames it), if any.
+pub(crate) fn concurrent_index(
+    cx: &mut Cx<'_>,
+    physical_table: &str,
+    index: &str,
+    create_tail: String,
+    unique: bool,
+) {
+    let table = qualified(cx.schema(), physical_table);
+    let qindex = qualified(cx.schema(), index);
+    let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {qindex}");
+    cx.after_backfill.push(
+        Step::non_tx(
+            format!("build index {index} concurrently"),
+            format!(
+                "CREATE {}INDEX CONCURRENTLY {} ON {table} {create_tail}",
+                if unique { "UNIQUE " } else { "" },
+                quote_ident(index)
+            ),
+        )
+        .lock(LockMode::ShareUpdateExclusive, table.clone())
+        .cleanup(drop.clone()),
+    );
+    cx.rollback(
+        Step::non_tx(format!("drop index {index}"), drop)
+            .lock(LockMode::ShareUpdateExclusive, table),
+    );
+}
+
+pub(crate) fn add(cx: &mut Cx<'_>, physical_table: &str, c: NewConstraint) {
+    let table = qualified(cx.schema(), physical_table);
+    if cx.created.contains(physical_table) {
+        let (name, def) = match &c {
+            NewConstraint::Check { name, body } => (name, body.clone()),
+            NewConstraint::ForeignKey { name, body, .. } => (name, body.clone()),
+            NewConstraint::Unique {
+                name,
+                columns,
+                tail,
+            } => (
+                name,
+                format!("UNIQUE ({}){tail}", crate::ddl::ident_list(columns)),
+            ),
+            NewConstraint::PrimaryKey {
+                name,
+                columns,
+                tail,
+            } => (
+                name,
+                format!("PRIMARY KEY ({}){tail}", crate::ddl::ident_list(columns)),
+            ),
+        };
+        cx.start.push(Step::tx(
+            format!("add constraint {name}"),
+            format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {} {def}",
+                quote_ident(name)
+            ),
+        ));
+        return;
+    }
+    match c {
+        NewConstraint::Check { name, body } => {
+            cx.start.push(
+                Step::tx(
+                    format!("add check {name} (NOT VALID)"),
+                    format!(
+                        "ALTER TABLE {table} ADD CONSTRAINT {} {body} NOT VALID",
+                        quote_ident(&name)
+                    ),
+                )
+                .lock(LockMode::AccessExclusive, table.clone()),
+            );
+            cx.after_backfill.push(validate(&table, &name));
+            cx.rollback(drop_constraint(&table, &name));
+        }
+        NewConstraint::ForeignKey { name, body, target } => {
+            cx.start.push(
+                Step::tx(
+                    format!("add foreign key {name} (NOT VALID)"),
+                    format!(
+                        "ALTER TABLE {table} ADD CONSTRAINT {} {body} NOT VALID",
+                        quote_ident(&name)
+                    ),
+                )
+                .lock(LockMode::ShareRowExclusive, table.clone())
+                .lock(LockMode::ShareRowExclusive, target),
+            );
+            cx.after_backfill.push(validate(&table, &name));
+            cx.rollback(drop_constraint(&table, &name));
+        }
+        NewConstraint::Unique {
+            name,
+            columns,
+            tail,
+        } => {
+            let create_tail = format!("({}){tail}", crate::ddl::ident_list(&columns));
+            concurrent_index(cx, physical_table, &name, create_tail, true);
+            let q = quote_ident(&name);
+            cx.contract.push(
+                Step::tx(
+                    format!("attach unique constraint {name}"),
+                    format!("ALTER TABLE {table} ADD CONSTRAINT {q} UNIQUE USING INDEX {q}"),
+                )
+                .lock(LockMode::AccessExclusive, table.clone()),
+            );
+        }
+        NewConstraint::PrimaryKey {
+            name,
+            columns,
+            tail,
+        } => {
+            for col in &columns {
+                let nullable = cx
+                    .input
+                    .physical
+                    .table(physical_table)
+                    .and_then(|t| t.column(col))
+                    .is_none_or(|c| c.nullable);
+                if nullable && !cx.shadow_not_null(physical_table, col) {
+                    not_null(cx, physical_table, col);
+                }
+            }
+            let create_tail = format!("({}){tail}", crate::ddl::ident_list(&columns));
+            concurrent_index(cx, physical_table, &name, create_tail, true);
+            let q = quote_ident(&name);
+            cx.contract.push(
+                Step::tx(
+                    format!("attach primary key {name}"),
+                    format!("ALTER TABLE {table} ADD CONSTRAINT {q} PRIMARY KEY USING INDEX {q}"),
+                )
+                .lock(LockMode::AccessExclusive, table.clone()),
+            );
+        }
+    }
+}
