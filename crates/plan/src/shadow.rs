@@ -41,6 +41,8 @@ pub(crate) struct Shadow {
     pub nullable: bool,
     pub default: Option<String>,
     pub comment: Option<String>,
+    /// Whether a migration set the default (else it is the old column's).
+    pub default_changed: bool,
     pub changes: Vec<Change>,
     /// Constraints on the old column the migration drops: not carried over.
     pub dropped: BTreeSet<String>,
@@ -147,6 +149,7 @@ impl Cx<'_> {
             nullable: col.nullable,
             default: col.default.clone(),
             comment: col.comment.clone(),
+            default_changed: false,
             changes: Vec::new(),
             dropped: BTreeSet::new(),
         });
@@ -208,6 +211,12 @@ impl Cx<'_> {
                 .insert((physical_table.to_string(), s.original.clone()));
             let qname = quote_ident(&s.name);
             if let Some(d) = &s.default {
+                // A default carried over from a column of another type is cast to the new one.
+                let d = if s.default_changed || same_type(&s.data_type, &original_type(self, s)) {
+                    d.clone()
+                } else {
+                    format!("CAST(({d}) AS {})", s.data_type)
+                };
                 self.start.push(Step::tx(
                     format!("set default of {physical_table}.{}", s.name),
                     format!("ALTER TABLE {table} ALTER COLUMN {qname} SET DEFAULT {d}"),
@@ -222,6 +231,7 @@ impl Cx<'_> {
             if !s.nullable {
                 constraint::not_null(self, physical_table, &s.name);
             }
+            let original_type = original_type(self, s);
             // The trigger: the old version's writes reach the shadow through each `up` in
             // turn; the new version's reach the old column through each `down`, last first.
             let trig = self.triggers.entry(physical_table.to_string()).or_default();
@@ -242,13 +252,6 @@ impl Cx<'_> {
                     &cast(&expr, &s.data_type, k + 1 == s.changes.len()),
                 );
             }
-            let original_type = self
-                .input
-                .physical
-                .table(physical_table)
-                .and_then(|t| t.column(&s.original))
-                .map(|c| c.data_type.clone())
-                .unwrap_or_default();
             for (k, change) in s.changes.iter().enumerate().rev() {
                 let mut binds = change.new_binds.clone();
                 let source = if k + 1 == s.changes.len() {
@@ -433,6 +436,15 @@ END$tandem$",
         self.contract.extend(contract);
         self.contract.extend(renamed_after);
     }
+}
+
+fn original_type(cx: &Cx<'_>, s: &Shadow) -> String {
+    cx.input
+        .physical
+        .table(&s.table)
+        .and_then(|t| t.column(&s.original))
+        .map(|c| c.data_type.clone())
+        .unwrap_or_default()
 }
 
 /// `expr`, cast to the column's type when it is the last stage (so `up: rating` works for a

@@ -1,6 +1,5 @@
 //! `alter_column`: change a column's name, type, nullability, constraints, default or comment.
-//! Only the rename form is carried out by this version of tandem; the others need dual-write
-//! triggers and are planned by the column-change work.
+//! The planner decides per change whether it needs a second column (plan/src/ops/alter_column.rs).
 
 use super::common::{CheckConstraint, ForeignKeyReference, Nullable, UniqueConstraint};
 use schemars::JsonSchema;
@@ -37,11 +36,6 @@ pub struct AlterColumn {
 }
 
 impl AlterColumn {
-    /// True when the operation only renames the column.
-    pub fn is_rename_only(&self) -> bool {
-        self.name.is_some() && !self.changes_more_than_name()
-    }
-
     /// True when the operation changes the column's type, nullability, constraints, default
     /// or comment.
     pub fn changes_more_than_name(&self) -> bool {

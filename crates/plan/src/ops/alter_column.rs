@@ -64,6 +64,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
             Nullable::Null => s.default = None,
             Nullable::Value(v) => s.default = Some(v.clone()),
         }
+        s.default_changed |= !op.default.is_absent();
         match &op.comment {
             Nullable::Absent => {}
             Nullable::Null => s.comment = None,

@@ -27,12 +27,6 @@ pub(crate) fn plan_operation(cx: &mut Cx<'_>, op: &Operation) -> Result<(), Plan
         Operation::AddColumn(o) => add_column::plan(cx, o),
         Operation::DropColumn(o) => drop_column::plan(cx, o),
         Operation::RenameColumn(o) => rename_column::plan(cx, &o.table, &o.from, &o.to),
-        Operation::AlterColumn(o) if o.is_rename_only() => rename_column::plan(
-            cx,
-            &o.table,
-            &o.column,
-            o.name.as_deref().unwrap_or_default(),
-        ),
         Operation::CreateIndex(o) => create_index::plan(cx, o),
         Operation::DropIndex(o) => drop_index::plan(cx, o),
         Operation::RenameConstraint(o) => rename_constraint::plan(cx, o),

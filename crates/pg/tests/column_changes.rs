@@ -1,0 +1,590 @@
+//! The column-change engine against real PostgreSQL: type changes, nullability, constraints,
+//! defaults and comments, through a second column where the old version must not see the
+//! change and in place where it may. Old and new clients write in both directions; every row is
+//! checked after complete and after rollback.
+
+mod common;
+
+use common::{count, exec, migration, Env};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const ITEMS: &str = "operations:
+  - create_table:
+      name: items
+      columns:
+        - {name: id, type: serial, pk: true}
+        - {name: name, type: text, nullable: true, comment: the name}
+        - {name: rating, type: text, default: '''0'''}
+        - {name: code, type: varchar(20), nullable: true, unique: true}
+";
+
+/// `items` with 3000 rows; a tenth have no name; `code` unique; `rating` holds numbers as text.
+fn setup() -> Env {
+    let mut env = Env::new();
+    env.apply("01_items", ITEMS);
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO items (name, rating, code)
+         SELECT CASE WHEN g % 10 = 0 THEN NULL ELSE 'item ' || g END, (g % 5)::text, 'c' || g
+           FROM generate_series(1, 3000) g;
+         CREATE INDEX items_name_idx ON items (lower(name));
+         ALTER TABLE items ADD CONSTRAINT name_not_blank CHECK (name <> '')",
+    );
+    env
+}
+
+fn columns(c: &mut postgres::Client) -> Vec<String> {
+    c.query(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut postgres::Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+#[test]
+fn type_change_translates_both_ways_and_swaps_at_complete() {
+    let mut env = setup();
+    let before = env.db.dump_schema();
+    let m = migration(
+        "02_rating_int",
+        "operations:
+  - alter_column:
+      table: items
+      column: rating
+      type: integer
+      up: CAST(rating AS integer)
+      down: CAST(rating AS text)
+",
+    );
+    for pass in 0..2 {
+        let report = env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+        assert_eq!(report.backfilled_rows, 3000);
+        let mut old = env.version("public_01_items");
+        let mut new = env.version("public_02_rating_int");
+        assert_eq!(
+            one::<String>(
+                &mut new,
+                "SELECT pg_typeof(rating)::text FROM items LIMIT 1"
+            ),
+            "integer"
+        );
+        assert_eq!(
+            count(&mut new, "SELECT count(*) FROM items WHERE rating = id % 5"),
+            3000,
+            "every existing row backfilled through up"
+        );
+        exec(
+            &mut old,
+            "INSERT INTO items (id, name, rating) VALUES (90001, 'o', '42')",
+        );
+        assert_eq!(
+            count(
+                &mut new,
+                "SELECT rating::bigint FROM items WHERE id = 90001"
+            ),
+            42
+        );
+        exec(
+            &mut new,
+            "INSERT INTO items (id, name, rating) VALUES (90002, 'n', 7)",
+        );
+        assert_eq!(
+            one::<String>(&mut old, "SELECT rating FROM items WHERE id = 90002"),
+            "7"
+        );
+        exec(
+            &mut new,
+            "UPDATE items SET rating = rating + 100 WHERE id <= 10",
+        );
+        assert_eq!(
+            count(
+                &mut old,
+                "SELECT count(*) FROM items WHERE id <= 10 AND rating = ((id % 5) + 100)::text"
+            ),
+            10
+        );
+        exec(
+            &mut old,
+            "UPDATE items SET rating = '9' WHERE id BETWEEN 11 AND 20",
+        );
+        assert_eq!(
+            count(
+                &mut new,
+                "SELECT count(*) FROM items WHERE id BETWEEN 11 AND 20 AND rating = 9"
+            ),
+            10
+        );
+        // The new version's default comes from the old one's, carried over.
+        exec(&mut new, "INSERT INTO items (id, name) VALUES (90003, 'd')");
+        assert_eq!(
+            count(
+                &mut new,
+                "SELECT rating::bigint FROM items WHERE id = 90003"
+            ),
+            0
+        );
+        drop((old, new));
+        if pass == 0 {
+            env.rollback();
+            assert_eq!(
+                before,
+                env.db.dump_schema(),
+                "rollback leaves the catalog as it was"
+            );
+            let mut c = env.db.connect();
+            assert_eq!(
+                one::<String>(&mut c, "SELECT rating FROM items WHERE id = 90002"),
+                "7",
+                "the new version's writes survive rollback"
+            );
+            exec(
+                &mut c,
+                "DELETE FROM items WHERE id > 3000; UPDATE items SET rating = (id % 5)::text",
+            );
+        }
+    }
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(columns(&mut c), ["id", "name", "code", "rating"]);
+    assert_eq!(
+        one::<String>(&mut c, "SELECT pg_typeof(rating)::text FROM items LIMIT 1"),
+        "integer"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM items WHERE id <= 10 AND rating = (id % 5) + 100"
+        ),
+        10
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM items WHERE id BETWEEN 11 AND 20 AND rating = 9"
+        ),
+        10
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM items WHERE id > 20 AND id <= 3000 AND rating = id % 5"
+        ),
+        2980
+    );
+    exec(&mut c, "INSERT INTO items (id) VALUES (90009)");
+    assert_eq!(
+        count(&mut c, "SELECT rating::bigint FROM items WHERE id = 90009"),
+        0,
+        "the default, cast to the new type"
+    );
+    // No trigger or helper left behind.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.items'::regclass"
+        ),
+        0
+    );
+}
+
+#[test]
+fn not_null_with_up_carries_indexes_and_constraints_over() {
+    let mut env = setup();
+    let before = env.db.dump_schema();
+    let m = migration(
+        "02_name_required",
+        "operations:
+  - alter_column:
+      table: items
+      column: name
+      nullable: false
+      up: COALESCE(name, 'unnamed ' || id)
+      down: name
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    {
+        let mut old = env.version("public_01_items");
+        let mut new = env.version("public_02_name_required");
+        assert_eq!(
+            count(&mut new, "SELECT count(*) FROM items WHERE name IS NULL"),
+            0
+        );
+        assert_eq!(
+            count(
+                &mut new,
+                "SELECT count(*) FROM items WHERE name = 'unnamed 10'"
+            ),
+            1
+        );
+        // The old version may still write NULL; the new version sees the computed value.
+        exec(
+            &mut old,
+            "INSERT INTO items (id, name) VALUES (90001, NULL)",
+        );
+        assert_eq!(
+            count(
+                &mut old,
+                "SELECT count(*) FROM items WHERE id = 90001 AND name IS NULL"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                &mut new,
+                "SELECT count(*) FROM items WHERE name = 'unnamed 90001'"
+            ),
+            1
+        );
+        // The new version may not.
+        assert!(new
+            .batch_execute("INSERT INTO items (id, name) VALUES (90002, NULL)")
+            .is_err());
+        // The carried-over check holds for the new version too.
+        assert!(new
+            .batch_execute("INSERT INTO items (id, name) VALUES (90003, '')")
+            .is_err());
+    }
+    env.rollback();
+    assert_eq!(before, env.db.dump_schema());
+    exec(&mut env.db.connect(), "DELETE FROM items WHERE id > 3000");
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    env.complete();
+    let mut c = env.db.connect();
+    assert!(one::<bool>(&mut c, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'name'"));
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM items WHERE name LIKE 'unnamed %'"
+        ),
+        300
+    );
+    // Index, check and comment carried over under their own names.
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT pg_get_indexdef('public.items_name_idx'::regclass)"
+        ),
+        "CREATE INDEX items_name_idx ON public.items USING btree (lower(name))"
+    );
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'name_not_blank'"
+        ),
+        "CHECK ((name <> ''::text))"
+    );
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT col_description(attrelid, attnum) FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'name'"
+        ),
+        "the name"
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.items'::regclass AND NOT convalidated"), 0);
+}
+
+#[test]
+fn many_changes_to_one_column_share_one_new_column() {
+    let mut env = setup();
+    let m = migration(
+        "02_code",
+        "operations:
+  - alter_column:
+      table: items
+      column: code
+      type: text
+      nullable: false
+      default: '''none'''
+      comment: the item code
+      check: {name: code_length, constraint: length(code) > 1}
+      up: COALESCE(code, 'x' || id)
+  - alter_column:
+      table: items
+      column: code
+      name: sku
+      up: upper(code)
+      down: lower(sku)
+",
+    );
+    let report = env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    assert_eq!(report.backfilled_rows, 3000);
+    {
+        let mut c = env.db.connect();
+        let shadows: Vec<String> = columns(&mut c)
+            .into_iter()
+            .filter(|c| c.starts_with("_tandem"))
+            .collect();
+        assert_eq!(
+            shadows.len(),
+            1,
+            "one new column for both operations: {shadows:?}"
+        );
+        let mut old = env.version("public_01_items");
+        let mut new = env.version("public_02_code");
+        assert_eq!(
+            count(&mut new, "SELECT count(*) FROM items WHERE sku = 'C7'"),
+            1
+        );
+        exec(
+            &mut old,
+            "INSERT INTO items (id, code) VALUES (90001, 'abc')",
+        );
+        assert_eq!(
+            count(&mut new, "SELECT count(*) FROM items WHERE sku = 'ABC'"),
+            1
+        );
+        exec(
+            &mut new,
+            "INSERT INTO items (id, sku) VALUES (90002, 'XYZ')",
+        );
+        assert_eq!(
+            count(&mut old, "SELECT count(*) FROM items WHERE code = 'xyz'"),
+            1
+        );
+        exec(&mut new, "INSERT INTO items (id) VALUES (90003)");
+        assert_eq!(
+            count(
+                &mut new,
+                "SELECT count(*) FROM items WHERE id = 90003 AND sku = 'none'"
+            ),
+            1,
+            "the new default"
+        );
+        // The old unique constraint is carried over to the new column.
+        assert!(new
+            .batch_execute("INSERT INTO items (id, sku) VALUES (90004, 'XYZ')")
+            .is_err());
+    }
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(columns(&mut c), ["id", "name", "rating", "sku"]);
+    assert_eq!(one::<String>(&mut c, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'sku'"), "text");
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT col_description(attrelid, attnum) FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'sku'"
+        ),
+        "the item code"
+    );
+    let constraints: Vec<String> = c
+        .query("SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.items'::regclass ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        constraints,
+        [
+            "code_length",
+            "items_code_key",
+            "items_pkey",
+            "name_not_blank"
+        ]
+    );
+    assert!(one::<bool>(&mut c, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'sku'"));
+}
+
+#[test]
+fn cheap_changes_copy_nothing() {
+    let mut env = setup();
+    let before = env.db.dump_schema();
+    let m = migration(
+        "02_cheap",
+        "operations:
+  - alter_column: {table: items, column: rating, default: '''5''', comment: stars}
+  - alter_column:
+      table: items
+      column: code
+      check: {name: code_starts_with_c, constraint: code LIKE 'c%'}
+      up: code
+      down: code
+  - create_constraint:
+      type: unique
+      table: items
+      name: items_name_code
+      columns: [name, code]
+      up: {name: name, code: code}
+      down: {name: name, code: code}
+",
+    );
+    let report = env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    assert_eq!(report.backfilled_rows, 0, "nothing to copy");
+    {
+        let mut c = env.db.connect();
+        assert_eq!(
+            columns(&mut c),
+            ["id", "name", "rating", "code"],
+            "no second column"
+        );
+        let mut old = env.version("public_01_items");
+        let mut new = env.version("public_02_cheap");
+        // Each version keeps its own default until complete.
+        exec(&mut old, "INSERT INTO items (id) VALUES (90001)");
+        exec(&mut new, "INSERT INTO items (id) VALUES (90002)");
+        assert_eq!(
+            one::<String>(&mut c, "SELECT rating FROM items WHERE id = 90001"),
+            "0"
+        );
+        assert_eq!(
+            one::<String>(&mut c, "SELECT rating FROM items WHERE id = 90002"),
+            "5"
+        );
+        // The new check is in force (validated), for both versions.
+        assert!(one::<bool>(
+            &mut c,
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'code_starts_with_c'"
+        ));
+        assert!(old
+            .batch_execute("INSERT INTO items (id, code) VALUES (90003, 'zz')")
+            .is_err());
+    }
+    env.rollback();
+    assert_eq!(before, env.db.dump_schema());
+    exec(&mut env.db.connect(), "DELETE FROM items WHERE id > 3000");
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(one::<String>(&mut c, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'public.items'::regclass AND adnum = 3"), "'5'::text");
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT col_description(attrelid, attnum) FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'rating'"
+        ),
+        "stars"
+    );
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT contype::text FROM pg_constraint WHERE conname = 'items_name_code'"
+        ),
+        "u"
+    );
+}
+
+#[test]
+fn drop_constraint_with_down_frees_the_new_version() {
+    let mut env = setup();
+    let m = migration(
+        "02_drop_check",
+        "operations:
+  - drop_constraint:
+      table: items
+      name: name_not_blank
+      up: name
+      down: CASE WHEN name = '' THEN NULL ELSE name END
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    {
+        let mut old = env.version("public_01_items");
+        let mut new = env.version("public_02_drop_check");
+        exec(&mut new, "INSERT INTO items (id, name) VALUES (90001, '')");
+        assert_eq!(
+            count(
+                &mut old,
+                "SELECT count(*) FROM items WHERE id = 90001 AND name IS NULL"
+            ),
+            1
+        );
+        assert!(
+            old.batch_execute("INSERT INTO items (id, name) VALUES (90002, '')")
+                .is_err(),
+            "the old version keeps its check"
+        );
+    }
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'name_not_blank'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM items WHERE id = 90001 AND name = ''"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM items WHERE name = 'item 7'"),
+        1
+    );
+}
+
+#[test]
+fn old_version_writes_during_the_backfill_are_kept() {
+    let mut env = setup();
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO items (name, rating) SELECT 'bulk ' || g, (g % 5)::text FROM generate_series(1, 30000) g",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut old = env.version("public_01_items");
+        std::thread::spawn(move || {
+            let mut n = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                old.batch_execute(&format!(
+                    "UPDATE items SET rating = '{}' WHERE id = {}; INSERT INTO items (name, rating) VALUES ('w{n}', '{}')",
+                    n % 7,
+                    1 + (n * 37) % 33000,
+                    n % 3
+                ))
+                .expect("old-version write");
+            }
+            n
+        })
+    };
+    let m = migration(
+        "02_rating_int",
+        "operations:
+  - alter_column: {table: items, column: rating, type: bigint, up: CAST(rating AS bigint) * 10, down: CAST(rating / 10 AS text)}
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 0);
+    let mut new = env.version("public_02_rating_int");
+    let mut old = env.version("public_01_items");
+    let expected: Vec<(i32, String)> = old
+        .query("SELECT id, rating FROM items ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let got: Vec<(i32, i64)> = new
+        .query("SELECT id, rating FROM items ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(expected.len(), got.len());
+    for ((id, old_value), (id2, new_value)) in expected.iter().zip(&got) {
+        assert_eq!(id, id2);
+        assert_eq!(
+            old_value.parse::<i64>().unwrap() * 10,
+            *new_value,
+            "row {id}"
+        );
+    }
+    drop((new, old));
+    env.complete();
+}
