@@ -62,9 +62,7 @@ pub fn event(json: bool, e: &Event) {
                 let _ = writeln!(err);
             }
             let _ = err.flush();
-        } else if *done
-            || !matches!(progress.last_plain, Some(t) if t.elapsed() < PLAIN_EVERY)
-        {
+        } else if *done || !matches!(progress.last_plain, Some(t) if t.elapsed() < PLAIN_EVERY) {
             progress.last_plain = Some(Instant::now());
             let _ = writeln!(err, "{text}");
         }

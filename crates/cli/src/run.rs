@@ -96,10 +96,7 @@ pub fn run(args: Args) -> Result<()> {
         } => {
             let migration = Migration::load(&file)?;
             let mut client = connect()?;
-            let mut engine = Engine::new(
-                &mut client,
-                engine_options(&g, Some(&backfill)),
-            );
+            let mut engine = Engine::new(&mut client, engine_options(&g, Some(&backfill)));
             let started = engine.start(&migration, &on_event)?;
             let completed = if complete {
                 Some(engine.complete(&on_event)?)
@@ -183,11 +180,8 @@ pub fn run(args: Args) -> Result<()> {
         } => {
             let files = load_all(&migration_files(&dir)?)?;
             let mut client = connect()?;
-            let report = Engine::new(
-                &mut client,
-                engine_options(&g, Some(&backfill)),
-            )
-            .migrate(&files, complete, &on_event)?;
+            let report = Engine::new(&mut client, engine_options(&g, Some(&backfill)))
+                .migrate(&files, complete, &on_event)?;
             let human = format!(
                 "started {}, completed {}{}",
                 report.started.len(),

@@ -116,7 +116,9 @@ impl<'a> FromSql<'a> for KeyValue {
         Ok(KeyValue(Some(raw.to_vec())))
     }
 
-    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(KeyValue(None))
     }
 
@@ -195,23 +197,34 @@ pub fn run(
         return Ok(0);
     }
     let table = qualified(&physical.name, &backfill.table);
-    let db = |what: String| move |source| Error::Db {
-        context: what,
-        source,
+    let db = |what: String| {
+        move |source| Error::Db {
+            context: what,
+            source,
+        }
     };
     let (reltuples, relpages, blocks): (i64, i64, i64) = {
         let r = client
             .query_one(
-                "SELECT greatest(reltuples, 0)::bigint, relpages::bigint,
+                "SELECT reltuples::bigint, relpages::bigint,
                         pg_relation_size(oid) / current_setting('block_size')::bigint
-                   FROM pg_class WHERE oid = $1::regclass",
+                   FROM pg_class WHERE oid = $1::text::regclass",
                 &[&table],
             )
             .map_err(db(format!("estimating the size of {table}")))?;
         (r.get(0), r.get(1), r.get(2))
     };
     if checkpoint.rows_estimate == 0 {
-        checkpoint.rows_estimate = reltuples;
+        checkpoint.rows_estimate = if reltuples >= 0 {
+            reltuples
+        } else {
+            // Never analyzed: the planner's guess from the table's size.
+            let plan: serde_json::Value = client
+                .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {table}"), &[])
+                .map_err(db(format!("estimating the size of {table}")))?
+                .get(0);
+            plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
+        };
     }
     let walk = if backfill.key.is_empty() {
         Walk::Blocks {
@@ -469,16 +482,19 @@ fn key_from_text(
     backfill: &Backfill,
     text: &[String],
 ) -> Result<Vec<KeyValue>> {
-    let t = physical.table(&backfill.table).ok_or_else(|| {
-        Error::Other(format!("backfill: table {:?} is gone", backfill.table))
-    })?;
+    let t = physical
+        .table(&backfill.table)
+        .ok_or_else(|| Error::Other(format!("backfill: table {:?} is gone", backfill.table)))?;
     let casts = backfill
         .key
         .iter()
         .enumerate()
         .map(|(i, k)| {
             let ty = t.column(k).map(|c| c.data_type.as_str()).ok_or_else(|| {
-                Error::Other(format!("backfill: key column {k:?} of {:?} is gone", backfill.table))
+                Error::Other(format!(
+                    "backfill: key column {k:?} of {:?} is gone",
+                    backfill.table
+                ))
             })?;
             Ok(format!("($1::text[])[{}]::{ty}", i + 1))
         })
@@ -486,7 +502,10 @@ fn key_from_text(
     let row = client
         .query_one(&format!("SELECT {}", casts.join(", ")), &[&text])
         .map_err(|source| Error::Db {
-            context: format!("backfill of {}: reading the checkpoint's key", backfill.table),
+            context: format!(
+                "backfill of {}: reading the checkpoint's key",
+                backfill.table
+            ),
             source,
         })?;
     Ok((0..text.len()).map(|i| row.get::<_, KeyValue>(i)).collect())

@@ -271,7 +271,8 @@ impl<'c> Engine<'c> {
                 .client
                 .transaction()
                 .context(|| "beginning a transaction".into())?;
-            self.state.begin_backfills(&mut tx, &schema, name, &tables)?;
+            self.state
+                .begin_backfills(&mut tx, &schema, name, &tables)?;
             tx.commit().context(|| "recording the backfills".into())?;
         }
         self.backfill_and_publish(plan, pg_major, name, on_event)
