@@ -91,6 +91,21 @@ pub enum Command {
         #[arg(long, env = "TANDEM_PG_BIN")]
         pg_bin: Option<PathBuf>,
     },
+    /// Measure the backfill and the trigger's cost on a throwaway cluster (figures, not a test).
+    #[command(hide = true)]
+    BenchBackfill {
+        /// Rows in the large table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Rows in the small table the large one's rows/s is compared with.
+        #[arg(long, default_value_t = 100_000)]
+        small_rows: i64,
+        /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
+        #[arg(long, env = "TANDEM_PG_BIN")]
+        pg_bin: Option<PathBuf>,
+        #[command(flatten)]
+        backfill: BackfillArgs,
+    },
 }
 
 #[derive(ClapArgs, Debug, Clone)]

@@ -40,13 +40,17 @@ fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions 
     EngineOptions {
         schema: g.schema.clone(),
         state_schema: g.state_schema.clone(),
-        backfill: backfill.map_or_else(BackfillOptions::default, |b| BackfillOptions {
-            batch_size: b.backfill_batch_size,
-            target: b.backfill_target,
-            delay: b.backfill_batch_delay.unwrap_or_default(),
-            ..BackfillOptions::default()
-        }),
+        backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
         ..EngineOptions::default()
+    }
+}
+
+fn backfill_options(b: &BackfillArgs) -> BackfillOptions {
+    BackfillOptions {
+        batch_size: b.backfill_batch_size,
+        target: b.backfill_target,
+        delay: b.backfill_batch_delay.unwrap_or_default(),
+        ..BackfillOptions::default()
     }
 }
 
@@ -261,6 +265,20 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
+        Command::BenchBackfill {
+            rows,
+            small_rows,
+            pg_bin,
+            backfill,
+        } => crate::bench::run(
+            crate::bench::Options {
+                rows,
+                small_rows,
+                pg_bin,
+                backfill: backfill_options(&backfill),
+            },
+            json,
+        )?,
     }
     Ok(())
 }
