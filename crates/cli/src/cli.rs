@@ -91,13 +91,34 @@ pub enum Command {
         #[arg(long, env = "TANDEM_PG_BIN")]
         pg_bin: Option<PathBuf>,
     },
+    /// Measure the backfill and the trigger's cost on a throwaway cluster (figures, not a test).
+    #[command(hide = true)]
+    BenchBackfill {
+        /// Rows in the large table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Rows in the small table the large one's rows/s is compared with.
+        #[arg(long, default_value_t = 100_000)]
+        small_rows: i64,
+        /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
+        #[arg(long, env = "TANDEM_PG_BIN")]
+        pg_bin: Option<PathBuf>,
+        #[command(flatten)]
+        backfill: BackfillArgs,
+    },
 }
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct BackfillArgs {
-    /// Rows per backfill batch.
-    #[arg(long, default_value_t = 1000)]
-    pub backfill_batch_size: i64,
+    /// Rows per backfill batch; without it the size adapts to --backfill-target.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub backfill_batch_size: Option<u64>,
+    /// How long one backfill batch (and so its row locks) should last, e.g. 150ms.
+    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
+    pub backfill_target: std::time::Duration,
+    /// A pause between backfill batches, e.g. 10ms.
+    #[arg(long, value_parser = parse_duration)]
+    pub backfill_batch_delay: Option<std::time::Duration>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]

@@ -1,6 +1,7 @@
 //! The `tandem` binary: parses flags once, turns them into domain options, runs the command,
 //! and owns exit codes and output. Everything else lives in the library crates.
 
+mod bench;
 mod cli;
 mod demo;
 mod render;

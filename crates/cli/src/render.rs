@@ -1,7 +1,23 @@
 //! Human and JSON rendering of results and progress events.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tandem_pg::events::Event;
+
+/// The backfill progress display: on a terminal one line redrawn in place, otherwise a plain
+/// line every `PLAIN_EVERY`.
+struct Progress {
+    line_open: bool,
+    last_plain: Option<Instant>,
+}
+
+static PROGRESS: Mutex<Progress> = Mutex::new(Progress {
+    line_open: false,
+    last_plain: None,
+});
+
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
 
 /// Draws a progress event on stderr.
 pub fn event(json: bool, e: &Event) {
@@ -9,6 +25,56 @@ pub fn event(json: bool, e: &Event) {
     if json {
         let _ = writeln!(err, "{}", serde_json::to_string(e).unwrap_or_default());
         return;
+    }
+    let mut progress = PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Event::Backfill {
+        table,
+        column,
+        rows_done,
+        rows_total_estimate,
+        rows_per_second,
+        eta_seconds,
+        batch_size,
+        done,
+    } = e
+    {
+        let percent = (*rows_done * 100)
+            .checked_div(*rows_total_estimate)
+            .unwrap_or(100);
+        let eta = match eta_seconds {
+            Some(s) => format!(", ETA {}", human_seconds(*s)),
+            None => String::new(),
+        };
+        let text = format!(
+            "backfill {table} ({column}): {percent}% ({rows_done} of ~{rows_total_estimate} rows), {rows_per_second} rows/s{eta}, batch {batch_size}"
+        );
+        if err.is_terminal() {
+            let width = 20;
+            let filled = (percent.min(100) as usize * width) / 100;
+            let _ = write!(
+                err,
+                "\r\x1b[2K[{}{}] {text}",
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+            progress.line_open = !done;
+            if *done {
+                let _ = writeln!(err);
+            }
+            let _ = err.flush();
+        } else if *done || !matches!(progress.last_plain, Some(t) if t.elapsed() < PLAIN_EVERY) {
+            progress.last_plain = Some(Instant::now());
+            let _ = writeln!(err, "{text}");
+        }
+        if *done {
+            progress.last_plain = None;
+        }
+        return;
+    }
+    if progress.line_open {
+        // Leave the progress line as it stands and draw below it.
+        let _ = writeln!(err);
+        progress.line_open = false;
     }
     let _ = match e {
         Event::Step {
@@ -47,17 +113,7 @@ pub fn event(json: bool, e: &Event) {
                 "lock wait: {description} could not get the {what} within the lock timeout, so it stepped back to let the application through; held by {holders}. Retry {attempt} in {delay_ms} ms."
             )
         }
-        Event::Backfill {
-            table,
-            column,
-            rows_done,
-            rows_total_estimate,
-        } => {
-            writeln!(
-                err,
-                "backfill {table}.{column}: {rows_done} of ~{rows_total_estimate} rows"
-            )
-        }
+        Event::Backfill { .. } => Ok(()),
         Event::Info { message } => writeln!(err, "{message}"),
     };
 }
@@ -68,5 +124,14 @@ pub fn result(json: bool, doc: serde_json::Value, human: &str) {
         println!("{doc}");
     } else if !human.is_empty() {
         println!("{human}");
+    }
+}
+
+/// `75s` as `1m15s`.
+fn human_seconds(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }

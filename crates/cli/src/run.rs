@@ -1,6 +1,6 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
-use crate::cli::{Args, Command, Global, LatestWhat};
+use crate::cli::{Args, BackfillArgs, Command, Global, LatestWhat};
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -36,14 +36,21 @@ fn connect_options(g: &Global) -> ConnectOptions {
     }
 }
 
-fn engine_options(g: &Global, batch_size: Option<i64>) -> EngineOptions {
+fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions {
     EngineOptions {
         schema: g.schema.clone(),
         state_schema: g.state_schema.clone(),
-        backfill: BackfillOptions {
-            batch_size: batch_size.unwrap_or(BackfillOptions::default().batch_size),
-        },
+        backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
         ..EngineOptions::default()
+    }
+}
+
+fn backfill_options(b: &BackfillArgs) -> BackfillOptions {
+    BackfillOptions {
+        batch_size: b.backfill_batch_size,
+        target: b.backfill_target,
+        delay: b.backfill_batch_delay.unwrap_or_default(),
+        ..BackfillOptions::default()
     }
 }
 
@@ -93,10 +100,7 @@ pub fn run(args: Args) -> Result<()> {
         } => {
             let migration = Migration::load(&file)?;
             let mut client = connect()?;
-            let mut engine = Engine::new(
-                &mut client,
-                engine_options(&g, Some(backfill.backfill_batch_size)),
-            );
+            let mut engine = Engine::new(&mut client, engine_options(&g, Some(&backfill)));
             let started = engine.start(&migration, &on_event)?;
             let completed = if complete {
                 Some(engine.complete(&on_event)?)
@@ -180,11 +184,8 @@ pub fn run(args: Args) -> Result<()> {
         } => {
             let files = load_all(&migration_files(&dir)?)?;
             let mut client = connect()?;
-            let report = Engine::new(
-                &mut client,
-                engine_options(&g, Some(backfill.backfill_batch_size)),
-            )
-            .migrate(&files, complete, &on_event)?;
+            let report = Engine::new(&mut client, engine_options(&g, Some(&backfill)))
+                .migrate(&files, complete, &on_event)?;
             let human = format!(
                 "started {}, completed {}{}",
                 report.started.len(),
@@ -264,6 +265,20 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
+        Command::BenchBackfill {
+            rows,
+            small_rows,
+            pg_bin,
+            backfill,
+        } => crate::bench::run(
+            crate::bench::Options {
+                rows,
+                small_rows,
+                pg_bin,
+                backfill: backfill_options(&backfill),
+            },
+            json,
+        )?,
     }
     Ok(())
 }

@@ -193,3 +193,102 @@ fn demo_runs_with_zero_client_errors() {
     assert!(doc["new_client"]["operations"].as_u64().unwrap() > 0);
     assert!(doc["rows_visible_to_both_versions"].as_i64().unwrap() >= 3000);
 }
+
+/// A `tandem start` killed (SIGKILL) in the middle of its backfill leaves the migration
+/// `backfilling`; `status` says how far it got, and `start` with the same file continues it.
+#[test]
+fn a_killed_backfill_continues_with_start() {
+    use std::io::{BufRead, BufReader};
+    let db = TestDb::new();
+    let url = db.url();
+    db.execute(
+        "CREATE TABLE public.acc (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO public.acc SELECT g, g FROM generate_series(1, 3000) g;
+         ANALYZE public.acc;",
+    );
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "02_token.yaml",
+        "operations:\n  - add_column:\n      table: acc\n      up: \"v || ':' || md5(random()::text)\"\n      column: {name: token, type: text, nullable: true}\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "--json",
+            "start",
+            &f,
+            "--backfill-batch-size",
+            "50",
+            "--backfill-batch-delay",
+            "20ms",
+        ])
+        .env("DATABASE_URL", &url)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = 0;
+    for line in lines {
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if event["event"] == "backfill" {
+            seen = event["rows_done"].as_u64().unwrap();
+            if seen >= 500 {
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, 500, "progress arrives as JSON lines");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let o = tandem(&["--json", "status"], Some(&url));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["active"]["status"], "backfilling", "{doc}");
+    let done = doc["backfills"][0]["rows_done"].as_i64().unwrap();
+    assert!((500..3000).contains(&done), "{doc}");
+    let o = tandem(&["status"], Some(&url));
+    assert!(
+        stdout(&o).contains("backfill of acc: ")
+            && stdout(&o).contains("interrupted; run `tandem start`"),
+        "{}",
+        stdout(&o)
+    );
+    let mut c = db.connect();
+    let before: Vec<Option<String>> = c
+        .query("SELECT token FROM public.acc ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+
+    let o = tandem(&["start", &f], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("continuing from its checkpoint")
+            && stderr(&o).contains("backfill acc (token): 100% (3000 of ~3000 rows)"),
+        "{}",
+        stderr(&o)
+    );
+    let after: Vec<String> = c
+        .query("SELECT token FROM public.acc ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(a.starts_with(&format!("{}:", i + 1)), "row {}: {a}", i + 1);
+        if let Some(b) = b {
+            assert_eq!(
+                b,
+                a,
+                "row {} was done before the kill and is not redone",
+                i + 1
+            );
+        }
+    }
+    let o = tandem(&["--json", "status"], Some(&url));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["active"]["status"], "active", "{doc}");
+}

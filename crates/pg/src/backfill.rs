@@ -1,127 +1,525 @@
-//! The batched backfill: walks a table in keyset order of its key, touching each existing row
-//! once in short transactions so the table's trigger computes the new column's value. Each
-//! batch runs under the session's lock_timeout and is retried when it times out on a lock.
+//! The batched backfill: fills the new columns of rows that existed before start, in short
+//! transactions that walk the table in keyset order of its key (or in ranges of blocks when it
+//! has none), with a batch size that adapts to a target duration and a checkpoint saved with
+//! each batch so an interrupted backfill continues where it stopped.
+//!
+//! Each batch is one transaction: `SET LOCAL tandem.backfill = 'on'` (so the table's trigger,
+//! whose `WHEN` tests that setting, stays out of the way), then one `UPDATE <table> SET col =
+//! (expr), ... WHERE <range> AND age(xmin) > $d`, then the checkpoint. The range is
+//! `(key) > (last) AND (key) <= (upper)`, where `upper` is the key `n` rows further along the
+//! key's index (`LIMIT 1 OFFSET n-1`), unbounded for the last batch; without a key it is
+//! `ctid >= '(p,0)' AND ctid < '(q,0)'`, which PostgreSQL 14 and later run as a TID range scan,
+//! up to the table's size in blocks when the walk began. Key values travel in PostgreSQL's own
+//! binary form and are bound back unchanged, so they compare in their own type; the checkpoint
+//! keeps them as text, cast back to the column's type on resume.
+//!
+//! # Rows the trigger already wrote are skipped, and why that is sound
+//!
+//! Right after the start steps commit, the engine records `X = pg_snapshot_xmax(
+//! pg_current_snapshot())`: every transaction id from `X` on was assigned after the trigger was
+//! committed. A batch assigns its own xid `B` first and updates only rows with
+//! `age(xmin) > B - X`, that is rows whose creating transaction is older than `X` (frozen rows
+//! have age 2^31-1 and are always updated). A row version with `xmin >= X` came from a
+//! transaction that wrote the table after the trigger existed: CREATE TRIGGER takes SHARE ROW
+//! EXCLUSIVE, which conflicts with the ROW EXCLUSIVE every writer takes, so any writer that held
+//! its lock before the trigger was created had finished (with an xid below `X`) before the
+//! trigger committed; a writer that takes its lock later processes the catalog invalidations on
+//! acquiring it and so fires the trigger, which computed the new columns from the same
+//! expressions. Such rows hold their final values and are left alone. Rows written by an
+//! earlier batch of this backfill have `xmin >= X` too, which is what lets a walk by blocks
+//! ignore the new row versions its own updates leave further along the table. A transaction
+//! that got its xid before `X` but wrote the table after the trigger existed is merely redone,
+//! which is harmless. A row locked by a concurrent writer makes the batch wait (under
+//! `lock_timeout`) and re-check the new version, which that writer's trigger filled. The cutoff
+//! is stored with the checkpoint, because the trigger stays in place across an interruption.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::events::{Event, OnEvent};
-use crate::locks::{is_lock_timeout, RetryPolicy};
-use postgres::types::ToSql;
-use postgres::Client;
+use crate::locks::{is_lock_timeout, wait_before_retry, RetryPolicy};
+use crate::state::BackfillCheckpoint;
+use postgres::types::private::BytesMut;
+use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use postgres::{Client, Transaction};
+use std::time::{Duration, Instant};
 use tandem_model::{qualified, quote_ident, Schema};
-use tandem_plan::Backfill;
+use tandem_plan::{Backfill, Lock, LockMode, BACKFILL_SETTING};
 
+/// How big batches are and how fast they follow each other.
 #[derive(Debug, Clone, Copy)]
 pub struct BackfillOptions {
-    pub batch_size: i64,
+    /// Rows per batch; `None` adapts the size so a batch takes about `target`.
+    pub batch_size: Option<u64>,
+    /// How long a batch should take (and so hold its row locks) when the size adapts.
+    pub target: Duration,
+    /// A pause between batches, to leave the server to the application.
+    pub delay: Duration,
+    /// For tests: stop with `Error::BackfillInterrupted` after this many batches of one run.
+    #[doc(hidden)]
+    pub stop_after_batches: Option<u64>,
 }
 
 impl Default for BackfillOptions {
     fn default() -> Self {
-        BackfillOptions { batch_size: 1000 }
+        BackfillOptions {
+            batch_size: None,
+            target: Duration::from_millis(150),
+            delay: Duration::ZERO,
+            stop_after_batches: None,
+        }
     }
 }
 
-/// Runs one backfill to the end; returns the number of rows touched.
+/// The adaptive size starts here, grows or shrinks at most twofold per batch, within bounds.
+const FIRST_BATCH: u64 = 1_000;
+const MIN_BATCH: u64 = 100;
+const MAX_BATCH: u64 = 1_000_000;
+
+/// The batch size: fixed, or adapted after each full batch towards the target duration.
+struct BatchSize {
+    rows: u64,
+    target: Option<Duration>,
+}
+
+impl BatchSize {
+    fn new(opts: &BackfillOptions) -> BatchSize {
+        match opts.batch_size {
+            Some(n) => BatchSize {
+                rows: n.max(1),
+                target: None,
+            },
+            None => BatchSize {
+                rows: FIRST_BATCH,
+                target: Some(opts.target),
+            },
+        }
+    }
+
+    fn adapt(&mut self, took: Duration) {
+        if let Some(target) = self.target {
+            let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-4)).clamp(0.5, 2.0);
+            self.rows = ((self.rows as f64 * factor) as u64).clamp(MIN_BATCH, MAX_BATCH);
+        }
+    }
+}
+
+/// A key value as PostgreSQL sent it (binary), bound back unchanged. The value is only ever
+/// compared with the column it was read from, so the type PostgreSQL infers for the parameter
+/// is that column's type (or, for a domain, its binary-identical base type).
+#[derive(Debug, Clone)]
+struct KeyValue(Option<Vec<u8>>);
+
+impl<'a> FromSql<'a> for KeyValue {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(KeyValue(Some(raw.to_vec())))
+    }
+
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(KeyValue(None))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+impl ToSql for KeyValue {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Some(bytes) => {
+                out.extend_from_slice(bytes);
+                Ok(IsNull::No)
+            }
+            None => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// How the table is walked, and where the walk is.
+enum Walk {
+    Keyset {
+        /// Quoted key columns, joined: `a, b`.
+        keys: String,
+        width: usize,
+        last: Option<Vec<KeyValue>>,
+    },
+    Blocks {
+        next: i64,
+        end: i64,
+        rows_per_block: f64,
+    },
+}
+
+/// What one committed batch did.
+struct Batch {
+    /// Rows the batch walked (for a keyset batch that found its upper key, the batch size;
+    /// otherwise the rows it updated).
+    rows: u64,
+    last: bool,
+}
+
+/// One backfill being run: its SQL pieces and its position.
+struct Runner<'a> {
+    table: String,
+    set: String,
+    walk: Walk,
+    checkpoint: &'a mut BackfillCheckpoint,
+}
+
+/// Runs one backfill from its checkpoint to the end; returns the rows walked in this run.
+/// `save` records the checkpoint inside each batch's transaction.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     client: &mut Client,
     physical: &Schema,
     backfill: &Backfill,
+    checkpoint: &mut BackfillCheckpoint,
     opts: &BackfillOptions,
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
+    save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
 ) -> Result<u64> {
-    let schema = &physical.name;
-    let table = qualified(schema, &backfill.table);
-    let t = physical
-        .table(&backfill.table)
-        .ok_or_else(|| Error::Other(format!("backfill: table {:?} vanished", backfill.table)))?;
-    let types: Vec<String> = backfill
-        .key
-        .iter()
-        .map(|k| {
-            t.column(k)
-                .map(|c| c.data_type.clone())
-                .unwrap_or_else(|| "text".into())
-        })
-        .collect();
-    let keys: Vec<String> = backfill.key.iter().map(|k| quote_ident(k)).collect();
-    let key_list = keys.join(", ");
-    let params: Vec<String> = types
-        .iter()
-        .enumerate()
-        .map(|(i, ty)| format!("${}::text::{ty}", i + 1))
-        .collect();
-    let join: Vec<String> = keys.iter().map(|k| format!("t.{k} = b.{k}")).collect();
-    let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
-    // Qualified, so the order is the key's own and not that of the text column of the same name.
-    let descending: Vec<String> = keys.iter().map(|k| format!("u.{k} DESC")).collect();
-    let column = quote_ident(&backfill.assignments[0].0);
-    // One statement per batch: pick the next keys, touch those rows, and return how many were
-    // touched and the greatest key, where the next batch starts.
-    let batch_sql = |after: bool| {
-        format!(
-            "WITH b AS (SELECT {key_list} FROM {table} {where_} ORDER BY {key_list} LIMIT {limit}),
-                  u AS (UPDATE {table} t SET {column} = t.{column} FROM b WHERE {join} RETURNING {returning})
-             SELECT count(*) OVER (), {as_text} FROM u ORDER BY {descending} LIMIT 1",
-            where_ = if after { format!("WHERE ({key_list}) > ({})", params.join(", ")) } else { String::new() },
-            limit = opts.batch_size,
-            join = join.join(" AND "),
-            returning = keys.iter().map(|k| format!("t.{k}")).collect::<Vec<_>>().join(", "),
-            as_text = as_text.join(", "),
-            descending = descending.join(", "),
-        )
+    if checkpoint.done {
+        return Ok(0);
+    }
+    let table = qualified(&physical.name, &backfill.table);
+    let db = |what: String| {
+        move |source| Error::Db {
+            context: what,
+            source,
+        }
     };
-    let first = batch_sql(false);
-    let next = batch_sql(true);
-    let total: i64 = client
-        .query_one(
-            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass($1)",
-            &[&table],
-        )
-        .context(|| format!("estimating the size of {table}"))?
-        .get(0);
-    let mut last: Option<Vec<String>> = None;
-    let mut done: u64 = 0;
-    let mut attempt = 0;
-    loop {
-        let result = match &last {
-            None => client.query(&first, &[]),
-            Some(k) => {
-                let p: Vec<&(dyn ToSql + Sync)> =
-                    k.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                client.query(&next, &p)
-            }
+    let (reltuples, relpages, blocks): (i64, i64, i64) = {
+        let r = client
+            .query_one(
+                "SELECT reltuples::bigint, relpages::bigint,
+                        pg_relation_size(oid) / current_setting('block_size')::bigint
+                   FROM pg_class WHERE oid = $1::text::regclass",
+                &[&table],
+            )
+            .map_err(db(format!("estimating the size of {table}")))?;
+        (r.get(0), r.get(1), r.get(2))
+    };
+    if checkpoint.rows_estimate == 0 {
+        checkpoint.rows_estimate = if reltuples >= 0 {
+            reltuples
+        } else {
+            // Never analyzed: the planner's guess from the table's size.
+            let plan: serde_json::Value = client
+                .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {table}"), &[])
+                .map_err(db(format!("estimating the size of {table}")))?
+                .get(0);
+            plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
         };
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(e) if is_lock_timeout(&e) && attempt < policy.max_attempts => {
+    }
+    let walk = if backfill.key.is_empty() {
+        Walk::Blocks {
+            next: checkpoint.next_block.unwrap_or(0),
+            end: *checkpoint.end_block.get_or_insert(blocks),
+            rows_per_block: if relpages > 0 && reltuples > 0 {
+                reltuples as f64 / relpages as f64
+            } else {
+                // Unknown: a guess for narrow rows; the adaptive size corrects it.
+                100.0
+            },
+        }
+    } else {
+        let last = match &checkpoint.last_key {
+            Some(text) => Some(key_from_text(client, physical, backfill, text)?),
+            None => None,
+        };
+        Walk::Keyset {
+            keys: backfill
+                .key
+                .iter()
+                .map(|k| quote_ident(k))
+                .collect::<Vec<_>>()
+                .join(", "),
+            width: backfill.key.len(),
+            last,
+        }
+    };
+    let set = backfill
+        .assignments
+        .iter()
+        .map(|(col, expr)| format!("{} = ({expr})", quote_ident(col)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let columns = backfill
+        .assignments
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut runner = Runner {
+        table: table.clone(),
+        set,
+        walk,
+        checkpoint,
+    };
+    let lock = Lock {
+        mode: LockMode::RowExclusive,
+        relation: table.clone(),
+    };
+    let what = format!("backfill of {}", backfill.table);
+    let mut size = BatchSize::new(opts);
+    let began = Instant::now();
+    let mut walked: u64 = 0;
+    let mut batches: u64 = 0;
+    let mut attempt = 0;
+    let interrupted = |rows_done: i64, source: Error| Error::BackfillInterrupted {
+        table: backfill.table.clone(),
+        rows_done: rows_done.max(0) as u64,
+        source: Box::new(source),
+    };
+    loop {
+        let t = Instant::now();
+        let batch = match runner.batch(client, size.rows, save) {
+            Ok(b) => b,
+            Err(Error::Db { source, .. }) if is_lock_timeout(&source) => {
                 attempt += 1;
-                std::thread::sleep(policy.delay(attempt));
+                wait_before_retry(client, &what, Some(lock.clone()), attempt, policy, on_event)
+                    .map_err(|e| interrupted(runner.checkpoint.rows_done, e))?;
                 continue;
             }
-            Err(e) => {
-                return Err(Error::Db {
-                    context: format!("backfilling {}", backfill.table),
-                    source: e,
-                })
-            }
+            Err(e) if resumable(&e) => return Err(interrupted(runner.checkpoint.rows_done, e)),
+            Err(e) => return Err(e),
         };
         attempt = 0;
-        if rows.is_empty() {
-            break;
+        batches += 1;
+        walked += batch.rows;
+        if !batch.last {
+            size.adapt(t.elapsed());
         }
-        done += rows[0].get::<_, i64>(0) as u64;
-        last = Some(
-            (1..=keys.len())
-                .map(|i| rows[0].get::<_, String>(i))
-                .collect(),
-        );
+        let done = runner.checkpoint.rows_done.max(0) as u64;
+        let estimate = (runner.checkpoint.rows_estimate.max(0) as u64).max(done);
+        let rate = (walked as f64 / began.elapsed().as_secs_f64().max(1e-3)) as u64;
         on_event(&Event::Backfill {
             table: backfill.table.clone(),
-            column: backfill.assignments[0].0.clone(),
+            column: columns.clone(),
             rows_done: done,
-            rows_total_estimate: (total.max(0) as u64).max(done),
+            rows_total_estimate: estimate,
+            rows_per_second: rate,
+            eta_seconds: (rate > 0 && !batch.last).then(|| (estimate - done) / rate),
+            batch_size: size.rows,
+            done: batch.last,
         });
+        if batch.last {
+            return Ok(walked);
+        }
+        if opts.stop_after_batches == Some(batches) {
+            return Err(interrupted(
+                runner.checkpoint.rows_done,
+                Error::Other(format!("stopped by the test hook after {batches} batches")),
+            ));
+        }
+        if !opts.delay.is_zero() {
+            std::thread::sleep(opts.delay);
+        }
     }
-    Ok(done)
+}
+
+impl Runner<'_> {
+    /// Runs and commits one batch of about `rows` rows, with its checkpoint.
+    fn batch(
+        &mut self,
+        client: &mut Client,
+        rows: u64,
+        save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+    ) -> Result<Batch> {
+        let table = &self.table;
+        let db = |what: &str| {
+            let context = format!("backfill of {table}: {what}");
+            move |source| Error::Db { context, source }
+        };
+        let mut tx = client.transaction().map_err(db("beginning a batch"))?;
+        // The xid is assigned here, before age() is first called in the transaction, so that
+        // age(xmin) is measured from this batch's own xid.
+        let since_cutoff: i64 = tx
+            .query_one(
+                "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
+                &[&BACKFILL_SETTING, &self.checkpoint.cutoff_xid],
+            )
+            .map_err(db("taking a transaction id"))?
+            .get(1);
+        // Ages are 32-bit; a backfill that outlives 2^31 transactions is not a concern.
+        let since_cutoff = since_cutoff.clamp(0, i32::MAX as i64 - 1) as i32;
+        let mut next = self.checkpoint.clone();
+        let batch = match &mut self.walk {
+            Walk::Keyset { keys, width, last } => {
+                let n = *width;
+                let lower = last.is_some();
+                let placeholders = |from: usize| {
+                    (from..from + n)
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let after = if lower {
+                    format!("WHERE ({keys}) > ({})", placeholders(1))
+                } else {
+                    String::new()
+                };
+                let as_text = (0..n)
+                    .map(|i| format!("k.k{i}::text"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let upper_sql = format!(
+                    "SELECT k.*, {as_text} FROM (SELECT {keys} FROM {table} {after} ORDER BY {keys} LIMIT 1 OFFSET ${}) AS k({})",
+                    if lower { n + 1 } else { 1 },
+                    (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "),
+                );
+                let offset = rows as i64 - 1;
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                if let Some(l) = last.as_ref() {
+                    params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
+                }
+                params.push(&offset);
+                let upper = tx
+                    .query_opt(&upper_sql, &params)
+                    .map_err(db("finding the batch's upper key"))?;
+                let upper_key: Option<(Vec<KeyValue>, Vec<String>)> = upper.map(|r| {
+                    (
+                        (0..n).map(|i| r.get::<_, KeyValue>(i)).collect(),
+                        (n..2 * n).map(|i| r.get::<_, String>(i)).collect(),
+                    )
+                });
+                let mut conds = Vec::new();
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                if let Some(l) = last.as_ref() {
+                    conds.push(format!("({keys}) > ({})", placeholders(1)));
+                    params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
+                }
+                if let Some((u, _)) = &upper_key {
+                    conds.push(format!("({keys}) <= ({})", placeholders(params.len() + 1)));
+                    params.extend(u.iter().map(|v| v as &(dyn ToSql + Sync)));
+                }
+                conds.push(format!("age(xmin) > ${}", params.len() + 1));
+                params.push(&since_cutoff);
+                let updated = tx
+                    .execute(
+                        &format!(
+                            "UPDATE {table} SET {} WHERE {}",
+                            self.set,
+                            conds.join(" AND ")
+                        ),
+                        &params,
+                    )
+                    .map_err(db("updating a batch"))?;
+                match upper_key {
+                    Some((values, text)) => {
+                        next.last_key = Some(text);
+                        next.rows_done += rows as i64;
+                        save(&mut tx, &next)?;
+                        tx.commit().map_err(db("committing a batch"))?;
+                        *last = Some(values);
+                        Batch { rows, last: false }
+                    }
+                    None => {
+                        next.rows_done += updated as i64;
+                        next.done = true;
+                        save(&mut tx, &next)?;
+                        tx.commit().map_err(db("committing a batch"))?;
+                        Batch {
+                            rows: updated,
+                            last: true,
+                        }
+                    }
+                }
+            }
+            Walk::Blocks {
+                next: from,
+                end,
+                rows_per_block,
+            } => {
+                let blocks = ((rows as f64 / *rows_per_block).ceil() as i64).max(1);
+                let to = (*from + blocks).min(*end);
+                let updated = tx
+                    .execute(
+                        &format!(
+                            "UPDATE {table} SET {} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid AND age(xmin) > $1",
+                            self.set
+                        ),
+                        &[&since_cutoff],
+                    )
+                    .map_err(db("updating a range of blocks"))?;
+                let last = to >= *end;
+                next.next_block = Some(to);
+                next.rows_done += updated as i64;
+                next.done = last;
+                save(&mut tx, &next)?;
+                tx.commit().map_err(db("committing a batch"))?;
+                *from = to;
+                Batch {
+                    rows: updated,
+                    last,
+                }
+            }
+        };
+        *self.checkpoint = next;
+        Ok(batch)
+    }
+}
+
+/// The checkpoint's key, read back in the key columns' own types.
+fn key_from_text(
+    client: &mut Client,
+    physical: &Schema,
+    backfill: &Backfill,
+    text: &[String],
+) -> Result<Vec<KeyValue>> {
+    let t = physical
+        .table(&backfill.table)
+        .ok_or_else(|| Error::Other(format!("backfill: table {:?} is gone", backfill.table)))?;
+    let casts = backfill
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let ty = t.column(k).map(|c| c.data_type.as_str()).ok_or_else(|| {
+                Error::Other(format!(
+                    "backfill: key column {k:?} of {:?} is gone",
+                    backfill.table
+                ))
+            })?;
+            Ok(format!("($1::text[])[{}]::{ty}", i + 1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let row = client
+        .query_one(&format!("SELECT {}", casts.join(", ")), &[&text])
+        .map_err(|source| Error::Db {
+            context: format!(
+                "backfill of {}: reading the checkpoint's key",
+                backfill.table
+            ),
+            source,
+        })?;
+    Ok((0..text.len()).map(|i| row.get::<_, KeyValue>(i)).collect())
+}
+
+/// Whether continuing later can get past the error: the connection went, the server is shutting
+/// down or cancelled the statement (SQLSTATE classes 08 and 57), or locks stayed busy.
+fn resumable(e: &Error) -> bool {
+    match e {
+        Error::LockRetriesExhausted { .. } => true,
+        Error::Db { source, .. } => match source.code() {
+            None => true,
+            Some(code) => ["08", "57"].iter().any(|c| code.code().starts_with(c)),
+        },
+        _ => false,
+    }
 }

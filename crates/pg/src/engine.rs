@@ -7,7 +7,7 @@ use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::introspect::{read_schema, schema_exists, server_major};
 use crate::locks::{run_steps, RetryPolicy, RunnerLock};
-use crate::state::{MigrationRecord, State};
+use crate::state::{BackfillCheckpoint, MigrationRecord, State};
 use postgres::Client;
 use serde::Serialize;
 use tandem_model::{quote_literal, shorten_name, Migration};
@@ -68,6 +68,9 @@ pub struct Status {
     pub history: Vec<MigrationRecord>,
     /// Version schemas that exist in the database, oldest first.
     pub version_schemas: Vec<String>,
+    /// The backfills of a migration that is backfilling, with their progress.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backfills: Vec<BackfillCheckpoint>,
     /// What to do next, in words, when the state needs attention.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
@@ -144,6 +147,9 @@ impl<'c> Engine<'c> {
     ) -> Result<StartReport> {
         let schema = self.opts.schema.clone();
         if let Some(active) = self.state.active(self.client, &schema)? {
+            if active.name == migration.name && active.status == "backfilling" {
+                return self.resume_locked(active, migration, on_event);
+            }
             return Err(Error::ActiveMigration {
                 schema,
                 name: active.name,
@@ -181,18 +187,59 @@ impl<'c> Engine<'c> {
             &file_json,
             &plan_json,
         )?;
-        match self.expand(&plan, facts.pg_major, &migration.name, on_event) {
+        let expanded = self.expand(&plan, facts.pg_major, &migration.name, on_event);
+        self.report_or_undo(expanded, &migration.name, &plan, on_event)
+    }
+
+    /// Continues a start whose backfill was interrupted: the rest of each backfill from its
+    /// checkpoint, then the version schema. The file must be the one that was started.
+    fn resume_locked(
+        &mut self,
+        active: MigrationRecord,
+        migration: &Migration,
+        on_event: OnEvent<'_>,
+    ) -> Result<StartReport> {
+        let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
+        if file_json != active.migration {
+            return Err(Error::Other(format!(
+                "migration {:?} is backfilling, but its file has changed since it was started; start it with the file it was started with, or run `tandem rollback` first",
+                active.name
+            )));
+        }
+        let (_, plan) = self.active_plan()?;
+        on_event(&Event::Info {
+            message: format!(
+                "{} was interrupted while backfilling; continuing from its checkpoint",
+                active.name
+            ),
+        });
+        let pg_major = server_major(self.client)?;
+        let published = self.backfill_and_publish(&plan, pg_major, &active.name, on_event);
+        self.report_or_undo(published, &active.name, &plan, on_event)
+    }
+
+    /// The report of a start, or, when it failed, the undoing of what it did. An interrupted
+    /// backfill is left in place with its checkpoint, to be continued.
+    fn report_or_undo(
+        &mut self,
+        expanded: Result<u64>,
+        name: &str,
+        plan: &Plan,
+        on_event: OnEvent<'_>,
+    ) -> Result<StartReport> {
+        match expanded {
             Ok(backfilled_rows) => Ok(StartReport {
-                name: migration.name.clone(),
-                version_schema,
+                name: name.to_string(),
+                version_schema: plan.version_schema.clone(),
                 steps: plan.start.len(),
                 backfilled_rows,
             }),
+            Err(err @ Error::BackfillInterrupted { .. }) => Err(err),
             Err(err) => {
                 on_event(&Event::Info {
-                    message: format!("start of {} failed; undoing what it did", migration.name),
+                    message: format!("start of {name} failed; undoing what it did"),
                 });
-                match self.undo(&migration.name, &plan, on_event) {
+                match self.undo(name, plan, on_event) {
                     Ok(()) => Err(err),
                     Err(undo) => Err(Error::Other(format!(
                         "{err}\nundoing the failed start also failed: {undo}\n`tandem status` shows the migration as not finished; `tandem rollback` removes what is left"
@@ -218,16 +265,46 @@ impl<'c> Engine<'c> {
             on_event,
             None,
         )?;
+        if !plan.backfills.is_empty() {
+            let tables: Vec<&str> = plan.backfills.iter().map(|b| b.table.as_str()).collect();
+            let mut tx = self
+                .client
+                .transaction()
+                .context(|| "beginning a transaction".into())?;
+            self.state
+                .begin_backfills(&mut tx, &schema, name, &tables)?;
+            tx.commit().context(|| "recording the backfills".into())?;
+        }
+        self.backfill_and_publish(plan, pg_major, name, on_event)
+    }
+
+    /// Runs the backfills from their checkpoints, then creates the version schema and marks
+    /// the migration active.
+    fn backfill_and_publish(
+        &mut self,
+        plan: &Plan,
+        pg_major: u32,
+        name: &str,
+        on_event: OnEvent<'_>,
+    ) -> Result<u64> {
+        let schema = self.opts.schema.clone();
         let physical = read_schema(self.client, &schema)?;
         let mut rows = 0;
-        for b in &plan.backfills {
+        let checkpoints = self.state.backfills(self.client, &schema, name)?;
+        for (b, mut checkpoint) in plan.backfills.iter().zip(checkpoints) {
+            let state = &self.state;
+            let mut save = |tx: &mut postgres::Transaction<'_>, c: &BackfillCheckpoint| {
+                state.save_backfill(tx, &schema, name, c)
+            };
             rows += backfill::run(
                 self.client,
                 &physical,
                 b,
+                &mut checkpoint,
                 &self.opts.backfill,
                 &self.opts.retry,
                 on_event,
+                &mut save,
             )?;
         }
         run_steps(
@@ -305,6 +382,12 @@ impl<'c> Engine<'c> {
         let (active, plan) = self.active_plan()?;
         match active.status.as_str() {
             "active" | "completing" => {}
+            "backfilling" => {
+                return Err(Error::Other(format!(
+                    "migration {:?} is still backfilling (its start was interrupted); run `tandem start` with its file again to continue, or `tandem rollback`",
+                    active.name
+                )))
+            }
             other => {
                 return Err(Error::Other(format!(
                     "migration {:?} is {other}, not active; run `tandem rollback` to clear it",
@@ -382,6 +465,7 @@ impl<'c> Engine<'c> {
             latest: None,
             history: Vec::new(),
             version_schemas: Vec::new(),
+            backfills: Vec::new(),
             advice: None,
         };
         match self.state.check(self.client) {
@@ -400,6 +484,17 @@ impl<'c> Engine<'c> {
             if schema_exists(self.client, &h.version_schema)? {
                 status.version_schemas.push(h.version_schema.clone());
             }
+        }
+        let backfilling = status.active.as_ref().filter(|a| a.status == "backfilling");
+        if let Some(a) = backfilling {
+            status.backfills = self.state.backfills(self.client, &schema, &a.name)?;
+            let running = crate::locks::RunnerLock::held_elsewhere(
+                self.client,
+                &self.opts.state_schema,
+                &schema,
+            )?;
+            status.advice = Some(backfill_advice(&a.name, &status.backfills, running));
+            return Ok(status);
         }
         status.advice = status.active.as_ref().and_then(|a| match a.status.as_str() {
             "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left", a.name)),
@@ -452,7 +547,8 @@ impl<'c> Engine<'c> {
                 // The active migration is the newest of the history: finish it first, unless it
                 // is the last and was not asked to complete.
                 let m = files.iter().find(|f| f.name == a.name).expect("history matched the files");
-                todo.push((m, false));
+                // An interrupted backfill continues through start.
+                todo.push((m, a.status == "backfilling"));
             }
             todo.extend(pending.into_iter().map(|m| (m, true)));
             let n = todo.len();
@@ -509,6 +605,36 @@ impl<'c> Engine<'c> {
         self.client
             .batch_execute(sql)
             .context(|| "running SQL".into())
+    }
+}
+
+/// What `status` says of a migration that is backfilling, e.g. "backfill of t: 40% (400000 of
+/// ~1000000 rows), interrupted; ...".
+fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) -> String {
+    let progress: Vec<String> = backfills
+        .iter()
+        .map(|b| {
+            let estimate = b.rows_estimate.max(b.rows_done);
+            if b.done {
+                format!("backfill of {}: done ({} rows)", b.table, b.rows_done)
+            } else {
+                let percent = if estimate > 0 {
+                    b.rows_done * 100 / estimate
+                } else {
+                    0
+                };
+                format!(
+                    "backfill of {}: {percent}% ({} of ~{estimate} rows)",
+                    b.table, b.rows_done
+                )
+            }
+        })
+        .collect();
+    let what = progress.join("; ");
+    if running {
+        format!("{what}, in progress (another tandem run holds the migration lock)")
+    } else {
+        format!("{what}, interrupted; run `tandem start` with the file of {name:?} again to continue, or `tandem rollback` to undo it")
     }
 }
 

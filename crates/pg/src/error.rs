@@ -50,6 +50,15 @@ pub enum Error {
     },
     #[error("version schema {0:?} already exists; set `version_schema` in the migration file to another name")]
     VersionSchemaExists(String),
+    /// The backfill stopped part-way for a reason that resuming can get past (the connection
+    /// went, the server was shut down, locks stayed busy, the test hook). The migration is left
+    /// `backfilling` with its checkpoint.
+    #[error("backfill of {table} stopped after {rows_done} rows: {source}\nthe migration is left backfilling with its checkpoint; run `tandem start` with the same file again to continue, or `tandem rollback` to undo it")]
+    BackfillInterrupted {
+        table: String,
+        rows_done: u64,
+        source: Box<Error>,
+    },
     #[error("{0}")]
     Other(String),
 }

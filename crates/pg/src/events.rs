@@ -24,11 +24,22 @@ pub enum Event {
         /// Sessions holding locks on the relation, as far as pg_locks tells.
         holders: String,
     },
+    /// A backfill batch committed (or, with `done`, the backfill of the table finished).
     Backfill {
         table: String,
+        /// The columns it fills, comma-separated.
         column: String,
         rows_done: u64,
+        /// From the planner's statistics; at least `rows_done`.
         rows_total_estimate: u64,
+        /// Rows per second since this run of the backfill began.
+        rows_per_second: u64,
+        /// Seconds left at that rate, when the estimate allows a guess.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eta_seconds: Option<u64>,
+        /// Rows (or, on a table without a key, blocks) the next batch will take.
+        batch_size: u64,
+        done: bool,
     },
     Info {
         message: String,

@@ -189,14 +189,28 @@ fn backoff(
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
 ) -> Result<()> {
-    let lock: Option<Lock> = step.strongest_lock().cloned();
+    let lock = step.strongest_lock().cloned();
+    wait_before_retry(client, &step.description, lock, attempt, policy, on_event)
+}
+
+/// After a lock timeout of `what` (attempt `attempt`, 1-based): fails with
+/// `LockRetriesExhausted` when the attempts are used up, else reports `Event::LockRetry` with
+/// who holds the lock and sleeps for the backoff delay. The caller has rolled back and retries.
+pub fn wait_before_retry(
+    client: &mut Client,
+    what: &str,
+    lock: Option<Lock>,
+    attempt: u32,
+    policy: &RetryPolicy,
+    on_event: OnEvent<'_>,
+) -> Result<()> {
     let holders = lock
         .as_ref()
         .map(|l| lock_holders(client, &l.relation))
         .unwrap_or_else(|| "unknown sessions".into());
     if attempt >= policy.max_attempts {
         return Err(Error::LockRetriesExhausted {
-            what: step.description.clone(),
+            what: what.to_string(),
             attempts: attempt,
             lock: lock
                 .map(|l| {
@@ -213,7 +227,7 @@ fn backoff(
     }
     let delay = policy.delay(attempt);
     on_event(&Event::LockRetry {
-        description: step.description.clone(),
+        description: what.to_string(),
         attempt,
         delay_ms: delay.as_millis() as u64,
         lock,
@@ -272,6 +286,24 @@ impl RunnerLock {
             Err(Error::Locked {
                 schema: schema.to_string(),
             })
+        }
+    }
+
+    /// Whether another session holds the lock now (a runner is at work), without keeping it.
+    pub fn held_elsewhere(client: &mut Client, state_schema: &str, schema: &str) -> Result<bool> {
+        match RunnerLock::acquire(client, state_schema, schema) {
+            Ok(RunnerLock) => {
+                let key = format!("tandem:{state_schema}:{schema}");
+                client
+                    .execute(
+                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                        &[&key],
+                    )
+                    .context(|| "releasing the migration lock".into())?;
+                Ok(false)
+            }
+            Err(Error::Locked { .. }) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 }

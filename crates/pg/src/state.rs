@@ -8,7 +8,7 @@ use serde::Serialize;
 use tandem_model::{quote_ident, quote_literal};
 
 /// The newest layout of the state tables this tandem knows.
-pub const STATE_VERSION: i32 = 1;
+pub const STATE_VERSION: i32 = 2;
 
 /// Each entry upgrades the state tables from the previous version; entry `i` produces `i + 1`.
 /// `{s}` stands for the quoted state schema.
@@ -31,7 +31,52 @@ CREATE TABLE IF NOT EXISTS {s}.migrations (
 CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON {s}.migrations (schema) WHERE status <> 'complete';
 -- The history is linear: a migration has at most one child.
 CREATE UNIQUE INDEX IF NOT EXISTS migrations_linear ON {s}.migrations (schema, coalesce(parent, ''));
+", "
+-- A start whose backfill has not finished is `backfilling`; its position is checkpointed here,
+-- in the transaction of each batch, and goes with the migration's row.
+ALTER TABLE {s}.migrations DROP CONSTRAINT IF EXISTS migrations_status_check;
+ALTER TABLE {s}.migrations ADD CONSTRAINT migrations_status_check
+    CHECK (status IN ('starting', 'backfilling', 'active', 'completing', 'complete', 'rolling_back'));
+CREATE TABLE IF NOT EXISTS {s}.backfills (
+    schema          text        NOT NULL,
+    migration       text        NOT NULL,
+    position        int         NOT NULL,
+    table_name      text        NOT NULL,
+    -- Row versions whose xmin is at least this 64-bit xid were written with the trigger in place.
+    cutoff_xid      bigint      NOT NULL,
+    -- Keyset walks: the last key done, as text; NULL before the first batch.
+    last_key        text[],
+    -- ctid walks: the next block to do, and the table's size in blocks when the walk began.
+    next_block      bigint,
+    end_block       bigint,
+    rows_done       bigint      NOT NULL DEFAULT 0,
+    rows_estimate   bigint      NOT NULL DEFAULT 0,
+    done            boolean     NOT NULL DEFAULT false,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema, migration, position),
+    FOREIGN KEY (schema, migration) REFERENCES {s}.migrations (schema, name) ON DELETE CASCADE
+);
 "];
+
+/// Where a backfill is: a row of `backfills`, saved in the transaction of each batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillCheckpoint {
+    /// The backfill's index in the plan's `backfills`.
+    pub position: i32,
+    pub table: String,
+    #[serde(skip)]
+    pub cutoff_xid: i64,
+    #[serde(skip)]
+    pub last_key: Option<Vec<String>>,
+    #[serde(skip)]
+    pub next_block: Option<i64>,
+    #[serde(skip)]
+    pub end_block: Option<i64>,
+    pub rows_done: i64,
+    pub rows_estimate: i64,
+    pub done: bool,
+    pub updated_at: String,
+}
 
 /// A row of the history.
 #[derive(Debug, Clone, Serialize)]
@@ -280,6 +325,99 @@ impl State {
                 &[&schema, &name],
             )
             .context(|| format!("removing migration {name:?} from the history"))?;
+        Ok(())
+    }
+
+    /// Records the backfills of a start whose steps (and so its triggers) have just committed:
+    /// one checkpoint per backfill, with the cutoff xid taken from a snapshot begun after that
+    /// commit, and the migration as `backfilling`.
+    pub fn begin_backfills(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+        name: &str,
+        tables: &[&str],
+    ) -> Result<()> {
+        let positions: Vec<i32> = (0..tables.len() as i32).collect();
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.backfills (schema, migration, position, table_name, cutoff_xid)
+                     SELECT $1, $2, p, t, pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                       FROM unnest($3::int[], $4::text[]) AS b(p, t)
+                     ON CONFLICT DO NOTHING",
+                    s = self.q()
+                ),
+                &[&schema, &name, &positions, &tables],
+            )
+            .context(|| format!("recording the backfills of migration {name:?}"))?;
+        self.set_status(client, schema, name, "backfilling")
+    }
+
+    /// The backfill checkpoints of a migration, in plan order.
+    pub fn backfills(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+        name: &str,
+    ) -> Result<Vec<BackfillCheckpoint>> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT position, table_name, cutoff_xid, last_key, next_block, end_block,
+                            rows_done, rows_estimate, done, updated_at::text
+                       FROM {}.backfills WHERE schema = $1 AND migration = $2 ORDER BY position",
+                    self.q()
+                ),
+                &[&schema, &name],
+            )
+            .context(|| format!("reading the backfill checkpoints of {name:?}"))?;
+        Ok(rows
+            .iter()
+            .map(|r| BackfillCheckpoint {
+                position: r.get(0),
+                table: r.get(1),
+                cutoff_xid: r.get(2),
+                last_key: r.get(3),
+                next_block: r.get(4),
+                end_block: r.get(5),
+                rows_done: r.get(6),
+                rows_estimate: r.get(7),
+                done: r.get(8),
+                updated_at: r.get(9),
+            })
+            .collect())
+    }
+
+    /// Saves a checkpoint; called in the transaction of the batch it records.
+    pub fn save_backfill(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+        name: &str,
+        c: &BackfillCheckpoint,
+    ) -> Result<()> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {}.backfills SET last_key = $4, next_block = $5, end_block = $6,
+                            rows_done = $7, rows_estimate = $8, done = $9, updated_at = now()
+                      WHERE schema = $1 AND migration = $2 AND position = $3",
+                    self.q()
+                ),
+                &[
+                    &schema,
+                    &name,
+                    &c.position,
+                    &c.last_key,
+                    &c.next_block,
+                    &c.end_block,
+                    &c.rows_done,
+                    &c.rows_estimate,
+                    &c.done,
+                ],
+            )
+            .context(|| format!("saving the backfill checkpoint of {}", c.table))?;
         Ok(())
     }
 
