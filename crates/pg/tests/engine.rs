@@ -316,22 +316,11 @@ fn status_before_init_says_what_to_do() {
     assert!(status.advice.unwrap().contains("tandem init"));
 }
 
-fn dir_files(dir: &std::path::Path) -> Vec<Migration> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.retain(|p| tandem_model::migration::Format::from_path(p).is_some());
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| Migration::load(p).unwrap_or_else(|e| panic!("{e}")))
-        .collect()
-}
-
 #[test]
 fn the_projects_examples_apply_in_order() {
-    let files = dir_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples"));
+    let files = tandem_model::testing::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples"),
+    );
     assert!(files.len() >= 4);
     let mut env = Env::new();
     let report = env
@@ -376,19 +365,10 @@ const NOT_YET: &[&str] = &[
 
 #[test]
 fn pgroll_examples_apply_in_order() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/compat/pgroll-examples");
-    if !dir.exists() {
-        assert!(
-            std::env::var_os("TANDEM_REQUIRE_COMPAT").is_none(),
-            "TANDEM_REQUIRE_COMPAT is set but {} is missing",
-            dir.display()
-        );
-        eprintln!("skipping: {} not present", dir.display());
+    let Some(files) = tandem_model::testing::pgroll_examples() else {
+        eprintln!("skipping: pgroll's examples are not present beside the workspace");
         return;
-    }
-    let files = dir_files(&dir);
-    assert_eq!(files.len(), 56);
+    };
     let mut env = Env::new();
     let mut refused = Vec::new();
     for m in &files {
