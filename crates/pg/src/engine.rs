@@ -181,7 +181,9 @@ impl<'c> Engine<'c> {
             &file_json,
             &plan_json,
         )?;
-        match self.expand(&plan, facts.pg_major, &migration.name, on_event) {
+        // The start steps that ran: a failed start undoes only what they did.
+        let mut ran = Vec::new();
+        match self.expand(&plan, facts.pg_major, &migration.name, &mut ran, on_event) {
             Ok(backfilled_rows) => Ok(StartReport {
                 name: migration.name.clone(),
                 version_schema,
@@ -192,7 +194,8 @@ impl<'c> Engine<'c> {
                 on_event(&Event::Info {
                     message: format!("start of {} failed; undoing what it did", migration.name),
                 });
-                match self.undo(&migration.name, &plan, on_event) {
+                let undo = plan.rollback_of(&ran);
+                match self.undo(&migration.name, &plan.version_schema, &undo, on_event) {
                     Ok(()) => Err(err),
                     Err(undo) => Err(Error::Other(format!(
                         "{err}\nundoing the failed start also failed: {undo}\n`tandem status` shows the migration as not finished; `tandem rollback` removes what is left"
@@ -207,6 +210,7 @@ impl<'c> Engine<'c> {
         plan: &Plan,
         pg_major: u32,
         name: &str,
+        ran: &mut Vec<usize>,
         on_event: OnEvent<'_>,
     ) -> Result<u64> {
         let schema = self.opts.schema.clone();
@@ -217,6 +221,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             None,
+            Some(ran),
         )?;
         let physical = read_schema(self.client, &schema)?;
         let mut rows = 0;
@@ -247,14 +252,22 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             Some(&mut finish),
+            None,
         )?;
         Ok(rows)
     }
 
-    fn undo(&mut self, name: &str, plan: &Plan, on_event: OnEvent<'_>) -> Result<()> {
+    /// Drops the version schema, runs `rollback`, and deletes the state row with the last of it.
+    fn undo(
+        &mut self,
+        name: &str,
+        version_schema: &str,
+        rollback: &[tandem_plan::Step],
+        on_event: OnEvent<'_>,
+    ) -> Result<()> {
         let schema = self.opts.schema.clone();
-        let mut steps = vec![drop_version_schema(&plan.version_schema)];
-        steps.extend(plan.rollback.iter().cloned());
+        let mut steps = vec![drop_version_schema(version_schema)];
+        steps.extend(rollback.iter().cloned());
         let state = &self.state;
         let mut finish = |tx: &mut postgres::Transaction<'_>| state.delete(tx, &schema, name);
         run_steps(
@@ -264,6 +277,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             Some(&mut finish),
+            None,
         )
     }
 
@@ -336,6 +350,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             Some(&mut finish),
+            None,
         )?;
         Ok(CompleteReport {
             name: active.name,
@@ -356,7 +371,7 @@ impl<'c> Engine<'c> {
             }
             let schema = e.opts.schema.clone();
             e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
-            e.undo(&active.name, &plan, on_event)?;
+            e.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)?;
             Ok(RollbackReport {
                 name: active.name,
                 version_schema: active.version_schema,

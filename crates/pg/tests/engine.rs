@@ -395,3 +395,57 @@ fn pgroll_examples_apply_in_order() {
         "the set of examples tandem cannot apply yet changed"
     );
 }
+
+/// A `sql` operation whose `down` assumes its `up` ran: the kind of `down` a failed start must
+/// not run unless the `up` did.
+const MOOD: &str = "  - sql: {up: \"CREATE TYPE mood AS ENUM ('happy')\", down: DROP TYPE mood}\n";
+
+#[test]
+fn a_failed_start_undoes_only_what_ran() {
+    let mut env = with_users();
+    // The second operation fails in the transaction the first shares: neither ran, so `DROP
+    // TYPE mood` must not run either (it would fail, leaving the start half undone).
+    let e = start_err(
+        &mut env,
+        "02_same_tx",
+        &format!("operations:\n{MOOD}  - sql: {{up: SELECT 1/0, down: SELECT 1}}\n"),
+    );
+    assert!(e.contains("division by zero"), "{e}");
+    assert!(!e.contains("undoing"), "{e}");
+    // The `sql` operation itself fails after a table was created: the table goes, and the
+    // failed operation's `down`, which could only fail, does not run.
+    let e = start_err(
+        &mut env,
+        "02_sql_fails",
+        "operations:\n  - create_table: {name: other, columns: [{name: id, type: int, pk: true}]}\n  - sql: {up: SELECT 1/0, down: DROP TABLE never_made}\n",
+    );
+    assert!(e.contains("division by zero"), "{e}");
+    assert!(!e.contains("undoing"), "{e}");
+    // Here the first operation commits before the second, built CONCURRENTLY, fails: the
+    // first's `down` runs, so the type is gone again, and so is the failed build's index.
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO users (name) VALUES ('u1')",
+    );
+    let e = start_err(
+        &mut env,
+        "02_after_commit",
+        &format!("operations:\n{MOOD}  - create_index: {{name: users_name_uq, table: users, unique: true, columns: [{{column: name}}]}}\n"),
+    );
+    assert!(e.contains("could not create unique index"), "{e}");
+    assert!(!e.contains("undoing"), "{e}");
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_type WHERE typname = 'mood'"
+        ),
+        0
+    );
+    // Nothing is left that a later start would trip over.
+    exec(&mut c, "DELETE FROM users WHERE id = 101");
+    env.apply(
+        "02_after_commit",
+        &format!("operations:\n{MOOD}  - create_index: {{name: users_name_uq, table: users, unique: true, columns: [{{column: name}}]}}\n"),
+    );
+}
