@@ -292,3 +292,52 @@ fn a_killed_backfill_continues_with_start() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(doc["active"]["status"], "active", "{doc}");
 }
+
+#[test]
+fn tls_settings_come_from_the_url_or_the_libpq_variables() {
+    let cluster = tandem_testkit::tls_cluster();
+    let db = TestDb::on(cluster);
+    let root = cluster
+        .tls_root_cert()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let verified = format!("{}?sslmode=verify-full&sslrootcert={root}", db.tcp_url());
+    let o = tandem(&["init"], Some(&verified));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // PGSSLMODE and PGSSLROOTCERT fill what the URL leaves out, as they do for libpq.
+    let o = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["--json", "status"])
+        .env("DATABASE_URL", db.tcp_url())
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", &root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let st: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(st["initialized"], true);
+    // A CA that did not sign the server's certificate is refused, and the message says so.
+    let dir = tempfile::tempdir().unwrap();
+    let other = write(
+        dir.path(),
+        "other.crt",
+        &tandem_pg::cluster::tls::Authority::new("other CA")
+            .unwrap()
+            .cert_pem(),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("status")
+        .env("DATABASE_URL", db.tcp_url())
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", &other)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!(
+            "the server's certificate is not signed by the CA certificates in {other}"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}

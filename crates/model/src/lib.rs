@@ -7,6 +7,8 @@ pub mod ident;
 pub mod migration;
 pub mod operation;
 pub mod schema;
+#[doc(hidden)]
+pub mod testing;
 pub mod validate;
 
 pub use error::{LoadError, ValidationError};

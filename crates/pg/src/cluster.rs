@@ -53,6 +53,9 @@ pub struct ClusterOptions {
     pub bin_dir: Option<PathBuf>,
     /// Extra server settings, passed as `-c name=value` after the defaults, so they override them.
     pub settings: Vec<(String, String)>,
+    /// Serve TLS (`ssl=on`) with a certificate for `localhost` signed by a CA made for this
+    /// cluster alone; [`Cluster::tls_root_cert`] is that CA's certificate.
+    pub tls: bool,
 }
 
 /// A cluster could not be found, started, used or stopped.
@@ -120,6 +123,8 @@ pub enum ClusterError {
         #[source]
         source: postgres::Error,
     },
+    #[error("generating the cluster's TLS certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
 }
 
 impl ClusterError {
@@ -138,6 +143,8 @@ pub struct Cluster {
     major_version: u32,
     socket_dir: PathBuf,
     port: u16,
+    /// The CA certificate (PEM) that signed the server's certificate, when it serves TLS.
+    tls_root_cert: Option<PathBuf>,
     /// `None` once stopped. Behind a mutex so a cluster held in a static, which is never
     /// dropped, can still be stopped through a shared reference at exit.
     server: Mutex<Option<Server>>,
@@ -169,13 +176,22 @@ impl Cluster {
         let owner = server_user()?;
         let layout = Layout::create(owner)?;
         initdb(&bin_dir, &layout, owner)?;
-        let (port, postmaster, keepalive) =
-            start_postmaster(&bin_dir, &layout, &opts.settings, owner)?;
+        let mut settings = Vec::new();
+        let tls_root_cert = if opts.tls {
+            let files = tls::write_certificates(&layout.dir.path().join("tls"), owner)?;
+            settings.extend(files.settings());
+            Some(files.root_cert)
+        } else {
+            None
+        };
+        settings.extend(opts.settings);
+        let (port, postmaster, keepalive) = start_postmaster(&bin_dir, &layout, &settings, owner)?;
         Ok(Cluster {
             bin_dir,
             major_version,
             socket_dir: layout.socket_dir,
             port,
+            tls_root_cert,
             server: Mutex::new(Some(Server {
                 postmaster,
                 keepalive,
@@ -220,6 +236,23 @@ impl Cluster {
             percent_encode(dbname, false),
             percent_encode(&self.socket_dir.to_string_lossy(), true),
         )
+    }
+
+    /// `postgres://postgres@localhost:PORT/DBNAME`: over TCP, which TLS needs (a Unix socket never
+    /// negotiates it). Add `sslmode` and `sslrootcert` as query parameters.
+    pub fn tcp_url(&self, dbname: &str) -> String {
+        format!(
+            "postgres://{}@localhost:{}/{}",
+            percent_encode(SUPERUSER, false),
+            self.port,
+            percent_encode(dbname, false),
+        )
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate for `localhost`, when the
+    /// cluster was started with [`ClusterOptions::tls`].
+    pub fn tls_root_cert(&self) -> Option<&Path> {
+        self.tls_root_cert.as_deref()
     }
 
     /// Connection settings for `dbname` over the Unix socket, for callers that add their own
@@ -737,6 +770,107 @@ fn percent_encode(text: &str, keep_slash: bool) -> String {
         }
     }
     out
+}
+
+/// A certificate authority made for one cluster and the server certificate it signs, so TLS can
+/// be tested end to end, verification included, without any certificate on the machine.
+pub mod tls {
+    use super::{ClusterError, ServerUser};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    /// The server's certificate is valid for this name only, so connecting to `127.0.0.1` with
+    /// `sslmode=verify-full` is a hostname mismatch.
+    pub const SERVER_NAME: &str = "localhost";
+
+    /// A certificate authority: its certificate as PEM, and what it needs to sign others.
+    pub struct Authority {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    impl Authority {
+        /// A new self-signed CA under `common_name`.
+        pub fn new(common_name: &str) -> Result<Authority, rcgen::Error> {
+            let mut params = CertificateParams::new(Vec::new())?;
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, common_name);
+            let key = KeyPair::generate()?;
+            let cert = params.self_signed(&key)?;
+            Ok(Authority { cert, key })
+        }
+
+        pub fn cert_pem(&self) -> String {
+            self.cert.pem()
+        }
+
+        /// A certificate for `names`, signed by this CA; returns the certificate and its
+        /// private key, both PEM.
+        pub fn sign_server(&self, names: &[&str]) -> Result<(String, String), rcgen::Error> {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let mut params = CertificateParams::new(names)?;
+            params
+                .distinguished_name
+                .push(DnType::CommonName, SERVER_NAME);
+            let key = KeyPair::generate()?;
+            let cert = params.signed_by(&key, &self.cert, &self.key)?;
+            Ok((cert.pem(), key.serialize_pem()))
+        }
+    }
+
+    pub(super) struct Files {
+        pub root_cert: PathBuf,
+        server_cert: PathBuf,
+        server_key: PathBuf,
+    }
+
+    impl Files {
+        pub fn settings(&self) -> Vec<(String, String)> {
+            vec![
+                ("ssl".into(), "on".into()),
+                (
+                    "ssl_cert_file".into(),
+                    self.server_cert.display().to_string(),
+                ),
+                ("ssl_key_file".into(), self.server_key.display().to_string()),
+            ]
+        }
+    }
+
+    /// Writes a fresh CA and a server certificate for `localhost` into `dir`. The server refuses
+    /// a key file that others can read, or that belongs to another user unless that is root.
+    pub(super) fn write_certificates(
+        dir: &Path,
+        owner: Option<ServerUser>,
+    ) -> Result<Files, ClusterError> {
+        let ca = Authority::new("tandem test cluster CA")?;
+        let (cert, key) = ca.sign_server(&[SERVER_NAME])?;
+        fs::create_dir(dir).map_err(ClusterError::io(format!("creating {}", dir.display())))?;
+        let files = Files {
+            root_cert: dir.join("root.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+        };
+        for (path, text, mode) in [
+            (&files.root_cert, ca.cert_pem(), 0o644),
+            (&files.server_cert, cert, 0o644),
+            (&files.server_key, key, 0o600),
+        ] {
+            let context = || format!("writing {}", path.display());
+            fs::write(path, text).map_err(ClusterError::io(context()))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(ClusterError::io(context()))?;
+            if let Some(owner) = owner {
+                std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid))
+                    .map_err(ClusterError::io(context()))?;
+            }
+        }
+        Ok(files)
+    }
 }
 
 /// The few OS calls std does not wrap. Each function allows `unsafe` for itself alone.

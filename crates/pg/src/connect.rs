@@ -1,6 +1,7 @@
 //! Connections: from a URL or the libpq environment variables, with TLS through rustls
-//! (`sslmode` disable, prefer, require, verify-ca, verify-full), and every session set up the
-//! same way: lock_timeout, application_name, and the role to act as.
+//! (`sslmode` disable, prefer, require, verify-ca, verify-full; `sslrootcert` or PGSSLROOTCERT
+//! names the CA to trust), and every session set up the same way: lock_timeout,
+//! application_name, and the role to act as.
 
 use crate::error::{Error, Result};
 use crate::locks::LockTimeout;
@@ -13,7 +14,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     /// A `postgres://` URL or a libpq key=value string; `None` reads PGHOST, PGPORT, PGUSER,
-    /// PGPASSWORD, PGDATABASE and PGSSLMODE.
+    /// PGPASSWORD, PGDATABASE, PGSSLMODE and PGSSLROOTCERT, which also fill what a URL leaves out.
     pub url: Option<String>,
     pub lock_timeout: LockTimeout,
     /// `SET ROLE` to this role after connecting.
@@ -21,25 +22,50 @@ pub struct ConnectOptions {
     pub application_name: Option<String>,
 }
 
+/// What libpq's `sslmode` asks for; `allow` is treated as `disable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tls {
     Disable,
     Prefer,
     Require,
+    /// The certificate must chain to a trusted CA; its names are not checked.
+    VerifyCa,
+    /// The certificate must chain to a trusted CA and name the host connected to.
     VerifyFull,
 }
 
 /// Opens a session set up for tandem's work.
 pub fn connect(opts: &ConnectOptions) -> Result<Client> {
-    let (config, tls) = config(opts)?;
+    let (config, tls, root_cert) = config(opts)?;
     let mut client = match tls {
         Tls::Disable => config.connect(NoTls),
-        Tls::Prefer | Tls::Require => config.connect(rustls_connector(false)),
-        Tls::VerifyFull => config.connect(rustls_connector(true)),
+        _ => config.connect(rustls_connector(tls, root_cert.as_deref())?),
     }
-    .map_err(|e| Error::Connect(crate::error::describe(&e)))?;
+    .map_err(|e| Error::Connect(describe_connect_error(&e, tls, root_cert.as_deref())))?;
     setup_session(&mut client, opts)?;
     Ok(client)
+}
+
+/// The driver's message, plus what a certificate the client rejected means for the user.
+fn describe_connect_error(e: &postgres::Error, tls: Tls, root_cert: Option<&str>) -> String {
+    let message = crate::error::describe(e);
+    let trusted = match root_cert {
+        Some(path) => format!("the CA certificates in {path} (sslrootcert)"),
+        None => "the public web CAs (set sslrootcert or PGSSLROOTCERT to the server's CA)".into(),
+    };
+    let hint = if message.contains("UnknownIssuer") || message.contains("BadSignature") {
+        format!("the server's certificate is not signed by {trusted}")
+    } else if message.contains("NotValidForName") || message.contains("not valid for name") {
+        "the server's certificate does not name the host connected to; connect by a name it \
+         lists, or use sslmode=verify-ca to check only who signed it"
+            .into()
+    } else if tls == Tls::Require && message.contains("server does not support TLS") {
+        "the server does not offer TLS; use sslmode=prefer or disable, or turn on ssl on the server"
+            .into()
+    } else {
+        return message;
+    };
+    format!("{message}: {hint}")
 }
 
 /// Applies tandem's session settings; every connection tandem opens goes through here so that
@@ -61,10 +87,10 @@ pub fn setup_session(client: &mut Client, opts: &ConnectOptions) -> Result<()> {
     })
 }
 
-fn config(opts: &ConnectOptions) -> Result<(Config, Tls)> {
-    let (text, mode) = match &opts.url {
-        Some(url) => strip_sslmode(url),
-        None => (String::new(), std::env::var("PGSSLMODE").ok()),
+fn config(opts: &ConnectOptions) -> Result<(Config, Tls, Option<String>)> {
+    let (text, tls_params) = match &opts.url {
+        Some(url) => strip_tls_params(url),
+        None => (String::new(), TlsParams::default()),
     };
     let mut config = if text.is_empty() {
         Config::new()
@@ -104,54 +130,93 @@ fn config(opts: &ConnectOptions) -> Result<(Config, Tls)> {
         }
     }
     config.connect_timeout(Duration::from_secs(10));
+    let mode = tls_params.mode.or_else(|| env("PGSSLMODE"));
     let tls = match mode.as_deref().unwrap_or("prefer") {
         "disable" | "allow" => Tls::Disable,
         "prefer" => Tls::Prefer,
         "require" => Tls::Require,
-        "verify-ca" | "verify-full" => Tls::VerifyFull,
+        "verify-ca" => Tls::VerifyCa,
+        "verify-full" => Tls::VerifyFull,
         other => return Err(Error::Connect(format!("unknown sslmode {other:?}"))),
     };
     config.ssl_mode(match tls {
         Tls::Disable => SslMode::Disable,
         Tls::Prefer => SslMode::Prefer,
-        Tls::Require | Tls::VerifyFull => SslMode::Require,
+        Tls::Require | Tls::VerifyCa | Tls::VerifyFull => SslMode::Require,
     });
-    Ok((config, tls))
+    let root_cert = tls_params.root_cert.or_else(|| env("PGSSLROOTCERT"));
+    Ok((config, tls, root_cert))
 }
 
-/// Removes `sslmode` from a URL or key=value string (the driver knows fewer modes than libpq)
-/// and returns it separately. A password in the URL is left in place but never printed.
-fn strip_sslmode(url: &str) -> (String, Option<String>) {
+/// The TLS parameters the driver does not understand (it knows fewer `sslmode`s than libpq, and
+/// no `sslrootcert`), taken out of the connection string so tandem handles them itself.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TlsParams {
+    mode: Option<String>,
+    root_cert: Option<String>,
+}
+
+/// Removes `sslmode` and `sslrootcert` from a URL or key=value string and returns them
+/// separately. A password in the URL is left in place but never printed.
+fn strip_tls_params(url: &str) -> (String, TlsParams) {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let Some((base, query)) = url.split_once('?') else {
-            return (url.to_string(), None);
+            return (url.to_string(), TlsParams::default());
         };
-        let (kept, mode) = take_sslmode(query.split('&'));
+        let (kept, mut params) = take_tls_params(query.split('&'));
+        params.root_cert = params.root_cert.map(|path| percent_decode(&path));
         let url = if kept.is_empty() {
             base.to_string()
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        (url, mode)
+        (url, params)
     } else {
-        let (kept, mode) = take_sslmode(url.split_whitespace());
-        (kept.join(" "), mode)
+        let (kept, params) = take_tls_params(url.split_whitespace());
+        (kept.join(" "), params)
     }
 }
 
-/// Splits `key=value` parameters into those other than `sslmode`, and the `sslmode` value.
-fn take_sslmode<'a>(params: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, Option<String>) {
-    let mut mode = None;
+/// Splits `key=value` parameters into those tandem passes to the driver and the TLS ones.
+fn take_tls_params<'a>(params: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, TlsParams) {
+    let mut tls = TlsParams::default();
     let kept = params
-        .filter(|kv| match kv.strip_prefix("sslmode=") {
-            Some(m) => {
-                mode = Some(m.to_string());
-                false
+        .filter(|kv| {
+            if let Some(mode) = kv.strip_prefix("sslmode=") {
+                tls.mode = Some(mode.to_string());
+            } else if let Some(path) = kv.strip_prefix("sslrootcert=") {
+                tls.root_cert = Some(path.to_string());
+            } else {
+                return true;
             }
-            None => true,
+            false
         })
         .collect();
-    (kept, mode)
+    (kept, tls)
+}
+
+/// Decodes `%XX` escapes in a URL query value; libpq does not treat `+` as a space.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Removes the password from a URL for display.
@@ -165,31 +230,61 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn rustls_connector(verify: bool) -> tokio_postgres_rustls::MakeRustlsConnect {
+fn rustls_connector(
+    tls: Tls,
+    root_cert: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
-    let config = if verify {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // A PGSSLROOTCERT file adds the server's own CA, as libpq's does.
-        if let Ok(path) = std::env::var("PGSSLROOTCERT") {
-            if let Ok(pem) = std::fs::read(&path) {
-                for der in rustls_pemfile_certs(&pem) {
-                    let _ = roots.add(der);
-                }
-            }
+    let config = match tls {
+        Tls::VerifyCa | Tls::VerifyFull => {
+            let roots = Arc::new(root_store(root_cert)?);
+            let verifier =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| Error::Connect(format!("setting up TLS verification: {e}")))?;
+            let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match tls {
+                Tls::VerifyCa => Arc::new(IgnoreName(verifier)),
+                _ => verifier,
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        // sslmode=require encrypts without checking the certificate, as libpq does.
-        builder
+        // sslmode=require and prefer encrypt without checking the certificate, as libpq does.
+        _ => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
+            .with_no_client_auth(),
     };
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The CAs to trust: those in the `sslrootcert` file alone when one is named, as libpq does,
+/// otherwise the public web CAs (managed services' certificates often chain to one).
+fn root_store(root_cert: Option<&str>) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let Some(path) = root_cert else {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return Ok(roots);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Connect(format!("reading sslrootcert {path}: {e}")))?;
+    let certs = rustls_pemfile_certs(&pem);
+    if certs.is_empty() {
+        return Err(Error::Connect(format!(
+            "sslrootcert {path} holds no PEM certificate"
+        )));
+    }
+    for der in certs {
+        roots
+            .add(der)
+            .map_err(|e| Error::Connect(format!("sslrootcert {path}: {e}")))?;
+    }
+    Ok(roots)
 }
 
 /// Minimal PEM reader for CERTIFICATE blocks.
@@ -230,6 +325,56 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// `sslmode=verify-ca`: the chain is checked as for verify-full, but a certificate that does not
+/// name the host is accepted.
+#[derive(Debug)]
+struct IgnoreName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for IgnoreName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            // webpki checks the name only after the chain, so this error means the chain is good.
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 #[derive(Debug)]
@@ -285,13 +430,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sslmode_is_taken_out_of_urls() {
-        let (u, m) = strip_sslmode("postgres://u:p@h/db?sslmode=verify-full&application_name=x");
+    fn tls_params_are_taken_out_of_urls() {
+        let (u, p) = strip_tls_params(
+            "postgres://u:p@h/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca%20x.crt",
+        );
         assert_eq!(u, "postgres://u:p@h/db?application_name=x");
-        assert_eq!(m.as_deref(), Some("verify-full"));
-        let (u, m) = strip_sslmode("host=h sslmode=require dbname=d");
+        assert_eq!(p.mode.as_deref(), Some("verify-full"));
+        assert_eq!(p.root_cert.as_deref(), Some("/tmp/ca x.crt"));
+        let (u, p) = strip_tls_params("host=h sslmode=require dbname=d sslrootcert=/r.crt");
         assert_eq!(u, "host=h dbname=d");
-        assert_eq!(m.as_deref(), Some("require"));
+        assert_eq!(p.mode.as_deref(), Some("require"));
+        assert_eq!(p.root_cert.as_deref(), Some("/r.crt"));
+        assert_eq!(strip_tls_params("postgres://h/db").1, TlsParams::default());
     }
 
     #[test]

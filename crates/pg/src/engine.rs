@@ -187,8 +187,10 @@ impl<'c> Engine<'c> {
             &file_json,
             &plan_json,
         )?;
-        let expanded = self.expand(&plan, facts.pg_major, &migration.name, on_event);
-        self.report_or_undo(expanded, &migration.name, &plan, on_event)
+        // The start steps that ran: a failed start undoes only what they did.
+        let mut ran = Vec::new();
+        let expanded = self.expand(&plan, facts.pg_major, &migration.name, &mut ran, on_event);
+        self.report_or_undo(expanded, &migration.name, &plan, &ran, on_event)
     }
 
     /// Continues a start whose backfill was interrupted: the rest of each backfill from its
@@ -215,7 +217,8 @@ impl<'c> Engine<'c> {
         });
         let pg_major = server_major(self.client)?;
         let published = self.backfill_and_publish(&plan, pg_major, &active.name, on_event);
-        self.report_or_undo(published, &active.name, &plan, on_event)
+        let ran: Vec<usize> = (0..plan.start.len()).collect();
+        self.report_or_undo(published, &active.name, &plan, &ran, on_event)
     }
 
     /// The report of a start, or, when it failed, the undoing of what it did. An interrupted
@@ -225,6 +228,7 @@ impl<'c> Engine<'c> {
         expanded: Result<u64>,
         name: &str,
         plan: &Plan,
+        ran: &[usize],
         on_event: OnEvent<'_>,
     ) -> Result<StartReport> {
         match expanded {
@@ -239,7 +243,8 @@ impl<'c> Engine<'c> {
                 on_event(&Event::Info {
                     message: format!("start of {name} failed; undoing what it did"),
                 });
-                match self.undo(name, plan, on_event) {
+                let undo = plan.rollback_of(ran);
+                match self.undo(name, &plan.version_schema, &undo, on_event) {
                     Ok(()) => Err(err),
                     Err(undo) => Err(Error::Other(format!(
                         "{err}\nundoing the failed start also failed: {undo}\n`tandem status` shows the migration as not finished; `tandem rollback` removes what is left"
@@ -254,6 +259,7 @@ impl<'c> Engine<'c> {
         plan: &Plan,
         pg_major: u32,
         name: &str,
+        ran: &mut Vec<usize>,
         on_event: OnEvent<'_>,
     ) -> Result<u64> {
         let schema = self.opts.schema.clone();
@@ -264,6 +270,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             None,
+            Some(ran),
         )?;
         if !plan.backfills.is_empty() {
             let tables: Vec<&str> = plan.backfills.iter().map(|b| b.table.as_str()).collect();
@@ -314,6 +321,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             None,
+            None,
         )?;
         let views = create_version_schema(
             &schema,
@@ -332,14 +340,22 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             Some(&mut finish),
+            None,
         )?;
         Ok(rows)
     }
 
-    fn undo(&mut self, name: &str, plan: &Plan, on_event: OnEvent<'_>) -> Result<()> {
+    /// Drops the version schema, runs `rollback`, and deletes the state row with the last of it.
+    fn undo(
+        &mut self,
+        name: &str,
+        version_schema: &str,
+        rollback: &[tandem_plan::Step],
+        on_event: OnEvent<'_>,
+    ) -> Result<()> {
         let schema = self.opts.schema.clone();
-        let mut steps = vec![drop_version_schema(&plan.version_schema)];
-        steps.extend(plan.rollback.iter().cloned());
+        let mut steps = vec![drop_version_schema(version_schema)];
+        steps.extend(rollback.iter().cloned());
         let state = &self.state;
         let mut finish = |tx: &mut postgres::Transaction<'_>| state.delete(tx, &schema, name);
         run_steps(
@@ -349,6 +365,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             Some(&mut finish),
+            None,
         )
     }
 
@@ -427,6 +444,7 @@ impl<'c> Engine<'c> {
             &self.opts.retry,
             on_event,
             Some(&mut finish),
+            None,
         )?;
         Ok(CompleteReport {
             name: active.name,
@@ -447,7 +465,7 @@ impl<'c> Engine<'c> {
             }
             let schema = e.opts.schema.clone();
             e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
-            e.undo(&active.name, &plan, on_event)?;
+            e.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)?;
             Ok(RollbackReport {
                 name: active.name,
                 version_schema: active.version_schema,

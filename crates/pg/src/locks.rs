@@ -84,20 +84,31 @@ pub fn lock_holders(client: &mut Client, relation: &str) -> String {
     }
 }
 
+/// State bookkeeping that runs inside a transaction of [`run_steps`].
+pub type Finish<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>;
+
 /// Runs steps in order: consecutive transactional steps share one transaction (retried as a
 /// whole on a lock timeout); the others run on their own. `finish`, when given, runs inside the
 /// last transaction so the state bookkeeping commits with the change.
+///
+/// `ran`, when given, receives the index of every step whose effect may have stayed, even when
+/// a later step fails: those of committed transactions, and each non-transactional step once
+/// attempted (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind).
 pub fn run_steps(
     client: &mut Client,
     phase: Phase,
     steps: &[Step],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
-    mut finish: Option<&mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>>,
+    mut finish: Option<Finish<'_>>,
+    mut ran: Option<&mut Vec<usize>>,
 ) -> Result<()> {
     let mut i = 0;
     while i < steps.len() {
         if !steps[i].transactional {
+            if let Some(ran) = ran.as_mut() {
+                ran.push(i);
+            }
             run_alone(client, phase, &steps[i], policy, on_event)?;
             i += 1;
             continue;
@@ -110,6 +121,9 @@ pub fn run_steps(
         let group = &steps[i..end];
         let f = if last_group { finish.take() } else { None };
         run_group(client, phase, group, policy, on_event, f)?;
+        if let Some(ran) = ran.as_mut() {
+            ran.extend(i..end);
+        }
         i = end;
     }
     if let Some(f) = finish {
@@ -124,7 +138,7 @@ fn run_group(
     steps: &[Step],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
-    mut finish: Option<&mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>>,
+    mut finish: Option<Finish<'_>>,
 ) -> Result<()> {
     let mut attempt = 0;
     loop {

@@ -316,22 +316,11 @@ fn status_before_init_says_what_to_do() {
     assert!(status.advice.unwrap().contains("tandem init"));
 }
 
-fn dir_files(dir: &std::path::Path) -> Vec<Migration> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.retain(|p| tandem_model::migration::Format::from_path(p).is_some());
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| Migration::load(p).unwrap_or_else(|e| panic!("{e}")))
-        .collect()
-}
-
 #[test]
 fn the_projects_examples_apply_in_order() {
-    let files = dir_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples"));
+    let files = tandem_model::testing::load_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples"),
+    );
     assert!(files.len() >= 4);
     let mut env = Env::new();
     let report = env
@@ -354,19 +343,10 @@ fn the_projects_examples_apply_in_order() {
 /// back to exactly the schema it started from, starts again and completes.
 #[test]
 fn pgroll_examples_apply_in_order() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/compat/pgroll-examples");
-    if !dir.exists() {
-        assert!(
-            std::env::var_os("TANDEM_REQUIRE_COMPAT").is_none(),
-            "TANDEM_REQUIRE_COMPAT is set but {} is missing",
-            dir.display()
-        );
-        eprintln!("skipping: {} not present", dir.display());
+    let Some(files) = tandem_model::testing::pgroll_examples() else {
+        eprintln!("skipping: pgroll's examples are not present beside the workspace");
         return;
-    }
-    let files = dir_files(&dir);
-    assert_eq!(files.len(), 56);
+    };
     let mut env = Env::new();
     let mut traces = Vec::new();
     let mut cycled = 0;
@@ -399,5 +379,59 @@ fn pgroll_examples_apply_in_order() {
     assert_eq!(
         cycled, 53,
         "files that went through start → rollback → start → complete"
+    );
+}
+
+/// A `sql` operation whose `down` assumes its `up` ran: the kind of `down` a failed start must
+/// not run unless the `up` did.
+const MOOD: &str = "  - sql: {up: \"CREATE TYPE mood AS ENUM ('happy')\", down: DROP TYPE mood}\n";
+
+#[test]
+fn a_failed_start_undoes_only_what_ran() {
+    let mut env = with_users();
+    // The second operation fails in the transaction the first shares: neither ran, so `DROP
+    // TYPE mood` must not run either (it would fail, leaving the start half undone).
+    let e = start_err(
+        &mut env,
+        "02_same_tx",
+        &format!("operations:\n{MOOD}  - sql: {{up: SELECT 1/0, down: SELECT 1}}\n"),
+    );
+    assert!(e.contains("division by zero"), "{e}");
+    assert!(!e.contains("undoing"), "{e}");
+    // The `sql` operation itself fails after a table was created: the table goes, and the
+    // failed operation's `down`, which could only fail, does not run.
+    let e = start_err(
+        &mut env,
+        "02_sql_fails",
+        "operations:\n  - create_table: {name: other, columns: [{name: id, type: int, pk: true}]}\n  - sql: {up: SELECT 1/0, down: DROP TABLE never_made}\n",
+    );
+    assert!(e.contains("division by zero"), "{e}");
+    assert!(!e.contains("undoing"), "{e}");
+    // Here the first operation commits before the second, built CONCURRENTLY, fails: the
+    // first's `down` runs, so the type is gone again, and so is the failed build's index.
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO users (name) VALUES ('u1')",
+    );
+    let e = start_err(
+        &mut env,
+        "02_after_commit",
+        &format!("operations:\n{MOOD}  - create_index: {{name: users_name_uq, table: users, unique: true, columns: [{{column: name}}]}}\n"),
+    );
+    assert!(e.contains("could not create unique index"), "{e}");
+    assert!(!e.contains("undoing"), "{e}");
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_type WHERE typname = 'mood'"
+        ),
+        0
+    );
+    // Nothing is left that a later start would trip over.
+    exec(&mut c, "DELETE FROM users WHERE id = 101");
+    env.apply(
+        "02_after_commit",
+        &format!("operations:\n{MOOD}  - create_index: {{name: users_name_uq, table: users, unique: true, columns: [{{column: name}}]}}\n"),
     );
 }

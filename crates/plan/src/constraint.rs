@@ -98,6 +98,14 @@ pub(crate) fn concurrent_index(
     let table = qualified(cx.schema(), physical_table);
     let qindex = qualified(cx.schema(), index);
     let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {qindex}");
+    // A start continued after an interruption may find the index, valid or not, from before.
+    cx.after_backfill.push(
+        Step::non_tx(
+            format!("drop index {index} left by an interrupted start"),
+            drop.clone(),
+        )
+        .lock(LockMode::ShareUpdateExclusive, table.clone()),
+    );
     cx.after_backfill.push(
         Step::non_tx(
             format!("build index {index} concurrently"),

@@ -16,7 +16,7 @@ pub mod views;
 
 pub use error::PlanError;
 pub use overlay::Overlay;
-pub use step::{Lock, LockMode, Phase, Step};
+pub use step::{Lock, LockMode, Part, Phase, Step};
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,7 +130,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             cx.op_index = index;
             cx.op_kind = op.kind();
             cx.rollback_groups.push(Vec::new());
+            let first_start = cx.start.len();
             ops::plan_operation(&mut cx, op)?;
+            let group = cx.rollback_groups.last_mut().expect("pushed above");
+            for step in cx.start[first_start..].iter_mut().chain(group) {
+                step.part = Some(Part::Operation(index));
+            }
         }
         // An operation found that a column changed in place by an earlier one needs a second
         // column after all: plan again with that column shadowed from the first operation on.
@@ -183,6 +188,23 @@ pub(crate) fn backfill_key(schema: &Schema, physical_table: &str) -> Vec<String>
         })
         .map(|i| i.columns.clone())
         .unwrap_or_default()
+}
+
+impl Plan {
+    /// The rollback steps that undo what the start steps at indexes `ran` did: those of the
+    /// parts that ran, and those of no recorded part, since nothing says they are not needed.
+    /// A `sql` operation's `down` thus runs only when its `up` did.
+    pub fn rollback_of(&self, ran: &[usize]) -> Vec<Step> {
+        let parts: Vec<&Part> = ran
+            .iter()
+            .filter_map(|&i| self.start.get(i)?.part.as_ref())
+            .collect();
+        self.rollback
+            .iter()
+            .filter(|step| step.part.as_ref().is_none_or(|p| parts.contains(&p)))
+            .cloned()
+            .collect()
+    }
 }
 
 /// The planner's working state: where each name the migration mentions lives physically.
@@ -329,9 +351,11 @@ impl<'a> Cx<'a> {
         let mut complete = Vec::new();
         let mut rollback = Vec::new();
         for (table, trig) in &self.triggers {
-            start.extend(trig.create_steps(schema, &version_schema, table));
+            let part = || Part::Trigger(table.clone());
+            let tagged = |steps: Vec<Step>| steps.into_iter().map(move |s| s.part(part()));
+            start.extend(tagged(trig.create_steps(schema, &version_schema, table)));
             complete.extend(trig.drop_steps(schema, table));
-            rollback.extend(trig.drop_steps(schema, table));
+            rollback.extend(tagged(trig.drop_steps(schema, table)));
         }
         complete.extend(self.contract);
         // Renames go last, so every earlier contract step still finds the physical names it was

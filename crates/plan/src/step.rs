@@ -60,6 +60,17 @@ pub struct Lock {
     pub relation: String,
 }
 
+/// The part of a plan a step belongs to. A failed start undoes only the parts whose start steps
+/// ran: rollback steps are matched to start steps by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The migration's operation at this index.
+    Operation(usize),
+    /// The write-translating trigger of this physical table.
+    Trigger(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub description: String,
@@ -72,6 +83,9 @@ pub struct Step {
     /// index behind that must go before the build can run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup_before_retry: Option<String>,
+    /// `None` in plans stored by versions of tandem that did not record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<Part>,
 }
 
 impl Step {
@@ -82,6 +96,7 @@ impl Step {
             locks: Vec::new(),
             transactional: true,
             cleanup_before_retry: None,
+            part: None,
         }
     }
 
@@ -102,6 +117,11 @@ impl Step {
 
     pub fn cleanup(mut self, sql: impl Into<String>) -> Step {
         self.cleanup_before_retry = Some(sql.into());
+        self
+    }
+
+    pub fn part(mut self, part: Part) -> Step {
+        self.part = Some(part);
         self
     }
 

@@ -4,20 +4,37 @@
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, Once, OnceLock, PoisonError};
 
 use postgres::NoTls;
 pub use tandem_pg::cluster::{Cluster, ClusterError, ClusterOptions};
 
-/// A failed start is kept too, so every test reports it at once instead of retrying it.
-static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+/// A shared cluster, started on first use and stopped when the test binary exits. A failed
+/// start is kept too, so every test reports it at once instead of retrying it.
+type Shared = OnceLock<Result<Cluster, String>>;
 
-/// The test binary's shared cluster, started on first use and stopped when the binary exits.
-/// Panics, saying what to install, when PostgreSQL is missing.
+static CLUSTER: Shared = OnceLock::new();
+static TLS_CLUSTER: Shared = OnceLock::new();
+
+/// The test binary's shared cluster. Panics, saying what to install, when PostgreSQL is missing.
 pub fn cluster() -> &'static Cluster {
-    let started = CLUSTER.get_or_init(|| {
-        let cluster = Cluster::start(ClusterOptions::default()).map_err(|e| e.to_string())?;
-        stop_cluster_at_exit();
+    shared(&CLUSTER, ClusterOptions::default)
+}
+
+/// A second shared cluster that serves TLS as well, with a certificate for `localhost` signed
+/// by a CA of its own ([`Cluster::tls_root_cert`]). A test binary that uses only this one never
+/// starts the plain one.
+pub fn tls_cluster() -> &'static Cluster {
+    shared(&TLS_CLUSTER, || ClusterOptions {
+        tls: true,
+        ..ClusterOptions::default()
+    })
+}
+
+fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'static Cluster {
+    let started = cell.get_or_init(|| {
+        let cluster = Cluster::start(options()).map_err(|e| e.to_string())?;
+        stop_clusters_at_exit();
         Ok(cluster)
     });
     match started {
@@ -26,59 +43,79 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
-/// Statics are never dropped, so the shared cluster is stopped from an exit hook. The harness
+/// Statics are never dropped, so the shared clusters are stopped from an exit hook. The harness
 /// exits through `exit` whether tests pass or fail (a panicking test is caught), so the hook runs;
-/// on abort or SIGKILL the kernel's parent-death signal stops the server instead.
+/// on abort or SIGKILL the kernel's parent-death signal stops the servers instead.
 #[allow(unsafe_code)]
-fn stop_cluster_at_exit() {
+fn stop_clusters_at_exit() {
     extern "C" fn stop() {
-        // Unwinding out of an `extern "C"` function aborts; keep any panic here.
-        let _ = std::panic::catch_unwind(|| {
-            if let Some(Ok(cluster)) = CLUSTER.get() {
-                let _ = cluster.shutdown();
-            }
-        });
+        for cell in [&CLUSTER, &TLS_CLUSTER] {
+            // Unwinding out of an `extern "C"` function aborts; keep any panic here.
+            let _ = std::panic::catch_unwind(|| {
+                if let Some(Ok(cluster)) = cell.get() {
+                    let _ = cluster.shutdown();
+                }
+            });
+        }
     }
+    static REGISTERED: Once = Once::new();
     // SAFETY: `stop` is a plain function that captures nothing; atexit only records its address.
-    // Should registration fail, the parent-death signal still stops the server.
-    unsafe {
+    // Should registration fail, the parent-death signal still stops the servers.
+    REGISTERED.call_once(|| unsafe {
         libc::atexit(stop);
-    }
+    });
 }
 
 /// A database of its own for one test, on the shared cluster; dropped with the value.
 pub struct TestDb {
     pub name: String,
+    cluster: &'static Cluster,
     /// The session `execute` reuses, opened on first use.
     session: Mutex<Option<postgres::Client>>,
 }
 
 impl TestDb {
-    /// Creates a database with a name unique within this test binary.
+    /// Creates a database with a name unique within this test binary, on [`cluster`].
     pub fn new() -> TestDb {
+        TestDb::on(cluster())
+    }
+
+    /// Creates a database on `cluster`, such as [`tls_cluster`].
+    pub fn on(cluster: &'static Cluster) -> TestDb {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "tandem_test_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        if let Err(error) = cluster().create_database(&name) {
+        if let Err(error) = cluster.create_database(&name) {
             panic!("tandem-testkit: {error}");
         }
         TestDb {
             name,
+            cluster,
             session: Mutex::new(None),
         }
     }
 
     /// A libpq-style URL for this database; see [`Cluster::url`].
     pub fn url(&self) -> String {
-        cluster().url(&self.name)
+        self.cluster.url(&self.name)
+    }
+
+    /// A URL for this database over TCP to `localhost`; see [`Cluster::tcp_url`].
+    pub fn tcp_url(&self) -> String {
+        self.cluster.tcp_url(&self.name)
+    }
+
+    /// The cluster this database lives on.
+    pub fn cluster(&self) -> &'static Cluster {
+        self.cluster
     }
 
     /// A new session on this database as the superuser.
     pub fn connect(&self) -> postgres::Client {
-        cluster()
+        self.cluster
             .connect(&self.name)
             .unwrap_or_else(|error| panic!("tandem-testkit: {error}"))
     }
@@ -86,7 +123,7 @@ impl TestDb {
     /// A new session whose `search_path` is set at connection time
     /// (`options=-c search_path=...`), as an application that picks a version schema does.
     pub fn connect_with_search_path(&self, search_path: &str) -> postgres::Client {
-        let mut config = cluster().config(&self.name);
+        let mut config = self.cluster.config(&self.name);
         config.options(&format!(
             "-c search_path={}",
             escape_option_value(search_path)
@@ -120,7 +157,7 @@ impl TestDb {
     /// comments, session settings and blank lines, so two databases with equal catalogs give equal
     /// text.
     pub fn dump_schema(&self) -> String {
-        let cluster = cluster();
+        let cluster = self.cluster;
         let pg_dump = cluster.bin_dir().join("pg_dump");
         let output = Command::new(&pg_dump)
             .args(["--schema-only", "--no-owner", "--no-privileges"])
@@ -162,7 +199,7 @@ impl Drop for TestDb {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Err(error) = cluster().drop_database(&self.name) {
+        if let Err(error) = self.cluster.drop_database(&self.name) {
             // Panicking while already unwinding would abort and hide the test's own failure.
             if !std::thread::panicking() {
                 panic!("tandem-testkit: {error}");
