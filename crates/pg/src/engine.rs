@@ -412,6 +412,13 @@ impl<'c> Engine<'c> {
                 )))
             }
         }
+        let ours: Vec<String> = self
+            .state
+            .history(self.client, &schema)?
+            .into_iter()
+            .map(|h| h.version_schema)
+            .collect();
+        crate::introspect::refuse_dependent_views(self.client, &schema, &plan.dropped, &ours)?;
         self.state
             .set_status(self.client, &schema, &active.name, "completing")?;
         let mut dropped = Vec::new();

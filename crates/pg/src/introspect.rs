@@ -146,3 +146,50 @@ pub fn schema_exists(client: &mut impl GenericClient, name: &str) -> Result<bool
         .context(|| format!("looking for schema {name:?}"))?
         .get(0))
 }
+
+/// Refuses, naming them, when views other than those in `ours` (tandem's version schemas)
+/// depend on a table or column in `dropped` (`(table, column)`, the column empty for the whole
+/// table): dropping it would fail half-way through complete, or take the view with it.
+pub fn refuse_dependent_views(
+    client: &mut impl GenericClient,
+    schema: &str,
+    dropped: &[(String, String)],
+    ours: &[String],
+) -> Result<()> {
+    let mut found = Vec::new();
+    for (table, column) in dropped {
+        let rows = client
+            .query(
+                "SELECT DISTINCT format('%I.%I', vn.nspname, v.relname)
+                   FROM pg_depend d
+                   JOIN pg_rewrite r ON r.oid = d.objid
+                   JOIN pg_class v ON v.oid = r.ev_class
+                   JOIN pg_namespace vn ON vn.oid = v.relnamespace
+                   JOIN pg_class t ON t.oid = d.refobjid
+                   JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+                    AND tn.nspname = $1 AND t.relname = $2 AND v.oid <> t.oid
+                    AND ($3 = '' OR d.refobjsubid = (SELECT attnum FROM pg_attribute WHERE attrelid = t.oid AND attname = $3))
+                    AND vn.nspname <> ALL($4)
+                  ORDER BY 1",
+                &[&schema, table, column, &ours],
+            )
+            .context(|| format!("looking for views that use {table}"))?;
+        for r in rows {
+            let view: String = r.get(0);
+            let what = if column.is_empty() {
+                format!("table {table}")
+            } else {
+                format!("column {table}.{column}")
+            };
+            found.push(format!("view {view} uses {what}"));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::Other(format!(
+        "complete would drop what other views still use: {}. tandem does not rewrite views it did not make; drop or change them (for instance to read from the new version's schema), then run `tandem complete` again. Nothing was changed",
+        found.join("; ")
+    )))
+}

@@ -588,3 +588,34 @@ fn old_version_writes_during_the_backfill_are_kept() {
     drop((new, old));
     env.complete();
 }
+
+#[test]
+fn complete_refuses_while_a_view_of_the_users_reads_the_old_column() {
+    let mut env = setup();
+    exec(
+        &mut env.db.connect(),
+        "CREATE VIEW public.rating_report AS SELECT id, rating FROM public.items",
+    );
+    let m = migration(
+        "02_rating_int",
+        "operations:\n  - alter_column: {table: items, column: rating, type: integer, up: CAST(rating AS integer), down: CAST(rating AS text)}\n",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let err = env
+        .engine()
+        .complete(&tandem_pg::events::ignore)
+        .expect_err("a view still reads the old column")
+        .to_string();
+    assert!(
+        err.contains("view public.rating_report uses column items.rating")
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        env.status().active.unwrap().status,
+        "active",
+        "still active, not half-completed"
+    );
+    exec(&mut env.db.connect(), "DROP VIEW public.rating_report");
+    env.complete();
+}

@@ -75,6 +75,11 @@ pub struct Plan {
     pub complete: Vec<Step>,
     pub rollback: Vec<Step>,
     pub overlay: Overlay,
+    /// What complete drops, `(physical table, physical column)`, the column empty for a whole
+    /// table: complete first checks that nothing outside tandem's version schemas (a view of
+    /// the user's) still depends on them.
+    #[serde(default)]
+    pub dropped: Vec<(String, String)>,
 }
 
 /// An expression written against the names a version sees (`logical → physical` columns of one
@@ -234,6 +239,7 @@ pub(crate) struct Cx<'a> {
     pub in_place: BTreeSet<(String, String)>,
     /// Columns changed in place that a later operation wants shadowed.
     pub replan: BTreeSet<(String, String)>,
+    pub dropped: Vec<(String, String)>,
     /// Defaults the new version's views give columns whose table default changes at complete.
     pub view_defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
@@ -273,6 +279,7 @@ impl<'a> Cx<'a> {
             in_place: BTreeSet::new(),
             replan: BTreeSet::new(),
             view_defaults: BTreeMap::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -422,6 +429,7 @@ impl<'a> Cx<'a> {
             start,
             backfills: self.backfills,
             after_backfill: self.after_backfill,
+            dropped: self.dropped,
             complete,
             rollback,
             overlay,

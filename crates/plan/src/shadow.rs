@@ -209,6 +209,8 @@ impl Cx<'_> {
         for s in shadows {
             self.hidden_columns
                 .insert((physical_table.to_string(), s.original.clone()));
+            self.dropped
+                .push((physical_table.to_string(), s.original.clone()));
             let qname = quote_ident(&s.name);
             if let Some(d) = &s.default {
                 // A default carried over from a column of another type is cast to the new one.

@@ -16,6 +16,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropTable) -> Result<(), PlanError> {
         ));
         return Ok(());
     }
+    cx.dropped.push((physical.clone(), String::new()));
     cx.hidden_tables.insert(physical);
     cx.contract.push(
         Step::tx(
