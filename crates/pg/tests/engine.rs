@@ -449,3 +449,47 @@ fn a_failed_start_undoes_only_what_ran() {
         &format!("operations:\n{MOOD}  - create_index: {{name: users_name_uq, table: users, unique: true, columns: [{{column: name}}]}}\n"),
     );
 }
+
+/// Version-specific behaviour: views are `security_invoker` from PostgreSQL 15, where the option
+/// exists. CI runs this file against 14 to 18; TANDEM_PG_EXPECT_MAJOR makes sure the server is
+/// the one asked for.
+#[test]
+fn version_schema_views_follow_the_server_version() {
+    let major = tandem_testkit::cluster().major_version();
+    if let Some(expected) = std::env::var_os("TANDEM_PG_EXPECT_MAJOR") {
+        assert_eq!(
+            expected.to_string_lossy(),
+            major.to_string(),
+            "TANDEM_PG_EXPECT_MAJOR"
+        );
+    }
+    let mut env = with_users();
+    let server_num: String = env
+        .db
+        .connect()
+        .query_one("SHOW server_version_num", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(server_num.parse::<u32>().unwrap() / 10_000, major);
+    env.start(&migration(
+        "02_a",
+        "operations:\n  - add_column: {table: users, column: {name: a, type: int, nullable: true}}\n",
+    ))
+    .unwrap();
+    let options: Option<Vec<String>> = env
+        .db
+        .connect()
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = '\"public_02_a\".users'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let invoker = options
+        .unwrap_or_default()
+        .contains(&"security_invoker=true".to_string());
+    assert_eq!(invoker, major >= 15, "reloptions on PostgreSQL {major}");
+    let mut new = env.version("public_02_a");
+    exec(&mut new, "INSERT INTO users (name, a) VALUES ('n', 1)");
+    assert_eq!(count(&mut new, "SELECT count(*) FROM users WHERE a = 1"), 1);
+}
