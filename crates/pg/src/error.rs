@@ -50,6 +50,14 @@ pub enum Error {
     },
     #[error("version schema {0:?} already exists; set `version_schema` in the migration file to another name")]
     VersionSchemaExists(String),
+    /// `migrate` stopped while completing a migration; `advice` fits the state it was left in.
+    #[error("completing {name:?} failed: {source}\n{advice}")]
+    MigrateStopped {
+        name: String,
+        #[source]
+        source: Box<Error>,
+        advice: String,
+    },
     #[error("{0}")]
     Other(String),
 }
