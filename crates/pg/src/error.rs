@@ -73,6 +73,12 @@ pub fn describe(e: &postgres::Error) -> String {
             if let Some(h) = db.hint() {
                 s.push_str(&format!("; hint: {h}"));
             }
+            if db.code() == &postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+                s.push_str(
+                    "; tandem must act as the owner of the schema and its tables: connect as \
+                     that role, or name it with --role (SET ROLE)",
+                );
+            }
             s
         }
         // Connection and protocol errors keep their cause in the source chain.
