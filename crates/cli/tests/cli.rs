@@ -341,3 +341,54 @@ fn tls_settings_come_from_the_url_or_the_libpq_variables() {
         stderr(&o)
     );
 }
+
+#[test]
+fn role_makes_every_session_act_as_that_role() {
+    let db = TestDb::new();
+    let (owner, deployer) = (
+        format!("{}_owner", db.name),
+        format!("{}_deployer", db.name),
+    );
+    db.execute(&format!(
+        "CREATE ROLE {owner}; CREATE ROLE {deployer} LOGIN NOINHERIT; GRANT {owner} TO {deployer};
+         GRANT CREATE ON DATABASE {} TO {owner}; ALTER SCHEMA public OWNER TO {owner}",
+        db.name
+    ));
+    let url = db.url().replacen(
+        "postgres://postgres@",
+        &format!("postgres://{deployer}@"),
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "01_t.yaml",
+        "operations:\n  - create_table: {name: t, columns: [{name: id, type: int, pk: true}]}\n",
+    );
+    let o = tandem(&["init"], Some(&url));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("or name it with --role"),
+        "{}",
+        stderr(&o)
+    );
+    for args in [
+        ["--role", &owner, "init"].as_slice(),
+        &["--role", &owner, "start", &file, "--complete"],
+    ] {
+        let o = tandem(args, Some(&url));
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    let mut c = db.connect();
+    let owners: Vec<String> = c
+        .query(
+            "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname IN ('tandem', 'public_01_t')
+             UNION ALL SELECT relowner::regrole::text FROM pg_class WHERE oid = 'public.t'::regclass",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(owners, [owner.clone(), owner.clone(), owner]);
+}

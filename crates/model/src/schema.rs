@@ -34,6 +34,30 @@ pub struct Table {
     /// Whether the table holds at least one row, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub has_rows: Option<bool>,
+    #[serde(default, skip_serializing_if = "ReplicaIdentity::is_default")]
+    pub replica_identity: ReplicaIdentity,
+}
+
+/// Which old values logical replication sends for an UPDATE or DELETE on a table (PostgreSQL's
+/// `ALTER TABLE ... REPLICA IDENTITY`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaIdentity {
+    /// The primary key's columns, if there is one.
+    #[default]
+    Default,
+    /// Every column.
+    Full,
+    /// None.
+    Nothing,
+    /// The columns of this unique index.
+    Index(String),
+}
+
+impl ReplicaIdentity {
+    pub fn is_default(&self) -> bool {
+        *self == ReplicaIdentity::Default
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -587,17 +587,9 @@ impl<'c> Engine<'c> {
                 if !last || complete_last {
                     on_event(&Event::Info { message: format!("completing {}", m.name) });
                     let keep_now: &[String] = if last { &[] } else { &keep };
-                    e.complete_locked(&l, keep_now, on_event).map_err(|err| match err {
-                        Error::Db { context, source } if source.code() == Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST) => {
-                            Error::Other(format!(
-                                "{context}: {}\nthe version schema {:?} is kept for the application version that was running when migrate began, and still uses what {} removes; run migrate up to the migration before it with --complete once that version is gone",
-                                crate::error::describe(&source),
-                                keep.first().cloned().unwrap_or_default(),
-                                m.name
-                            ))
-                        }
-                        other => other,
-                    })?;
+                    if let Err(err) = e.complete_locked(&l, keep_now, on_event) {
+                        return Err(e.migrate_stopped(&m.name, err, keep_now));
+                    }
                     report.completed.push(m.name.clone());
                 } else {
                     report.active = Some(m.name.clone());
@@ -605,6 +597,39 @@ impl<'c> Engine<'c> {
             }
             Ok(report)
         })
+    }
+
+    /// A complete that failed inside `migrate`, with advice that fits the state it left:
+    /// `completing` can only go forward, `active` can be retried or rolled back.
+    fn migrate_stopped(&mut self, name: &str, err: Error, kept: &[String]) -> Error {
+        let schema = self.opts.schema.clone();
+        let status = match self.state.active(self.client, &schema) {
+            Ok(Some(active)) if active.name == name => active.status,
+            _ => String::new(),
+        };
+        let blocked_by_kept = matches!(&err, Error::Db { source, .. }
+            if source.code() == Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST));
+        let mut advice = match kept.first() {
+            Some(kept) if blocked_by_kept => format!(
+                "The version schema {kept:?} is kept for the application version that was running when migrate began, and it still uses what {name} removes. "
+            ),
+            _ => String::new(),
+        };
+        advice.push_str(&match status.as_str() {
+            "completing" => format!(
+                "{name} is left completing; what it has dropped cannot be brought back, so it can only go forward: run `tandem complete` to finish it{}, then `tandem migrate` again for the rest",
+                if blocked_by_kept { " once that version is retired" } else { " once the cause is fixed" }
+            ),
+            "active" => format!(
+                "{name} is still active and nothing was dropped: fix the cause and run `tandem migrate` again, or `tandem rollback`"
+            ),
+            _ => "run `tandem status` to see where it stands".to_string(),
+        });
+        Error::MigrateStopped {
+            name: name.to_string(),
+            source: Box::new(err),
+            advice,
+        }
     }
 
     /// A connection string selecting the latest version: the base URL with its search_path set

@@ -59,6 +59,14 @@ pub enum Error {
         rows_done: u64,
         source: Box<Error>,
     },
+    /// `migrate` stopped while completing a migration; `advice` fits the state it was left in.
+    #[error("completing {name:?} failed: {source}\n{advice}")]
+    MigrateStopped {
+        name: String,
+        #[source]
+        source: Box<Error>,
+        advice: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -73,6 +81,12 @@ pub fn describe(e: &postgres::Error) -> String {
             }
             if let Some(h) = db.hint() {
                 s.push_str(&format!("; hint: {h}"));
+            }
+            if db.code() == &postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+                s.push_str(
+                    "; tandem must act as the owner of the schema and its tables: connect as \
+                     that role, or name it with --role (SET ROLE)",
+                );
             }
             s
         }

@@ -3,7 +3,7 @@
 use crate::error::{Context, Result};
 use postgres::GenericClient;
 use std::collections::BTreeMap;
-use tandem_model::{Column, Constraint, ConstraintKind, Index, Schema, Table};
+use tandem_model::{Column, Constraint, ConstraintKind, Index, ReplicaIdentity, Schema, Table};
 
 pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Schema> {
     let ctx = || format!("reading the catalog of schema {schema:?}");
@@ -11,7 +11,9 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
     let mut by_oid: BTreeMap<u32, String> = BTreeMap::new();
     for row in client
         .query(
-            "SELECT c.oid, c.relname::text, obj_description(c.oid, 'pg_class')
+            "SELECT c.oid, c.relname::text, obj_description(c.oid, 'pg_class'), c.relreplident::text,
+                    (SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      WHERE i.indrelid = c.oid AND i.indisreplident)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
             &[&schema],
@@ -20,12 +22,19 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
     {
         let oid: u32 = row.get(0);
         let name: String = row.get(1);
+        let replica_identity = match (row.get::<_, String>(3).as_str(), row.get(4)) {
+            ("f", _) => ReplicaIdentity::Full,
+            ("n", _) => ReplicaIdentity::Nothing,
+            ("i", Some(index)) => ReplicaIdentity::Index(index),
+            _ => ReplicaIdentity::Default,
+        };
         by_oid.insert(oid, name.clone());
         out.tables.insert(
             name.clone(),
             Table {
                 name,
                 comment: row.get(2),
+                replica_identity,
                 ..Table::default()
             },
         );

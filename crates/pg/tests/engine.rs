@@ -435,3 +435,130 @@ fn a_failed_start_undoes_only_what_ran() {
         &format!("operations:\n{MOOD}  - create_index: {{name: users_name_uq, table: users, unique: true, columns: [{{column: name}}]}}\n"),
     );
 }
+
+/// Version-specific behaviour: views are `security_invoker` from PostgreSQL 15, where the option
+/// exists. CI runs this file against 14 to 18; TANDEM_PG_EXPECT_MAJOR makes sure the server is
+/// the one asked for.
+#[test]
+fn version_schema_views_follow_the_server_version() {
+    let major = tandem_testkit::cluster().major_version();
+    if let Some(expected) = std::env::var_os("TANDEM_PG_EXPECT_MAJOR") {
+        assert_eq!(
+            expected.to_string_lossy(),
+            major.to_string(),
+            "TANDEM_PG_EXPECT_MAJOR"
+        );
+    }
+    let mut env = with_users();
+    let server_num: String = env
+        .db
+        .connect()
+        .query_one("SHOW server_version_num", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(server_num.parse::<u32>().unwrap() / 10_000, major);
+    env.start(&migration(
+        "02_a",
+        "operations:\n  - add_column: {table: users, column: {name: a, type: int, nullable: true}}\n",
+    ))
+    .unwrap();
+    let options: Option<Vec<String>> = env
+        .db
+        .connect()
+        .query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = '\"public_02_a\".users'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let invoker = options
+        .unwrap_or_default()
+        .contains(&"security_invoker=true".to_string());
+    assert_eq!(invoker, major >= 15, "reloptions on PostgreSQL {major}");
+    let mut new = env.version("public_02_a");
+    exec(&mut new, "INSERT INTO users (name, a) VALUES ('n', 1)");
+    assert_eq!(count(&mut new, "SELECT count(*) FROM users WHERE a = 1"), 1);
+}
+
+#[test]
+fn migrate_stopped_in_a_complete_says_how_to_go_on_from_where_it_stopped() {
+    let mut env = with_users();
+    // 03's onComplete SQL fails until the `gate` table exists.
+    let files: Vec<Migration> = vec![
+        migration("01_users", USERS),
+        migration("02_a", "operations:\n  - add_column: {table: users, column: {name: a, type: int, nullable: true}}\n"),
+        migration("03_gate", "operations:\n  - drop_column: {table: users, column: a}\n  - sql: {up: INSERT INTO gate VALUES (1), onComplete: true}\n"),
+        migration("04_b", "operations:\n  - add_column: {table: users, column: {name: b, type: int, nullable: true}}\n"),
+    ];
+    let e = env
+        .engine()
+        .migrate(&files, true, &tandem_pg::events::ignore)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::MigrateStopped { name, .. } if name == "03_gate"),
+        "{e}"
+    );
+    let e = e.to_string();
+    assert!(e.starts_with("completing \"03_gate\" failed: "), "{e}");
+    assert!(e.contains("relation \"gate\" does not exist"), "{e}");
+    assert!(
+        e.contains("03_gate is left completing; what it has dropped cannot be brought back, so it can only go forward: run `tandem complete` to finish it once the cause is fixed, then `tandem migrate` again for the rest"),
+        "{e}"
+    );
+    // The advice matches the state: 03 is completing, and `status` says the same.
+    let status = env.status();
+    let active = status.active.expect("03_gate is not finished");
+    assert_eq!(
+        (active.name.as_str(), active.status.as_str()),
+        ("03_gate", "completing")
+    );
+    assert!(status
+        .advice
+        .unwrap()
+        .contains("run `tandem complete` again"));
+    assert!(env
+        .engine()
+        .rollback(&tandem_pg::events::ignore)
+        .unwrap_err()
+        .to_string()
+        .contains("Run `tandem complete` to finish it"));
+    // Following the advice finishes the work.
+    exec(&mut env.db.connect(), "CREATE TABLE gate (v int)");
+    env.complete();
+    let report = env
+        .engine()
+        .migrate(&files, true, &tandem_pg::events::ignore)
+        .unwrap();
+    assert_eq!(report.completed, vec!["04_b"]);
+    assert_eq!(count(&mut env.db.connect(), "SELECT count(*) FROM gate"), 1);
+    assert!(env.status().active.is_none());
+}
+
+#[test]
+fn migrate_stopped_by_the_kept_version_schema_says_why_and_what_next() {
+    let mut env = with_users();
+    // public_01_users, the running version's schema, is kept while migrate runs, and its view
+    // reads `name`, which 02 drops at complete.
+    let files: Vec<Migration> = vec![
+        migration("01_users", USERS),
+        migration("02_drop", "operations:\n  - drop_column: {table: users, column: name, down: \"'?'\"}\n"),
+        migration("03_b", "operations:\n  - add_column: {table: users, column: {name: b, type: int, nullable: true}}\n"),
+    ];
+    let e = env
+        .engine()
+        .migrate(&files, true, &tandem_pg::events::ignore)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("The version schema \"public_01_users\" is kept for the application version that was running when migrate began, and it still uses what 02_drop removes. 02_drop is left completing; what it has dropped cannot be brought back, so it can only go forward: run `tandem complete` to finish it once that version is retired, then `tandem migrate` again for the rest"),
+        "{e}"
+    );
+    assert_eq!(env.status().active.unwrap().status, "completing");
+    env.complete();
+    assert_eq!(env.status().version_schemas, vec!["public_02_drop"]);
+    let report = env
+        .engine()
+        .migrate(&files, true, &tandem_pg::events::ignore)
+        .unwrap();
+    assert_eq!(report.completed, vec!["03_b"]);
+}

@@ -526,3 +526,81 @@ fn rename_and_set_replica_identity_and_constraint() {
         .get(0);
     assert_eq!(ident, "i");
 }
+
+/// The table's replica identity as `pg_class` and `pg_index` record it: `d`, `f`, `n`, or the
+/// index's name.
+fn replica_identity(c: &mut postgres::Client, table: &str) -> String {
+    c.query_one(
+        "SELECT CASE c.relreplident WHEN 'i' THEN (SELECT i.indexrelid::regclass::text
+                     FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+                ELSE c.relreplident::text END
+           FROM pg_class c WHERE c.oid = to_regclass($1)",
+        &[&table],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn set_replica_identity_is_undone_by_rollback() {
+    let env = lifecycle(
+        "02_full",
+        "operations:\n  - set_replica_identity: {table: users, identity: {type: full}}\n",
+        |old, new| {
+            assert_eq!(replica_identity(old, "public.users"), "f");
+            exec(old, "INSERT INTO users (name, legacy) VALUES ('old', 'l')");
+            exec(new, "UPDATE users SET name = 'new' WHERE name = 'old'");
+            assert_eq!(
+                count(old, "SELECT count(*) FROM users WHERE name = 'new'"),
+                1
+            );
+        },
+    );
+    assert_eq!(replica_identity(&mut env.db.connect(), "public.users"), "f");
+}
+
+#[test]
+fn set_replica_identity_rollback_restores_an_index_identity() {
+    let mut env = setup();
+    let mut c = env.db.connect();
+    exec(
+        &mut c,
+        "CREATE UNIQUE INDEX users_id_name ON users (id, name);
+         ALTER TABLE users REPLICA IDENTITY USING INDEX users_id_name",
+    );
+    let before = env.db.dump_schema();
+    for identity in [
+        "{type: nothing}",
+        "{type: index, index: users_pkey}",
+        "{type: default}",
+    ] {
+        let m = migration(
+            "02_identity",
+            &format!(
+                "operations:\n  - set_replica_identity: {{table: users, identity: {identity}}}\n"
+            ),
+        );
+        env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+        assert_ne!(
+            replica_identity(&mut c, "users"),
+            "users_id_name",
+            "{identity}"
+        );
+        env.rollback();
+        assert_eq!(
+            replica_identity(&mut c, "users"),
+            "users_id_name",
+            "{identity}"
+        );
+        assert_eq!(before, env.db.dump_schema(), "{identity}");
+    }
+    // Two changes in one migration: rollback still ends at the setting from before start.
+    env.start(&migration(
+        "02_twice",
+        "operations:\n  - set_replica_identity: {table: users, identity: {type: full}}\n  - set_replica_identity: {table: users, identity: {type: nothing}}\n",
+    ))
+    .unwrap();
+    assert_eq!(replica_identity(&mut c, "users"), "n");
+    env.rollback();
+    assert_eq!(before, env.db.dump_schema());
+}

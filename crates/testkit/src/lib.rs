@@ -155,10 +155,15 @@ impl TestDb {
 
     /// The schema as `pg_dump --schema-only --no-owner --no-privileges` prints it, without
     /// comments, session settings and blank lines, so two databases with equal catalogs give equal
-    /// text.
+    /// text. A cluster whose binaries come without pg_dump (the builds `scripts/fetch-pg.sh`
+    /// installs) is described by a catalog query instead; either way the text is only compared
+    /// with another of the same cluster.
     pub fn dump_schema(&self) -> String {
+        let pg_dump = self.cluster.bin_dir().join("pg_dump");
+        if !pg_dump.is_file() {
+            return self.describe_catalog();
+        }
         let cluster = self.cluster;
-        let pg_dump = cluster.bin_dir().join("pg_dump");
         let output = Command::new(&pg_dump)
             .args(["--schema-only", "--no-owner", "--no-privileges"])
             .arg("--host")
@@ -183,6 +188,26 @@ impl TestDb {
             );
         }
         normalize_dump(&String::from_utf8_lossy(&output.stdout))
+    }
+}
+
+impl TestDb {
+    /// One line per user object and fact, from the catalogs (`catalog.sql`): what
+    /// [`TestDb::dump_schema`] gives when the cluster has no pg_dump.
+    pub fn describe_catalog(&self) -> String {
+        let rows = self
+            .connect()
+            .query(include_str!("catalog.sql"), &[])
+            .unwrap_or_else(|error| {
+                panic!(
+                    "tandem-testkit: describing the catalog of {}: {}",
+                    self.name,
+                    tandem_pg::error::describe(&error)
+                )
+            });
+        rows.iter()
+            .map(|row| row.get::<_, String>(0) + "\n")
+            .collect()
     }
 }
 

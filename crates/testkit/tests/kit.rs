@@ -137,3 +137,60 @@ fn execute_keeps_one_session() {
     let mut client = db.connect();
     assert_eq!(public_tables(&mut client), ["kept"]);
 }
+
+#[test]
+fn the_catalog_description_sees_what_a_migration_changes_and_undoes() {
+    let db = TestDb::new();
+    db.execute(
+        "CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL DEFAULT 'x' CHECK (name <> ''));
+         CREATE TYPE mood AS ENUM ('a', 'b');
+         COMMENT ON COLUMN t.name IS 'the name'",
+    );
+    let before = db.describe_catalog();
+    for line in [
+        "column public.t #2 name text not_null=t identity= generated= default='x'::text collation=",
+        "index CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id) valid=t replica_identity=f clustered=f",
+        "enum public.mood: 'a', 'b'",
+        "comment on column name of table t: the name",
+        "sequence t_id_seq owned by t.id",
+    ] {
+        assert!(before.lines().any(|l| l == line), "{line}\nnot in\n{before}");
+    }
+    // Each change shows, and undoing it gives the same text again.
+    for (change, undo) in [
+        (
+            "ALTER TABLE t ADD COLUMN extra int",
+            "ALTER TABLE t DROP COLUMN extra",
+        ),
+        (
+            "ALTER TABLE t REPLICA IDENTITY FULL",
+            "ALTER TABLE t REPLICA IDENTITY DEFAULT",
+        ),
+        (
+            "CREATE SCHEMA v; CREATE VIEW v.t AS SELECT id FROM t",
+            "DROP SCHEMA v CASCADE",
+        ),
+        (
+            "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+             CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()",
+            "DROP FUNCTION f() CASCADE",
+        ),
+        (
+            "ALTER TYPE mood ADD VALUE 'c'",
+            "DROP TYPE mood; CREATE TYPE mood AS ENUM ('a', 'b')",
+        ),
+        (
+            "ALTER TABLE t ALTER COLUMN name DROP DEFAULT",
+            "ALTER TABLE t ALTER COLUMN name SET DEFAULT 'x'",
+        ),
+    ] {
+        db.execute(change);
+        assert_ne!(before, db.describe_catalog(), "{change} did not show");
+        db.execute(undo);
+        assert_eq!(
+            before,
+            db.describe_catalog(),
+            "{undo} did not undo {change}"
+        );
+    }
+}

@@ -20,31 +20,47 @@ pub struct ReplicaIdentity {
     pub index: String,
 }
 
+impl ReplicaIdentity {
+    /// The setting this asks for; `None` for a `type` that is none of the four.
+    pub fn setting(&self) -> Option<crate::schema::ReplicaIdentity> {
+        use crate::schema::ReplicaIdentity as Setting;
+        match self.kind.to_ascii_lowercase().as_str() {
+            "default" => Some(Setting::Default),
+            "full" => Some(Setting::Full),
+            "nothing" => Some(Setting::Nothing),
+            "index" => Some(Setting::Index(self.index.clone())),
+            _ => None,
+        }
+    }
+}
+
 impl SetReplicaIdentity {
     pub(crate) fn apply(&self, cx: &mut crate::validate::Cx<'_>) -> crate::validate::Check {
         use crate::error::FieldError;
+        use crate::schema::ReplicaIdentity as Setting;
         let Some(t) = cx.table("table", &self.table)? else {
             return Ok(());
         };
-        match self.identity.kind.to_ascii_lowercase().as_str() {
-            "default" | "full" | "nothing" => Ok(()),
-            "index" => {
-                if t.indexes.iter().any(|i| i.name == self.identity.index) || cx.schema.opaque {
-                    Ok(())
-                } else {
-                    Err(FieldError::new(
-                        "identity.index",
-                        format!(
-                            "index {:?} does not exist on table {:?}",
-                            self.identity.index, self.table
-                        ),
-                    ))
-                }
-            }
-            other => Err(FieldError::new(
+        let Some(setting) = self.identity.setting() else {
+            return Err(FieldError::new(
                 "identity.type",
-                format!("{other:?} is not one of default, full, nothing, index"),
-            )),
+                format!(
+                    "{:?} is not one of default, full, nothing, index",
+                    self.identity.kind.to_ascii_lowercase()
+                ),
+            ));
+        };
+        if let Setting::Index(index) = &setting {
+            if !t.indexes.iter().any(|i| &i.name == index) && !cx.schema.opaque {
+                return Err(FieldError::new(
+                    "identity.index",
+                    format!("index {index:?} does not exist on table {:?}", self.table),
+                ));
+            }
         }
+        if let Some(t) = cx.schema.table_mut(&self.table) {
+            t.replica_identity = setting;
+        }
+        Ok(())
     }
 }
