@@ -377,7 +377,7 @@ fn pgroll_examples_apply_in_order() {
     }
     assert!(traces.is_empty(), "rollback left a trace after {traces:?}");
     assert_eq!(
-        cycled, 53,
+        cycled, 55,
         "files that went through start → rollback → start → complete"
     );
 }
