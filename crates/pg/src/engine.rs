@@ -386,7 +386,20 @@ impl<'c> Engine<'c> {
 
     /// Contracts: drops the previous versions' schemas and what only the old version needed.
     pub fn complete(&mut self, on_event: OnEvent<'_>) -> Result<CompleteReport> {
-        self.locked(|e, l| e.complete_locked(&l, &[], on_event))
+        self.locked(|e, l| {
+            e.complete_locked(&l, &[], on_event).map_err(|err| {
+                let schema = e.opts.schema.clone();
+                match e.state.active(e.client, &schema) {
+                    Ok(Some(a)) if a.status == "active" && matches!(err, Error::Db { .. }) => {
+                        Error::Other(format!(
+                            "{err}\nnothing was changed: {:?} is still active; run `tandem complete` again once the cause is fixed, or `tandem rollback`",
+                            a.name
+                        ))
+                    }
+                    _ => err,
+                }
+            })
+        })
     }
 
     fn complete_locked(
@@ -444,15 +457,25 @@ impl<'c> Engine<'c> {
                 &serde_json::to_value(snapshot).expect("snapshot serializes"),
             )
         };
-        run_steps(
+        let mut ran = Vec::new();
+        let result = run_steps(
             self.client,
             Phase::Complete,
             &steps,
             &self.opts.retry,
             on_event,
             Some(&mut finish),
-            None,
-        )?;
+            Some(&mut ran),
+        );
+        if let Err(err) = result {
+            // When no step committed, nothing was dropped: the migration is still active and
+            // can be rolled back, so say so instead of leaving it `completing`.
+            if ran.is_empty() && active.status == "active" {
+                self.state
+                    .set_status(self.client, &schema, &active.name, "active")?;
+            }
+            return Err(err);
+        }
         Ok(CompleteReport {
             name: active.name,
             version_schema: active.version_schema,

@@ -502,27 +502,18 @@ fn migrate_stopped_in_a_complete_says_how_to_go_on_from_where_it_stopped() {
     assert!(e.starts_with("completing \"03_gate\" failed: "), "{e}");
     assert!(e.contains("relation \"gate\" does not exist"), "{e}");
     assert!(
-        e.contains("03_gate is left completing; what it has dropped cannot be brought back, so it can only go forward: run `tandem complete` to finish it once the cause is fixed, then `tandem migrate` again for the rest"),
+        e.contains("03_gate is still active and nothing was dropped: fix the cause and run `tandem migrate` again, or `tandem rollback`"),
         "{e}"
     );
-    // The advice matches the state: 03 is completing, and `status` says the same.
+    // The complete failed in its only transaction, so nothing was dropped and the advice
+    // matches the state: 03 is still active, and could be rolled back.
     let status = env.status();
     let active = status.active.expect("03_gate is not finished");
     assert_eq!(
         (active.name.as_str(), active.status.as_str()),
-        ("03_gate", "completing")
+        ("03_gate", "active")
     );
-    assert!(status
-        .advice
-        .unwrap()
-        .contains("run `tandem complete` again"));
-    assert!(env
-        .engine()
-        .rollback(&tandem_pg::events::ignore)
-        .unwrap_err()
-        .to_string()
-        .contains("Run `tandem complete` to finish it"));
-    // Following the advice finishes the work.
+    // Once the cause is fixed, complete and migrate finish the work.
     exec(&mut env.db.connect(), "CREATE TABLE gate (v int)");
     env.complete();
     let report = env
@@ -550,10 +541,10 @@ fn migrate_stopped_by_the_kept_version_schema_says_why_and_what_next() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("The version schema \"public_01_users\" is kept for the application version that was running when migrate began, and it still uses what 02_drop removes. 02_drop is left completing; what it has dropped cannot be brought back, so it can only go forward: run `tandem complete` to finish it once that version is retired, then `tandem migrate` again for the rest"),
+        e.contains("The version schema \"public_01_users\" is kept for the application version that was running when migrate began, and it still uses what 02_drop removes. 02_drop is still active and nothing was dropped"),
         "{e}"
     );
-    assert_eq!(env.status().active.unwrap().status, "completing");
+    assert_eq!(env.status().active.unwrap().status, "active");
     env.complete();
     assert_eq!(env.status().version_schemas, vec!["public_02_drop"]);
     let report = env
