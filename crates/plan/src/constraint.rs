@@ -32,6 +32,19 @@ pub(crate) enum NewConstraint {
     },
 }
 
+/// The body of a column-level foreign key (`FOREIGN KEY (col) REFERENCES ...`), its name given
+/// separately.
+pub(crate) fn foreign_key_body(
+    schema: &str,
+    column: &str,
+    r: &tandem_model::operation::ForeignKeyReference,
+) -> String {
+    let clause = crate::ddl::foreign_key_clause(schema, column, r);
+    clause
+        .split_once(" FOREIGN KEY ")
+        .map_or(clause.clone(), |(_, rest)| format!("FOREIGN KEY {rest}"))
+}
+
 fn validate(table: &str, constraint: &str) -> Step {
     Step::tx(
         format!("validate constraint {constraint}"),

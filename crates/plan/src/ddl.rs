@@ -3,7 +3,7 @@
 
 use tandem_model::operation::{
     CheckConstraint, ColumnDef, ConstraintType, ForeignKeyReference, IndexField, IndexParameters,
-    NullsOrder, SortOrder, TableConstraint,
+    NullsOrder, SortOrder, TableConstraint, TableForeignKeyReference,
 };
 use tandem_model::{qualified, quote_ident};
 
@@ -96,6 +96,19 @@ fn deferrable(d: bool, initially_deferred: bool) -> &'static str {
     }
 }
 
+/// `ON DELETE` action of a table-level foreign key, with its column list for SET NULL/DEFAULT.
+pub fn on_delete_clause(r: &TableForeignKeyReference) -> String {
+    if r.on_delete_set_columns.is_empty() {
+        r.on_delete.sql().to_string()
+    } else {
+        format!(
+            "{} ({})",
+            r.on_delete.sql(),
+            ident_list(&r.on_delete_set_columns)
+        )
+    }
+}
+
 /// A table constraint of `create_table`.
 pub fn table_constraint(schema: &str, c: &TableConstraint) -> String {
     let name = quote_ident(&c.name);
@@ -127,15 +140,7 @@ pub fn table_constraint(schema: &str, c: &TableConstraint) -> String {
                 .references
                 .as_ref()
                 .expect("validated: foreign key has references");
-            let on_delete = if r.on_delete_set_columns.is_empty() {
-                r.on_delete.sql().to_string()
-            } else {
-                format!(
-                    "{} ({})",
-                    r.on_delete.sql(),
-                    ident_list(&r.on_delete_set_columns)
-                )
-            };
+            let on_delete = on_delete_clause(r);
             format!(
                 "CONSTRAINT {name} FOREIGN KEY ({}) REFERENCES {} ({}) MATCH {} ON DELETE {on_delete} ON UPDATE {}{}",
                 ident_list(&c.columns),

@@ -6,6 +6,7 @@
 //! are added NOT VALID and validated at complete; UNIQUE is built concurrently as an index and
 //! attached at complete.
 
+use crate::constraint::{self, NewConstraint};
 use crate::ddl;
 use crate::step::{LockMode, Step};
 use crate::{Cx, PlanError};
@@ -108,99 +109,54 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
             .or_default()
             .old(name, binds, &up);
         if not_null {
-            let check = shorten_name(&format!("_tandem_{physical_table}_{name}_not_null"));
-            let qcheck = quote_ident(&check);
-            cx.start.push(
-                Step::tx(
-                    format!("add NOT NULL check on {}.{name} (NOT VALID)", op.table),
-                    format!("ALTER TABLE {table} ADD CONSTRAINT {qcheck} CHECK ({qcol} IS NOT NULL) NOT VALID"),
-                )
-                .lock(LockMode::AccessExclusive, table.clone()),
-            );
-            cx.contract.push(
-                Step::tx(
-                    format!("validate NOT NULL check on {}.{name}", op.table),
-                    format!("ALTER TABLE {table} VALIDATE CONSTRAINT {qcheck}"),
-                )
-                .lock(LockMode::ShareUpdateExclusive, table.clone()),
-            );
-            // With a validated CHECK (col IS NOT NULL) in place, SET NOT NULL skips the scan.
-            cx.contract.push(
-                Step::tx(
-                    format!("set {}.{name} NOT NULL", op.table),
-                    format!("ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL;\nALTER TABLE {table} DROP CONSTRAINT {qcheck}"),
-                )
-                .lock(LockMode::AccessExclusive, table.clone()),
-            );
+            constraint::not_null(cx, &physical_table, name);
         }
         let expr = crate::row_expression(cx.columns.get(&physical_table), &up);
         cx.backfill(&physical_table, name, expr);
     }
 
     if let Some(c) = &col.check {
-        cx.start.push(
-            Step::tx(
-                format!("add check {} (NOT VALID)", c.name),
-                format!("ALTER TABLE {table} ADD {} NOT VALID", ddl::check_clause(c)),
-            )
-            .lock(LockMode::AccessExclusive, table.clone()),
+        let body = ddl::check_clause(c);
+        let body = body
+            .split_once(" CHECK ")
+            .map_or(body.clone(), |(_, rest)| format!("CHECK {rest}"));
+        constraint::add(
+            cx,
+            &physical_table,
+            NewConstraint::Check {
+                name: c.name.clone(),
+                body,
+            },
         );
-        cx.contract.push(validate(&table, &c.name));
     }
     if let Some(r) = &col.references {
         let target = cx.qualified_table(&r.table);
         let mut r = r.clone();
         r.table = cx.physical_table(&r.table);
         r.column = cx.physical_column(&r.table, &r.column);
-        cx.start.push(
-            Step::tx(
-                format!("add foreign key {} (NOT VALID)", r.name),
-                format!(
-                    "ALTER TABLE {table} ADD {} NOT VALID",
-                    ddl::foreign_key_clause(&schema, name, &r)
-                ),
-            )
-            .lock(LockMode::ShareRowExclusive, table.clone())
-            .lock(LockMode::ShareRowExclusive, target),
+        let body = constraint::foreign_key_body(&schema, name, &r);
+        constraint::add(
+            cx,
+            &physical_table,
+            NewConstraint::ForeignKey {
+                name: r.name.clone(),
+                body,
+                target,
+            },
         );
-        cx.contract.push(validate(&table, &r.name));
     }
     if col.unique {
-        let index_name = shorten_name(&format!("{physical_table}_{name}_key"));
-        let index = qualified(&schema, &index_name);
-        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
-        cx.start.push(
-            Step::non_tx(
-                format!("build unique index {index_name} concurrently"),
-                format!(
-                    "CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({qcol})",
-                    quote_ident(&index_name)
-                ),
-            )
-            .lock(LockMode::ShareUpdateExclusive, table.clone())
-            .cleanup(drop),
-        );
-        let qindex = quote_ident(&index_name);
-        cx.contract.push(
-            Step::tx(
-                format!("attach unique constraint {index_name}"),
-                format!("ALTER TABLE {table} ADD CONSTRAINT {qindex} UNIQUE USING INDEX {qindex}"),
-            )
-            .lock(LockMode::AccessExclusive, table.clone()),
+        constraint::add(
+            cx,
+            &physical_table,
+            NewConstraint::Unique {
+                name: shorten_name(&format!("{physical_table}_{name}_key")),
+                columns: vec![name.clone()],
+                tail: String::new(),
+            },
         );
     }
     Ok(())
-}
-
-fn validate(table: &str, constraint: &str) -> Step {
-    Step::tx(
-        format!("validate constraint {constraint}"),
-        format!(
-            "ALTER TABLE {table} VALIDATE CONSTRAINT {}",
-            quote_ident(constraint)
-        ),
-    )
-    .lock(LockMode::ShareUpdateExclusive, table.to_string())
 }
 
 fn push_comment(cx: &mut Cx<'_>, table: &str, op: &AddColumn) {

@@ -173,12 +173,7 @@ fn add_constraints(cx: &mut Cx<'_>, op: &AlterColumn, physical_table: &str, colu
         let target = cx.qualified_table(&r.table);
         r.column = cx.physical_column(&r.table, &r.column);
         r.table = cx.physical_table(&r.table);
-        let clause = crate::ddl::foreign_key_clause(cx.schema(), column, &r);
-        // foreign_key_clause starts with `CONSTRAINT name `; the name is given separately.
-        let body = clause
-            .split_once(" FOREIGN KEY ")
-            .map(|(_, rest)| format!("FOREIGN KEY {rest}"))
-            .unwrap_or(clause);
+        let body = constraint::foreign_key_body(cx.schema(), column, &r);
         constraint::add(
             cx,
             physical_table,

@@ -65,15 +65,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateConstraint) -> Result<(), PlanErr
                 .iter()
                 .map(|c| cx.physical_column(&r.table, c))
                 .collect();
-            let on_delete = if r.on_delete_set_columns.is_empty() {
-                r.on_delete.sql().to_string()
-            } else {
-                format!(
-                    "{} ({})",
-                    r.on_delete.sql(),
-                    crate::ddl::ident_list(&r.on_delete_set_columns)
-                )
-            };
+            let on_delete = crate::ddl::on_delete_clause(r);
             NewConstraint::ForeignKey {
                 name: op.name.clone(),
                 body: format!(
