@@ -180,12 +180,14 @@ impl<'c> Engine<'c> {
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
         self.state.insert_starting(
             self.client,
-            &schema,
-            &migration.name,
-            &version_schema,
-            history.last().map(|h| h.name.as_str()),
-            &file_json,
-            &plan_json,
+            &crate::state::Starting {
+                schema: &schema,
+                name: &migration.name,
+                version_schema: &version_schema,
+                parent: history.last().map(|h| h.name.as_str()),
+                migration: &file_json,
+                plan: &plan_json,
+            },
         )?;
         // The start steps that ran: a failed start undoes only what they did.
         let mut ran = Vec::new();

@@ -95,6 +95,16 @@ pub struct MigrationRecord {
     pub completed_at: Option<String>,
 }
 
+/// The row `start` records before it changes anything.
+pub struct Starting<'a> {
+    pub schema: &'a str,
+    pub name: &'a str,
+    pub version_schema: &'a str,
+    pub parent: Option<&'a str>,
+    pub migration: &'a serde_json::Value,
+    pub plan: &'a serde_json::Value,
+}
+
 pub struct State {
     pub state_schema: String,
 }
@@ -253,16 +263,15 @@ impl State {
         Ok(row.as_ref().map(Self::record))
     }
 
-    pub fn insert_starting(
-        &self,
-        client: &mut impl GenericClient,
-        schema: &str,
-        name: &str,
-        version_schema: &str,
-        parent: Option<&str>,
-        migration: &serde_json::Value,
-        plan: &serde_json::Value,
-    ) -> Result<()> {
+    pub fn insert_starting(&self, client: &mut impl GenericClient, s: &Starting<'_>) -> Result<()> {
+        let Starting {
+            schema,
+            name,
+            version_schema,
+            parent,
+            migration,
+            plan,
+        } = s;
         client
             .execute(
                 &format!(
