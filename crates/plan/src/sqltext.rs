@@ -151,22 +151,27 @@ fn column_refs(tokens: &[Token<'_>]) -> Vec<usize> {
 /// `sql` with every reference to a column in `renames` (old name → new name, as stored) replaced
 /// by the quoted new name.
 pub fn rename_columns(sql: &str, renames: &[(String, String)]) -> String {
+    replace_columns(sql, |name| {
+        renames
+            .iter()
+            .find(|(from, _)| from == name)
+            .map(|(_, to)| quote_ident(to))
+    })
+}
+
+/// `sql` with every column reference for which `replace` gives text replaced by that text.
+pub fn replace_columns(sql: &str, replace: impl Fn(&str) -> Option<String>) -> String {
     let tokens = tokenize(sql);
     let refs = column_refs(&tokens);
     let mut out = String::with_capacity(sql.len());
     for (i, t) in tokens.iter().enumerate() {
         match t {
             Token::Other(s) => out.push_str(s),
-            Token::Ident { text, name } => {
-                let renamed = refs
-                    .contains(&i)
-                    .then(|| renames.iter().find(|(from, _)| from == name))
-                    .flatten();
-                match renamed {
-                    Some((_, to)) => out.push_str(&quote_ident(to)),
-                    None => out.push_str(text),
-                }
-            }
+            Token::Ident { text, name } => match refs.contains(&i).then(|| replace(name)).flatten()
+            {
+                Some(to) => out.push_str(&to),
+                None => out.push_str(text),
+            },
         }
     }
     out

@@ -3,7 +3,7 @@
 //! version's). A session belongs to the new version when the first schema of its search_path
 //! is the new version schema, whatever follows it.
 
-use crate::sqltext::mentions;
+use crate::sqltext::replace_columns;
 use crate::step::{LockMode, Step};
 use tandem_model::{qualified, quote_ident, quote_literal, shorten_name};
 
@@ -37,28 +37,17 @@ pub fn trigger_name(table: &str) -> String {
     shorten_name(&format!("_tandem_{table}"))
 }
 
-/// `NEW.target := (expr);`, inside a block declaring the names the expression mentions.
-fn stage_sql(qtable: &str, target: &str, stage: &Stage) -> String {
-    let assign = format!("NEW.{} := ({});", quote_ident(target), stage.expr);
-    let mut declared: Vec<&str> = Vec::new();
-    let mut declare = String::new();
-    for (var, col) in &stage.binds {
-        if declared.contains(&var.as_str()) || !mentions(&stage.expr, var) {
-            continue;
-        }
-        declared.push(var);
-        declare.push_str(&format!(
-            "      {} {qtable}.{}%TYPE := NEW.{};\n",
-            quote_ident(var),
-            quote_ident(col),
-            quote_ident(col)
-        ));
-    }
-    if declare.is_empty() {
-        format!("    {assign}\n")
-    } else {
-        format!("    DECLARE\n{declare}    BEGIN\n      {assign}\n    END;\n")
-    }
+/// `NEW.target := (expr);`, each name the expression uses for a column of the row replaced by
+/// that column of `NEW`: no variables to declare and fill on every row.
+fn stage_sql(target: &str, stage: &Stage) -> String {
+    let expr = replace_columns(&stage.expr, |name| {
+        stage
+            .binds
+            .iter()
+            .find(|(var, _)| var == name)
+            .map(|(_, col)| format!("NEW.{}", quote_ident(col)))
+    });
+    format!("    NEW.{} := ({expr});\n", quote_ident(target))
 }
 
 /// A dollar-quote tag that does not occur in `body`.
@@ -120,25 +109,35 @@ impl TableTrigger {
     pub fn create_steps(&self, schema: &str, version_schema: &str, table: &str) -> Vec<Step> {
         let name = trigger_name(table);
         let qtable = qualified(schema, table);
-        let mut body = String::from("#variable_conflict use_variable\nDECLARE\n");
-        body.push_str(&format!(
-            "  tandem_from_new boolean := (current_schemas(false))[1] IS NOT DISTINCT FROM {};\nBEGIN\n",
+        let mut body = String::from("BEGIN\n");
+        let from_new = format!(
+            "(current_schemas(false))[1] IS NOT DISTINCT FROM {}",
             quote_literal(version_schema)
-        ));
-        for (cond, list) in [
-            ("NOT tandem_from_new", &self.from_old),
-            ("tandem_from_new", &self.from_new),
-        ] {
-            if list.is_empty() {
-                continue;
-            }
-            body.push_str(&format!("  IF {cond} THEN\n"));
-            for a in list {
-                for stage in &a.stages {
-                    body.push_str(&stage_sql(&qtable, &a.target, stage));
-                }
-            }
-            body.push_str("  END IF;\n");
+        );
+        let branch = |list: &Vec<Assignment>| -> String {
+            list.iter()
+                .flat_map(|a| {
+                    a.stages
+                        .iter()
+                        .map(move |stage| stage_sql(&a.target, stage))
+                })
+                .collect()
+        };
+        match (self.from_old.is_empty(), self.from_new.is_empty()) {
+            (true, true) => {}
+            (false, true) => body.push_str(&format!(
+                "  IF NOT {from_new} THEN\n{}  END IF;\n",
+                branch(&self.from_old)
+            )),
+            (true, false) => body.push_str(&format!(
+                "  IF {from_new} THEN\n{}  END IF;\n",
+                branch(&self.from_new)
+            )),
+            (false, false) => body.push_str(&format!(
+                "  IF {from_new} THEN\n{}  ELSE\n{}  END IF;\n",
+                branch(&self.from_new),
+                branch(&self.from_old)
+            )),
         }
         body.push_str("  RETURN NEW;\nEND;\n");
         let tag = dollar_tag(&body);
