@@ -619,3 +619,99 @@ fn complete_refuses_while_a_view_of_the_users_reads_the_old_column() {
     exec(&mut env.db.connect(), "DROP VIEW public.rating_report");
     env.complete();
 }
+
+/// Old and new clients write at the same time while the migration is active; the new client
+/// keeps writing, through statements it prepared before, while complete swaps the columns.
+/// Every row ends with the value the last writer gave it, translated.
+#[test]
+fn both_versions_write_at_once_and_the_new_one_through_complete() {
+    let mut env = setup();
+    let m = migration(
+        "02_rating_int",
+        "operations:\n  - alter_column: {table: items, column: rating, type: integer, up: CAST(rating AS integer), down: CAST(rating AS text)}\n",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let stop_old = Arc::new(AtomicBool::new(false));
+    let stop_new = Arc::new(AtomicBool::new(false));
+    // The old version owns ids 1..=1500, the new one 1501..=3000: each sets rating to a counter.
+    let old_writer = {
+        let stop = stop_old.clone();
+        let mut c = env.version("public_01_items");
+        std::thread::spawn(move || {
+            let update = c
+                .prepare("UPDATE items SET rating = $1 WHERE id = $2")
+                .unwrap();
+            let mut n = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let id = (1 + n % 1500) as i32;
+                c.execute(&update, &[&(n % 1000).to_string(), &id])
+                    .expect("old-version write");
+            }
+            n
+        })
+    };
+    let new_writer = {
+        let stop = stop_new.clone();
+        let mut c = env.version("public_02_rating_int");
+        std::thread::spawn(move || {
+            let update = c
+                .prepare("UPDATE items SET rating = $1 WHERE id = $2")
+                .unwrap();
+            let read = c.prepare("SELECT rating FROM items WHERE id = $1").unwrap();
+            let mut n = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let id = (1501 + n % 1500) as i32;
+                let value = (n % 1000) as i32;
+                c.execute(&update, &[&value, &id])
+                    .expect("new-version write");
+                let back: i32 = c.query_one(&read, &[&id]).expect("new-version read").get(0);
+                assert_eq!(back, value);
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stop_old.store(true, Ordering::Relaxed);
+    let old_writes = old_writer.join().unwrap();
+    // What each version sees of the other's rows while both are there.
+    {
+        let mut old = env.version("public_01_items");
+        let mut new = env.version("public_02_rating_int");
+        let old_view: Vec<(i32, String)> = old
+            .query("SELECT id, rating FROM items ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let new_view: Vec<(i32, i32)> = new
+            .query("SELECT id, rating FROM items ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for ((id, o), (_, n)) in old_view.iter().zip(&new_view) {
+            if *id <= 1500 {
+                assert_eq!(
+                    o.parse::<i32>().unwrap(),
+                    *n,
+                    "row {id}: old's write reaches new"
+                );
+            }
+        }
+    }
+    env.complete();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stop_new.store(true, Ordering::Relaxed);
+    let new_writes = new_writer
+        .join()
+        .expect("the new version's prepared statements survive complete");
+    assert!(old_writes > 0 && new_writes > 0);
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM items WHERE rating IS NULL"),
+        0
+    );
+    assert_eq!(columns(&mut c), ["id", "name", "code", "rating"]);
+}
