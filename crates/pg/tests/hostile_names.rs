@@ -204,6 +204,28 @@ fn lifecycle(case: Case<'_>) -> Env {
     env
 }
 
+/// How many constraints, relations (indexes, tables) and columns of `TABLE`'s final name carry
+/// exactly `name`: the name arrived whole, neither cut nor split into SQL.
+fn named(env: &Env, table: &str, name: &str) -> (i64, i64, i64) {
+    let mut c = env.db.connect();
+    let l = quote_literal(name);
+    let t = quote_literal(&q(table));
+    (
+        count(
+            &mut c,
+            &format!("SELECT count(*) FROM pg_constraint WHERE conname = {l} AND conrelid = {t}::regclass"),
+        ),
+        count(
+            &mut c,
+            &format!("SELECT count(*) FROM pg_class WHERE relname = {l} AND relnamespace = 'public'::regnamespace"),
+        ),
+        count(
+            &mut c,
+            &format!("SELECT count(*) FROM pg_attribute WHERE attname = {l} AND attrelid = {t}::regclass AND NOT attisdropped"),
+        ),
+    )
+}
+
 fn col(name: &str) -> String {
     name.to_string()
 }
@@ -293,12 +315,25 @@ fn alter_column_type_nullable_and_default() {
         ),
         1
     );
+    let comment: Option<String> = c
+        .query_one(
+            &format!(
+                "SELECT col_description({}::regclass, attnum) FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {}",
+                quote_literal(&q(TABLE)),
+                quote_literal(&q(TABLE)),
+                quote_literal(&lng())
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(comment.as_deref(), Some("it's \"x\"; DROP TABLE t; --"));
 }
 
 #[test]
 fn alter_column_check_unique_and_rename() {
     let renamed = long("Renamed \"r\" ");
-    lifecycle(Case {
+    let env = lifecycle(Case {
         name: "03 \"check\"; DROP TABLE t; --".into(),
         ops: json!([
             { "alter_column": { "table": TABLE, "column": USER,
@@ -315,11 +350,20 @@ fn alter_column_check_unique_and_rename() {
             (renamed.clone(), "'r'"),
         ],
     });
+    assert_eq!(named(&env, TABLE, &long("chk2 \"\" ")).0, 1);
+    assert_eq!(
+        named(&env, TABLE, &long("uq \"u\"; --")).1,
+        1,
+        "the unique index"
+    );
+    assert_eq!(named(&env, TABLE, &renamed).2, 1);
+    assert_eq!(named(&env, TABLE, &lng()).2, 0);
+    assert_eq!(named(&env, TABLE, INJECT).2, 1);
 }
 
 #[test]
 fn create_and_drop_constraint() {
-    lifecycle(Case {
+    let env = lifecycle(Case {
         name: "03 constraints".into(),
         ops: json!([
             { "create_constraint": { "type": "check", "table": TABLE, "name": long("cc \"x\" "),
@@ -334,6 +378,10 @@ fn create_and_drop_constraint() {
         new_table: TABLE.into(),
         new_values: vec![(col(USER), "'new'"), (col(INJECT), "'fine'")],
     });
+    assert_eq!(named(&env, TABLE, &long("cc \"x\" ")).0, 1);
+    assert_eq!(named(&env, TABLE, "select").0, 1);
+    assert_eq!(named(&env, TABLE, CHECK).0, 0, "dropped");
+    assert_eq!(named(&env, TABLE, USER).2, 1);
 }
 
 #[test]
@@ -360,6 +408,8 @@ fn create_and_drop_index_and_replica_identity() {
         ),
         1
     );
+    assert_eq!(named(&env, TABLE, &long("Ix \"u\" ")).1, 1);
+    assert_eq!(named(&env, TABLE, INDEX).1, 0, "dropped");
 }
 
 #[test]
