@@ -440,3 +440,46 @@ fn rename_table_and_column_and_drop_column() {
         1
     );
 }
+
+/// A migration file whose name (and so the migration's name and version schema) is hostile,
+/// loaded from disk as `tandem start FILE` does.
+#[test]
+fn migration_file_names() {
+    let mut env = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let name = long("03 \"file\"; DROP TABLE t; -- ");
+    let path = dir.path().join(format!("{name}.json"));
+    std::fs::write(
+        &path,
+        json!({ "operations": [{ "add_column": { "table": TABLE,
+            "column": { "name": "from file", "type": "int", "nullable": true } } }] })
+        .to_string(),
+    )
+    .unwrap();
+    let m = Migration::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.name, name);
+    let report = env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    assert!(
+        report.version_schema.len() <= 63,
+        "{}",
+        report.version_schema
+    );
+    let mut new = client(&env, &report.version_schema);
+    exec(
+        &mut new,
+        &format!(
+            "INSERT INTO {} ({}, \"from file\") VALUES (5000, 7)",
+            q(TABLE),
+            q(ID)
+        ),
+    );
+    env.rollback();
+    bystander_intact(&env);
+    env.start(&m)
+        .unwrap_or_else(|e| panic!("second start: {e}"));
+    env.complete();
+    let status = env.status();
+    assert_eq!(status.history.last().unwrap().name, name);
+    assert_eq!(status.version_schemas, vec![report.version_schema]);
+    bystander_intact(&env);
+}
