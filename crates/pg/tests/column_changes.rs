@@ -715,3 +715,32 @@ fn both_versions_write_at_once_and_the_new_one_through_complete() {
     );
     assert_eq!(columns(&mut c), ["id", "name", "code", "rating"]);
 }
+
+/// An index the migration creates on a column that a later operation of the same migration
+/// changes through a second column is built on that second column, so complete keeps it.
+#[test]
+fn an_index_made_before_a_type_change_in_the_same_migration_survives_it() {
+    let mut env = setup();
+    let m = migration(
+        "02_index_then_type",
+        "operations:
+  - create_index: {name: items_rating_idx, table: items, columns: [{column: rating}]}
+  - alter_column: {table: items, column: rating, type: integer, up: CAST(rating AS integer), down: CAST(rating AS text)}
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT pg_get_indexdef('public.items_rating_idx'::regclass)"
+        ),
+        "CREATE INDEX items_rating_idx ON public.items USING btree (rating)"
+    );
+    assert_eq!(one::<String>(&mut c, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'rating'"), "integer");
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM items WHERE rating = id % 5"),
+        3000
+    );
+}

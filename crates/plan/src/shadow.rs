@@ -41,6 +41,9 @@ pub(crate) struct Shadow {
     pub nullable: bool,
     pub default: Option<String>,
     pub comment: Option<String>,
+    /// The start step that adds the column, and whether an operation chose its type.
+    pub add_step: usize,
+    pub type_set: bool,
     /// Whether a migration set the default (else it is the old column's).
     pub default_changed: bool,
     pub changes: Vec<Change>,
@@ -94,11 +97,22 @@ impl Cx<'_> {
         let physical = self.physical_column(table, column);
         if let Some(i) = self.shadow_index(&physical_table, &physical) {
             if let Some(t) = data_type {
-                if !same_type(t, &self.shadows[i].data_type) {
+                let s = &self.shadows[i];
+                if s.type_set && !same_type(t, &s.data_type) {
                     return Err(self.unsupported(format!(
                         "column {column:?} already changes type in this migration; change its type once, in one alter_column"
                     )));
                 }
+                // An earlier operation made the second column with the old type: nothing has
+                // been written to it yet, so it is added with the new type instead.
+                let (step, old_type) = (s.add_step, s.data_type.clone());
+                let sql = &mut self.start[step].sql;
+                let end = sql.len() - old_type.len();
+                debug_assert!(sql.ends_with(&old_type));
+                sql.replace_range(end.., t);
+                let s = &mut self.shadows[i];
+                s.data_type = t.to_string();
+                s.type_set = true;
             }
             return Ok(i);
         }
@@ -129,6 +143,7 @@ impl Cx<'_> {
             )));
         }
         let name = shorten_name(&format!("_tandem_new_{physical}"));
+        let type_set = data_type.is_some();
         let data_type = data_type.unwrap_or(&col.data_type).to_string();
         let qtable = qualified(self.schema(), &physical_table);
         self.start.push(
@@ -142,6 +157,8 @@ impl Cx<'_> {
             .lock(LockMode::AccessExclusive, qtable),
         );
         self.shadows.push(Shadow {
+            add_step: self.start.len() - 1,
+            type_set,
             table: physical_table.clone(),
             original: physical.clone(),
             name: name.clone(),

@@ -12,6 +12,18 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateIndex) -> Result<(), PlanError> {
     let table = cx.qualified_table(&op.table);
     let index = qualified(&schema, &op.name);
     let physical_table = cx.physical_table(&op.table);
+    // An index on a column that a later operation gives a second column is built on that
+    // column, so that it survives the swap at complete.
+    if !cx.created.contains(&physical_table) {
+        for f in &op.columns {
+            let physical = cx.physical_column(&op.table, &f.column);
+            if cx.forced_shadow(&physical_table, &physical) {
+                cx.ensure_shadow(&op.table, &f.column, None)?;
+            } else if cx.shadow_index(&physical_table, &physical).is_none() {
+                cx.touched_in_place(&physical_table, &physical);
+            }
+        }
+    }
     let columns: Vec<String> = op
         .columns
         .iter()
