@@ -82,6 +82,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of the migration file format.
     JsonSchema,
+    /// Lint SQL migrations and tandem migration files for statements that lock or break a running application.
+    Lint(LintArgs),
     /// Run an expand/contract migration on a throwaway cluster while simulated clients keep working.
     Demo {
         /// Rows in the demo table.
@@ -91,6 +93,33 @@ pub enum Command {
         #[arg(long, env = "TANDEM_PG_BIN")]
         pg_bin: Option<PathBuf>,
     },
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct LintArgs {
+    /// SQL files (.sql, anything else not .json/.yaml/.yml) and migration files; `-` reads SQL from standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: LintFormat,
+    /// PostgreSQL major version the migrations will run on (default 15, or `pg_version` in tandem.toml).
+    #[arg(long)]
+    pub pg_version: Option<u32>,
+    /// Each file runs as one transaction (psql -1, or a framework that wraps migrations).
+    #[arg(long)]
+    pub single_transaction: bool,
+    /// Configuration file (default: tandem.toml in the current directory, if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LintFormat {
+    Human,
+    Json,
+    Github,
+    Sarif,
 }
 
 #[derive(ClapArgs, Debug, Clone)]

@@ -10,6 +10,12 @@ use tandem_pg::backfill::BackfillOptions;
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout};
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(ExitWith(code)) = err.downcast_ref::<ExitWith>() {
+        return *code;
+    }
+    if err.downcast_ref::<tandem_lint::LintError>().is_some() {
+        return exit::INVALID;
+    }
     if let Some(e) = err.downcast_ref::<tandem_pg::Error>() {
         return match e {
             tandem_pg::Error::Locked { .. } => exit::LOCKED,
@@ -26,6 +32,18 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
     exit::FAILURE
 }
+
+/// Ends the run with this exit code; whatever there was to say has been printed.
+#[derive(Debug)]
+pub struct ExitWith(pub u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
 
 fn connect_options(g: &Global) -> ConnectOptions {
     ConnectOptions {
@@ -263,6 +281,7 @@ pub fn run(args: Args) -> Result<()> {
                 serde_json::to_string_pretty(&tandem_model::migration::json_schema())?
             );
         }
+        Command::Lint(args) => crate::lint::run(args, json)?,
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
     }
     Ok(())

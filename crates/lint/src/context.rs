@@ -61,6 +61,12 @@ impl State {
         self.created_tables.contains(&table.name)
     }
 
+    /// Whether a table or index of this bare name was created earlier in this file.
+    pub fn is_new_relation(&self, name: &str) -> bool {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        self.created_tables.contains(bare) || self.created_indexes.contains_key(bare)
+    }
+
     /// Moves the state past `stmt`.
     pub fn apply(&mut self, stmt: &Statement, options: &Options) {
         match &stmt.kind {
@@ -107,7 +113,7 @@ impl State {
             self.statements_after_access_exclusive += 1;
         }
         let lock = crate::locks::strongest_lock(&stmt.kind)
-            .filter(|(_, table)| !self.created_tables.contains(table));
+            .filter(|(_, table)| !self.is_new_relation(table));
         if let Some((mode, table)) = lock {
             if crate::locks::blocks_application(mode) && !self.lock_timeout {
                 self.strong_lock_without_timeout = true;

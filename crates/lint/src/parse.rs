@@ -110,25 +110,37 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
     })
 }
 
-/// The parser reports no position, so parse statement by statement to find the first that fails.
+/// The parser reports no position, so find the first statement that fails on its own. The
+/// scanner's split drops statements it cannot tokenise, so text between its pieces is checked too.
 fn locate_error(source: &str, error: pg_query::Error) -> SyntaxError {
     let message = match &error {
         pg_query::Error::Parse(m) => m.clone(),
         other => other.to_string(),
     };
-    if let Ok(pieces) = pg_query::split_with_scanner(source) {
-        for piece in pieces {
-            if let Err(pg_query::Error::Parse(m)) = pg_query::parse(piece, 0) {
-                let at = piece.as_ptr() as usize - source.as_ptr() as usize;
-                let span = trim_span(source, at, at + piece.len());
-                return SyntaxError {
-                    offset: span.start,
-                    message: m,
-                };
-            }
+    let at_gap = |from: usize, to: usize| {
+        let span = trim_span(source, from, to);
+        let text = &source[span.start..span.end];
+        let body = text.trim_start_matches(|c: char| c == ';' || c.is_whitespace());
+        (!body.is_empty()).then(|| SyntaxError {
+            offset: span.start + text.len() - body.len(),
+            message: message.clone(),
+        })
+    };
+    let mut prev_end = 0;
+    for piece in pg_query::split_with_scanner(source).unwrap_or_default() {
+        let at = piece.as_ptr() as usize - source.as_ptr() as usize;
+        if let Some(e) = at_gap(prev_end, at) {
+            return e;
         }
+        if let Err(pg_query::Error::Parse(m)) = pg_query::parse(piece, 0) {
+            return SyntaxError {
+                offset: trim_span(source, at, at + piece.len()).start,
+                message: m,
+            };
+        }
+        prev_end = at + piece.len();
     }
-    SyntaxError { offset: 0, message }
+    at_gap(prev_end, source.len()).unwrap_or(SyntaxError { offset: 0, message })
 }
 
 /// Moves `start` past whitespace and comments, and `end` back over whitespace and `;`.

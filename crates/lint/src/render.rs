@@ -14,6 +14,8 @@ pub struct FileReport<'a> {
 pub fn human(reports: &[FileReport]) -> String {
     let mut out = String::new();
     let mut counts = (0, 0);
+    // The explanation and the alternatives are printed the first time a rule appears.
+    let mut explained = std::collections::HashSet::new();
     for report in reports {
         for f in report.findings {
             match f.level {
@@ -44,6 +46,10 @@ pub fn human(reports: &[FileReport]) -> String {
                 "{gutter} |\n{} | {}\n{gutter} | {caret_at}^\n",
                 f.line, f.source_line
             ));
+            if !explained.insert(f.rule.id) {
+                out.push_str(&format!("{gutter} = see {} above\n\n", f.rule.id));
+                continue;
+            }
             out.push_str(&format!("{gutter} = why: {}\n", f.rule.explanation));
             out.push_str(&format!(
                 "{gutter} = instead:\n{}\n",

@@ -27,10 +27,7 @@ fn check(cx: &Cx) -> Option<String> {
         } => {
             let old: Vec<&str> = names
                 .iter()
-                .filter(|n| {
-                    let bare = n.rsplit('.').next().unwrap_or(n);
-                    !cx.state.created_indexes.contains_key(bare)
-                })
+                .filter(|n| !cx.state.is_new_relation(n))
                 .map(String::as_str)
                 .collect();
             (!old.is_empty()).then(|| {

@@ -24,9 +24,9 @@ fn check(cx: &Cx) -> Option<String> {
         return None;
     }
     let (mode, table) = strongest_lock(&cx.stmt.kind)?;
-    (blocks_application(mode) && !cx.state.created_tables.contains(&table)).then(|| {
+    (blocks_application(mode) && !cx.state.is_new_relation(&table)).then(|| {
         format!(
-            "this statement waits for a {} lock on {table} with no lock_timeout set: while it waits, every query on {table} queues behind it",
+            "this statement waits for the {} lock on {table} with no lock_timeout set: while it waits, every query on {table} queues behind it",
             mode.name()
         )
     })

@@ -177,9 +177,7 @@ pub(crate) fn existing_alter<'a>(cx: &Cx<'a>) -> Option<(&'a TableName, &'a [Alt
 }
 
 /// Every column type the statement writes down (new columns and type changes), with its column.
-pub(crate) fn column_types<'a>(
-    stmt: &'a Statement,
-) -> Vec<(&'a str, &'a TypeSpec, Option<&'a ColumnSpec>)> {
+pub(crate) fn column_types(stmt: &Statement) -> Vec<(&str, &TypeSpec, Option<&ColumnSpec>)> {
     match &stmt.kind {
         StmtKind::CreateTable { columns, .. } => columns
             .iter()

@@ -1,0 +1,90 @@
+//! `tandem lint`: reads the files and the configuration, hands them to `tandem-lint`, prints the
+//! rendered report and turns error-level findings into exit code 1.
+
+use crate::cli::{LintArgs, LintFormat};
+use crate::exit;
+use crate::run::ExitWith;
+use anyhow::{Context, Result};
+use std::io::Read;
+use std::path::Path;
+use tandem_lint::migration::lint_migration;
+use tandem_lint::render::{self, FileReport};
+use tandem_lint::{lint_sql, Config, Level};
+use tandem_model::migration::Format;
+
+const DEFAULT_CONFIG: &str = "tandem.toml";
+
+fn load_config(args: &LintArgs) -> Result<Config> {
+    let path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => Some(Path::new(DEFAULT_CONFIG).to_path_buf()).filter(|p| p.exists()),
+    };
+    let mut config = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            Config::from_toml(&text, &p.display().to_string())?
+        }
+        None => Config::default(),
+    };
+    if let Some(v) = args.pg_version {
+        config.pg_version = v;
+    }
+    config.single_transaction |= args.single_transaction;
+    Ok(config)
+}
+
+pub fn run(args: LintArgs, json: bool) -> Result<()> {
+    let config = load_config(&args)?;
+    let mut files = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        if name != "-" && config.excludes_path(&name) {
+            continue;
+        }
+        let text = if name == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading standard input")?;
+            s
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))?
+        };
+        let findings = match Format::from_path(path) {
+            Some(format) => lint_migration(&name, &text, format, &config)?,
+            None => lint_sql(if name == "-" { "<stdin>" } else { &name }, &text, &config)?,
+        };
+        files.push((
+            if name == "-" {
+                "<stdin>".to_string()
+            } else {
+                name
+            },
+            findings,
+        ));
+    }
+    let reports: Vec<FileReport> = files
+        .iter()
+        .map(|(file, findings)| FileReport { file, findings })
+        .collect();
+    let format = if json { LintFormat::Json } else { args.format };
+    let out = match format {
+        LintFormat::Human => render::human(&reports),
+        LintFormat::Json => render::json(&reports),
+        LintFormat::Github => render::github(&reports),
+        LintFormat::Sarif => render::sarif(&reports),
+    };
+    print!("{out}");
+    if !out.is_empty() && !out.ends_with('\n') {
+        println!();
+    }
+    let failed = files
+        .iter()
+        .flat_map(|(_, f)| f)
+        .any(|f| f.level == Level::Error);
+    if failed {
+        return Err(ExitWith(exit::FAILURE).into());
+    }
+    Ok(())
+}
