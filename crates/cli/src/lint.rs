@@ -15,23 +15,42 @@ use tandem_model::migration::Format;
 const DEFAULT_CONFIG: &str = "tandem.toml";
 
 fn load_config(args: &LintArgs) -> Result<Config> {
-    let path = match &args.config {
-        Some(p) => Some(p.clone()),
-        None => Some(Path::new(DEFAULT_CONFIG).to_path_buf()).filter(|p| p.exists()),
-    };
-    let mut config = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("{}: cannot read", p.display()))?;
-            Config::from_toml(&text, &p.display().to_string())?
-        }
-        None => Config::default(),
-    };
+    let mut config = config(args.config.as_deref())?;
     if let Some(v) = args.pg_version {
         config.pg_version = v;
     }
     config.single_transaction |= args.single_transaction;
     Ok(config)
+}
+
+/// The name to show for `path` and its text; `-` is standard input, shown as `<stdin>`.
+pub fn read_input(path: &Path) -> Result<(String, String)> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        return Ok(("<stdin>".to_string(), s));
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))?;
+    Ok((name, text))
+}
+
+/// The linter's configuration: `--config`, else `tandem.toml` in the current directory.
+pub fn config(path: Option<&Path>) -> Result<Config> {
+    let path = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(Path::new(DEFAULT_CONFIG).to_path_buf()).filter(|p| p.exists()),
+    };
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            Ok(Config::from_toml(&text, &p.display().to_string())?)
+        }
+        None => Ok(Config::default()),
+    }
 }
 
 pub fn run(args: LintArgs, json: bool) -> Result<()> {

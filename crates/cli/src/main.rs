@@ -6,6 +6,7 @@ mod demo;
 mod lint;
 mod render;
 mod run;
+mod trace;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -45,7 +45,7 @@ impl std::fmt::Display for ExitWith {
 
 impl std::error::Error for ExitWith {}
 
-fn connect_options(g: &Global) -> ConnectOptions {
+pub fn connect_options(g: &Global) -> ConnectOptions {
     ConnectOptions {
         url: g.database_url.clone(),
         lock_timeout: LockTimeout(g.lock_timeout),
@@ -282,6 +282,10 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         Command::Lint(args) => crate::lint::run(args, json)?,
+        Command::Trace(args) => {
+            let live = (!args.throwaway && g.database_url.is_some()).then(|| connect_options(&g));
+            crate::trace::run(args, live, json)?
+        }
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
     }
     Ok(())

@@ -46,6 +46,10 @@ pub struct StatementTrace {
     pub sql: String,
     /// Locks the statement took that its transaction did not hold before.
     pub locks: Vec<ObservedLock>,
+    /// Locks that block the application which the transaction already held when the statement
+    /// started (taken by earlier statements of the same transaction).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub already_held: Vec<ObservedLock>,
     pub rewrites: Vec<Rewrite>,
     pub duration_ms: f64,
     /// From the statement's start until its transaction ended and released the locks.
@@ -195,6 +199,7 @@ impl Tracer<'_> {
             line: s.line,
             sql: s.sql.clone(),
             locks: Vec::new(),
+            already_held: Vec::new(),
             rewrites: Vec::new(),
             duration_ms: 0.0,
             held_ms: None,
@@ -260,11 +265,18 @@ impl Tracer<'_> {
             Ok(()) => {
                 let after_locks = locks_of(self.observer, self.pid)?;
                 let after_rel = relations(self.target)?;
-                let locks = describe_locks(after_locks.difference(&before_locks), &after_rel);
+                let locks = describe_locks(
+                    after_locks.difference(&before_locks),
+                    &before_rel,
+                    &after_rel,
+                );
+                let mut held = describe_locks(before_locks.iter(), &before_rel, &before_rel);
+                held.retain(|l| !l.blocks.is_empty());
                 let rewrites = rewrites(&before_rel, &after_rel);
                 let rec = self.record(s);
                 rec.duration_ms = ms(duration);
                 rec.locks = locks;
+                rec.already_held = held;
                 rec.rewrites = rewrites;
                 self.holding.push((index, started));
                 if savepoint {
@@ -321,7 +333,7 @@ impl Tracer<'_> {
         });
         let duration = started.elapsed();
         let after_rel = relations(self.target)?;
-        let locks = describe_locks(seen.iter(), &after_rel);
+        let locks = describe_locks(seen.iter(), &before_rel, &after_rel);
         let rewrites = rewrites(&before_rel, &after_rel);
         let rec = self.record(s);
         rec.duration_ms = ms(duration);
@@ -337,8 +349,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Names the locked relations and says what each lock blocks. A relation the statement itself
+/// created (absent from `before`) is invisible to other sessions, so its locks block nothing.
 fn describe_locks<'a>(
     locks: impl Iterator<Item = &'a (String, Option<u32>, String)>,
+    before: &HashMap<u32, (u32, String, String)>,
     relations: &HashMap<u32, (u32, String, String)>,
 ) -> Vec<ObservedLock> {
     let mut out: Vec<ObservedLock> = locks
@@ -353,7 +368,7 @@ fn describe_locks<'a>(
                 locktype: locktype.clone(),
                 relation: rel.map(|r| r.1.clone()),
                 relkind: rel.map(|r| r.2.clone()),
-                blocks: if locktype == "relation" {
+                blocks: if locktype == "relation" && oid.is_some_and(|o| before.contains_key(&o)) {
                     blocked_statements(mode)
                 } else {
                     Vec::new()
