@@ -105,3 +105,32 @@ fn failures_and_syntax_errors() {
     let o = tandem(dir.path(), &["trace", "broken.sql"], None);
     assert_eq!(o.status.code(), Some(4));
 }
+
+#[test]
+fn schema_from_loads_a_databases_schema_into_the_throwaway_cluster() {
+    let db = TestDb::new();
+    db.execute(SETUP);
+    let dir = files();
+    let o = tandem(
+        dir.path(),
+        &[
+            "trace",
+            "--schema-from",
+            &db.url(),
+            "--format",
+            "json",
+            "m.sql",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc["ran_on"].as_str().unwrap().contains("throwaway"));
+    assert_eq!(doc["statements"][1]["locks"][0]["relation"], "public.users");
+}
