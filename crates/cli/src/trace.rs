@@ -76,46 +76,53 @@ fn run_setup(client: &mut postgres::Client, file: &str, sql: &str) -> Result<()>
     Ok(())
 }
 
+/// Runs one of the cluster's client programs and fails with its stderr.
+fn run_tool(cluster: &Cluster, program: &str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>> {
+    let out = std::process::Command::new(cluster.bin_dir().join(program))
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
 /// Loads `pg_dump --schema-only` of `url` into the cluster's trace database with psql.
 fn load_schema(cluster: &Cluster, url: &str) -> Result<()> {
-    let dump = std::process::Command::new(cluster.bin_dir().join("pg_dump"))
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "--dbname",
-            url,
-        ])
-        .output()
-        .context("running pg_dump")?;
-    if !dump.status.success() {
-        bail!(
-            "pg_dump --schema-only failed: {}",
-            String::from_utf8_lossy(&dump.stderr).trim()
-        );
-    }
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let dump = run_tool(
+        cluster,
+        "pg_dump",
+        &[
+            os("--schema-only"),
+            os("--no-owner"),
+            os("--no-privileges"),
+            os("--dbname"),
+            url.as_ref(),
+        ],
+    )?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("schema.sql");
-    std::fs::write(&path, &dump.stdout)?;
-    let psql = std::process::Command::new(cluster.bin_dir().join("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--dbname",
-            &cluster.url(DATABASE),
-            "-f",
-        ])
-        .arg(&path)
-        .output()
-        .context("running psql")?;
-    if !psql.status.success() {
-        bail!(
-            "loading the schema failed: {}",
-            String::from_utf8_lossy(&psql.stderr).trim()
-        );
-    }
+    std::fs::write(&path, dump)?;
+    let target = cluster.url(DATABASE);
+    run_tool(
+        cluster,
+        "psql",
+        &[
+            os("-X"),
+            os("-q"),
+            os("-v"),
+            os("ON_ERROR_STOP=1"),
+            os("--dbname"),
+            target.as_ref(),
+            os("-f"),
+            path.as_os_str(),
+        ],
+    )?;
     Ok(())
 }
 

@@ -18,33 +18,21 @@ pub fn strongest_lock(kind: &StmtKind) -> Option<(LockMode, String)> {
             concurrently,
             ..
         } => (
-            if *concurrently {
-                ShareUpdateExclusive
-            } else {
-                Share
-            },
+            unless_concurrently(*concurrently, Share),
             table.name.clone(),
         ),
         StmtKind::DropIndex {
             names,
             concurrently,
         } => (
-            if *concurrently {
-                ShareUpdateExclusive
-            } else {
-                AccessExclusive
-            },
+            unless_concurrently(*concurrently, AccessExclusive),
             names.first()?.clone(),
         ),
         StmtKind::Reindex {
             target,
             concurrently,
         } => (
-            if *concurrently {
-                ShareUpdateExclusive
-            } else {
-                AccessExclusive
-            },
+            unless_concurrently(*concurrently, AccessExclusive),
             target.clone(),
         ),
         StmtKind::RenameTable { table, .. } | StmtKind::RenameColumn { table, .. } => {
@@ -61,6 +49,15 @@ pub fn strongest_lock(kind: &StmtKind) -> Option<(LockMode, String)> {
         _ => return None,
     };
     Some((mode, table))
+}
+
+/// The CONCURRENTLY forms take SHARE UPDATE EXCLUSIVE, which lets reads and writes go on.
+fn unless_concurrently(concurrently: bool, otherwise: LockMode) -> LockMode {
+    if concurrently {
+        LockMode::ShareUpdateExclusive
+    } else {
+        otherwise
+    }
 }
 
 fn action_lock(action: &AlterAction) -> LockMode {

@@ -1,6 +1,6 @@
 //! T003: `ADD COLUMN ... NOT NULL` without a default fails on any table that has rows.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -20,8 +20,8 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| {
+        match a {
         AlterAction::AddColumn(c) if c.not_null && c.default.is_none() && !c.identity && !c.generated => {
             Some(format!(
                 "column {} is added to {} as NOT NULL without a default: this fails if the table has rows, and breaks INSERTs of the running application",
@@ -29,5 +29,6 @@ fn check(cx: &Cx) -> Option<String> {
             ))
         }
         _ => None,
+    }
     })
 }

@@ -1,6 +1,6 @@
 //! T004: a column whose default must be computed per row rewrites the whole table.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::{AlterAction, DefaultKind};
 use crate::Cx;
 
@@ -20,8 +20,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| {
+    first_action(cx, |table, a| {
         let AlterAction::AddColumn(c) = a else {
             return None;
         };

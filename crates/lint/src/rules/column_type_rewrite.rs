@@ -1,6 +1,6 @@
 //! T013: a column type change that rewrites the table (and not the ones that don't).
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::{AlterAction, TypeSpec};
 use crate::Cx;
 
@@ -20,12 +20,14 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| {
+    first_action(cx, |table, a| {
         let AlterAction::AlterType { column, ty } = a else {
             return None;
         };
-        let old = cx.state.column_types.get(&(table.name.clone(), column.clone()));
+        let old = cx
+            .state
+            .column_types
+            .get(&(table.name.clone(), column.clone()));
         match old {
             Some(old) if !rewrites(old, ty) => None,
             Some(old) => Some(format!(

@@ -1,6 +1,6 @@
 //! T009: a foreign key or CHECK added without `NOT VALID` scans the table under a lock.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::{AlterAction, ConstraintKind};
 use crate::Cx;
 
@@ -20,12 +20,16 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| match a {
         AlterAction::AddConstraint(c)
-            if !c.not_valid && matches!(c.kind, ConstraintKind::Check | ConstraintKind::ForeignKey) =>
+            if !c.not_valid
+                && matches!(c.kind, ConstraintKind::Check | ConstraintKind::ForeignKey) =>
         {
-            let kind = if c.kind == ConstraintKind::Check { "CHECK" } else { "FOREIGN KEY" };
+            let kind = if c.kind == ConstraintKind::Check {
+                "CHECK"
+            } else {
+                "FOREIGN KEY"
+            };
             Some(format!(
                 "{kind} constraint {}on {} is added without NOT VALID: every row is checked while the lock is held",
                 c.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),

@@ -1,6 +1,6 @@
 //! T026: `DETACH PARTITION` without `CONCURRENTLY` locks the parent table.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -20,8 +20,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| match a {
         AlterAction::DetachPartition {
             concurrently: false,
         } => Some(format!(

@@ -1,6 +1,6 @@
 //! T014: dropping a column that the running application may still read.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -20,12 +20,13 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| {
+        match a {
         AlterAction::DropColumn { column } => Some(format!(
             "dropping {}.{column} breaks every running query that still uses it, and its data cannot be brought back",
             table.display
         )),
         _ => None,
+    }
     })
 }

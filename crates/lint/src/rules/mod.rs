@@ -166,11 +166,15 @@ pub(crate) fn serialize_rule_id<S: serde::Serializer>(
     st.end()
 }
 
-/// The statement's ALTER TABLE actions, when the table existed before this file.
-pub(crate) fn existing_alter<'a>(cx: &Cx<'a>) -> Option<(&'a TableName, &'a [AlterAction])> {
+/// The first message `check` gives for an action of the statement's ALTER TABLE, when the
+/// table existed before this file (a table the file created is not in use yet).
+pub(crate) fn first_action(
+    cx: &Cx,
+    mut check: impl FnMut(&TableName, &AlterAction) -> Option<String>,
+) -> Option<String> {
     match &cx.stmt.kind {
         StmtKind::AlterTable { table, actions } if !cx.state.is_new(table) => {
-            Some((table, actions))
+            actions.iter().find_map(|a| check(table, a))
         }
         _ => None,
     }

@@ -1,6 +1,6 @@
 //! T011: `SET NOT NULL` scans the table under ACCESS EXCLUSIVE unless a validated CHECK proves it.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -20,8 +20,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| match a {
         AlterAction::SetNotNull { column }
             if cx.options.pg_version < 12
                 || !cx

@@ -1,6 +1,6 @@
 //! T012: a UNIQUE or PRIMARY KEY constraint builds its index under an ACCESS EXCLUSIVE lock.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::{AlterAction, ConstraintKind};
 use crate::Cx;
 
@@ -20,22 +20,33 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| match a {
         AlterAction::AddConstraint(c)
             if c.using_index.is_none()
                 && matches!(c.kind, ConstraintKind::Unique | ConstraintKind::PrimaryKey) =>
         {
-            let kind = if c.kind == ConstraintKind::Unique { "UNIQUE" } else { "PRIMARY KEY" };
+            let kind = if c.kind == ConstraintKind::Unique {
+                "UNIQUE"
+            } else {
+                "PRIMARY KEY"
+            };
             Some(format!(
                 "{kind} constraint on {} builds its index under an ACCESS EXCLUSIVE lock: build it CONCURRENTLY and add the constraint USING INDEX",
                 table.display
             ))
         }
-        AlterAction::AddColumn(col) if col.primary_key || col.constraints.iter().any(|k| k.kind == ConstraintKind::Unique) => Some(format!(
-            "column {} of {} is added with a unique index built under an ACCESS EXCLUSIVE lock",
-            col.name, table.display
-        )),
+        AlterAction::AddColumn(col)
+            if col.primary_key
+                || col
+                    .constraints
+                    .iter()
+                    .any(|k| k.kind == ConstraintKind::Unique) =>
+        {
+            Some(format!(
+                "column {} of {} is added with a unique index built under an ACCESS EXCLUSIVE lock",
+                col.name, table.display
+            ))
+        }
         _ => None,
     })
 }

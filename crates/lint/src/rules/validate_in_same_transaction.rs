@@ -1,6 +1,6 @@
 //! T010: validating a constraint in the transaction that added it NOT VALID keeps the strong lock.
 
-use super::{existing_alter, Check, Level, Rule};
+use super::{first_action, Check, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -20,8 +20,8 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    let (table, actions) = existing_alter(cx)?;
-    actions.iter().find_map(|a| match a {
+    first_action(cx, |table, a| {
+        match a {
         AlterAction::ValidateConstraint { name } if cx.state.not_valid_in_transaction.contains(name) => {
             Some(format!(
                 "constraint {name} on {} is validated in the transaction that added it NOT VALID: the scan runs under the lock the ADD took",
@@ -29,5 +29,6 @@ fn check(cx: &Cx) -> Option<String> {
             ))
         }
         _ => None,
+    }
     })
 }
