@@ -92,10 +92,8 @@ pub enum StmtKind {
     Cluster {
         table: Option<TableName>,
     },
-    /// Anything else; `tag` is the parse node's name, e.g. `CreateFunctionStmt`.
-    Other {
-        tag: String,
-    },
+    /// Anything else: no rule needs to know more.
+    Other,
 }
 
 /// A column as `CREATE TABLE` or `ADD COLUMN` defines it.

@@ -87,12 +87,11 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
             start + raw.stmt_len as usize
         };
         let span = trim_span(source, start, end);
-        let kind = raw.stmt.as_ref().and_then(|n| n.node.as_ref()).map_or(
-            StmtKind::Other {
-                tag: "Empty".into(),
-            },
-            reduce,
-        );
+        let kind = raw
+            .stmt
+            .as_ref()
+            .and_then(|n| n.node.as_ref())
+            .map_or(StmtKind::Other, reduce);
         let long_identifiers = long
             .iter()
             .filter(|(at, _)| *at >= span.start && *at < span.end)
@@ -227,7 +226,7 @@ fn reduce(node: &NodeEnum) -> StmtKind {
             }
             Ok(TransactionStmtKind::TransStmtCommit) => StmtKind::Commit,
             Ok(TransactionStmtKind::TransStmtRollback) => StmtKind::Rollback,
-            _ => other(node),
+            _ => StmtKind::Other,
         },
         NodeEnum::VariableSetStmt(v) => {
             let value = match VariableSetKind::try_from(v.kind) {
@@ -309,7 +308,7 @@ fn reduce(node: &NodeEnum) -> StmtKind {
                         })
                         .collect(),
                 },
-                _ => other(node),
+                _ => StmtKind::Other,
             }
         }
         NodeEnum::RenameStmt(r) => match ObjectType::try_from(r.rename_type) {
@@ -324,7 +323,7 @@ fn reduce(node: &NodeEnum) -> StmtKind {
                     to: r.newname.clone(),
                 }
             }
-            _ => other(node),
+            _ => StmtKind::Other,
         },
         NodeEnum::ReindexStmt(r) => StmtKind::Reindex {
             target: match ReindexObjectType::try_from(r.kind) {
@@ -354,18 +353,7 @@ fn reduce(node: &NodeEnum) -> StmtKind {
         NodeEnum::ClusterStmt(c) => StmtKind::Cluster {
             table: c.relation.as_ref().map(|r| table_name(Some(r))),
         },
-        _ => other(node),
-    }
-}
-
-fn other(node: &NodeEnum) -> StmtKind {
-    let debug = format!("{node:?}");
-    StmtKind::Other {
-        tag: debug
-            .split(|c: char| !c.is_alphanumeric())
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        _ => StmtKind::Other,
     }
 }
 
