@@ -230,3 +230,17 @@ fn migration_files_lint_their_sql_and_operations() {
         ["T031"]
     );
 }
+
+#[test]
+fn maintenance_on_new_tables_and_inline_constraints() {
+    let new = "CREATE TABLE n (id bigint PRIMARY KEY);\nCREATE INDEX n_id ON n (id);\n";
+    assert!(ids(&format!(
+        "{new}VACUUM FULL n;\nCLUSTER n USING n_id;\nREINDEX INDEX n_id;"
+    ))
+    .is_empty());
+    assert!(ids("VACUUM FULL;").contains(&"T019"));
+    let found = ids(
+        "SET lock_timeout = '1s';\nALTER TABLE t ADD COLUMN org_id bigint REFERENCES orgs (id);",
+    );
+    assert_eq!(found, ["T009"]);
+}

@@ -21,7 +21,7 @@ pub const RULE: Rule = Rule {
 
 fn check(cx: &Cx) -> Option<String> {
     match &cx.stmt.kind {
-        StmtKind::Cluster { table } => Some(format!(
+        StmtKind::Cluster { table } if !table.as_ref().is_some_and(|t| cx.state.is_new(t)) => Some(format!(
             "CLUSTER {}rewrites the table under an ACCESS EXCLUSIVE lock: every read and write waits",
             table.as_ref().map(|t| format!("of {} ", t.display)).unwrap_or_default()
         )),

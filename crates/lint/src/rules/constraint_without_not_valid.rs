@@ -20,7 +20,8 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| match a {
+    first_action(cx, |table, a| {
+        match a {
         AlterAction::AddConstraint(c)
             if !c.not_valid
                 && matches!(c.kind, ConstraintKind::Check | ConstraintKind::ForeignKey) =>
@@ -36,6 +37,20 @@ fn check(cx: &Cx) -> Option<String> {
                 table.display
             ))
         }
+        // A new column's inline REFERENCES or CHECK is validated against every row at once.
+        AlterAction::AddColumn(col) => col
+            .constraints
+            .iter()
+            .find(|c| matches!(c.kind, ConstraintKind::Check | ConstraintKind::ForeignKey))
+            .map(|c| {
+                format!(
+                    "column {} is added to {} with an inline {} constraint, which is checked against every row while the lock is held; add the column, then the constraint NOT VALID",
+                    col.name,
+                    table.display,
+                    if c.kind == ConstraintKind::Check { "CHECK" } else { "REFERENCES" }
+                )
+            }),
         _ => None,
+    }
     })
 }

@@ -24,7 +24,7 @@ fn check(cx: &Cx) -> Option<String> {
         StmtKind::Reindex {
             target,
             concurrently: false,
-        } => Some(format!(
+        } if !cx.state.is_new_relation(target) => Some(format!(
             "REINDEX of {target} without CONCURRENTLY blocks writes, and reads that use the index, until it ends{}",
             if cx.options.pg_version < 12 {
                 " (REINDEX CONCURRENTLY needs PostgreSQL 12; on older versions build a new index concurrently and swap)"
