@@ -195,6 +195,21 @@ fn line_col(source: &str, offset: usize, at: Placement) -> (usize, usize) {
 
 const IGNORE_MARKER: &str = "tandem-lint: ignore";
 
+/// The rule names of an ignore comment: `a, b reason...` names `a` and `b`; the list ends at the
+/// first name followed by a space instead of a comma, and the rest is the reason.
+fn ignored_names(list: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for part in list.split(',') {
+        let mut words = part.split_whitespace();
+        let Some(name) = words.next() else { continue };
+        names.push(name.to_string());
+        if words.next().is_some() {
+            break;
+        }
+    }
+    names
+}
+
 /// The rule names each statement's ignore comments list. A comment belongs to the statement
 /// that follows it, or, when it sits on the same line after a statement's end, to that one.
 fn ignores_for(source: &str, parsed: &parse::Parsed) -> Vec<Vec<String>> {
@@ -204,11 +219,7 @@ fn ignores_for(source: &str, parsed: &parse::Parsed) -> Vec<Vec<String>> {
         let Some(at) = comment.text.find(IGNORE_MARKER) else {
             continue;
         };
-        let names = comment.text[at + IGNORE_MARKER.len()..]
-            .trim_end_matches("*/")
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
+        let names = ignored_names(comment.text[at + IGNORE_MARKER.len()..].trim_end_matches("*/"));
         // The first statement that ends after the comment starts...
         let Some(mut target) = statements
             .iter()

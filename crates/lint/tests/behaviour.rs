@@ -133,6 +133,8 @@ fn ignores_on_and_above_statements() {
         found.contains(&"T005") && found.contains(&"T029"),
         "{found:?}"
     );
+    // Names end where the reason starts.
+    assert!(ids("-- tandem-lint: ignore T005, missing-lock-timeout because the table is tiny\nCREATE INDEX i ON t (a);").is_empty());
     // Unused and misspelt ignores are reported.
     assert_eq!(
         ids("-- tandem-lint: ignore T001, no-such-rule\nSELECT 1;"),
