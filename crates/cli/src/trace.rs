@@ -195,7 +195,7 @@ fn verdict(f: &Finding, t: &StatementTrace) -> &'static str {
     }
     if f.rule.id == tandem_lint::rules::statements_after_access_exclusive::RULE.id {
         return if t.already_held.is_empty() {
-            "not seen: the transaction held no lock that blocks the application"
+            "refuted: the transaction held no lock that blocks the application"
         } else {
             "confirmed: the transaction already held a lock that blocks the application"
         };
@@ -205,7 +205,7 @@ fn verdict(f: &Finding, t: &StatementTrace) -> &'static str {
     } else if t.locks.iter().any(|l| !l.blocks.is_empty()) {
         "confirmed: the statement took a lock that blocks the application"
     } else {
-        "not seen: the statement took no lock that blocks the application and rewrote nothing"
+        "refuted: the statement took no lock that blocks the application and rewrote nothing"
     }
 }
 

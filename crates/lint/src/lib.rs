@@ -77,7 +77,8 @@ pub struct Cx<'a> {
 
 /// Lints one SQL source. `file` is used in messages only.
 pub fn lint_sql(file: &str, source: &str, config: &Config) -> Result<Vec<Finding>, LintError> {
-    let mut findings = lint_sql_at(file, source, config, Placement::default(), None)?;
+    let state = State::new(&config.options());
+    let mut findings = lint_sql_at(file, source, config, Placement::default(), None, state)?;
     findings.sort_by_key(|f| (f.line, f.column));
     Ok(findings)
 }
@@ -88,6 +89,7 @@ pub(crate) fn lint_sql_at(
     config: &Config,
     at: Placement,
     origin: Option<&str>,
+    mut state: State,
 ) -> Result<Vec<Finding>, LintError> {
     let parsed = parse::parse(source).map_err(|e| {
         let (line, column) = line_col(source, e.offset, at);
@@ -104,7 +106,6 @@ pub(crate) fn lint_sql_at(
         used[i] = vec![false; names.len()];
     }
     let options = config.options();
-    let mut state = State::new(&options);
     let mut findings = Vec::new();
     for (index, stmt) in parsed.statements.iter().enumerate() {
         let cx = Cx {

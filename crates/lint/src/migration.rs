@@ -2,6 +2,7 @@
 //! expressions of the other operations (parsed as `SELECT <expr>`), and the operation rules.
 //! Findings point at the line where the operation or its SQL sits in the file.
 
+use crate::context::State;
 use crate::rules::{Check, RULES};
 use crate::{finding, lint_sql_at, Config, Finding, LintError, Placement};
 use tandem_model::migration::Format;
@@ -48,12 +49,12 @@ pub fn lint_migration(
                 ));
             }
         }
-        for (field, sql) in embedded_sql(op) {
-            let at = placement(text, op_at, &sql);
-            findings.extend(lint_sql_at(file, &sql, config, at, Some(&origin(&field)))?);
+        if let Operation::Sql(raw) = op {
+            findings.extend(lint_raw_sql(file, text, op_at, raw, config, &origin)?);
         }
         for (field, expr) in expressions(op) {
-            let wrapped = format!("SELECT {expr}");
+            // pgroll accepts a plain expression or a `SELECT ...`; both are valid in parentheses.
+            let wrapped = format!("SELECT (\n{expr}\n)");
             if let Err(e) = crate::parse::parse(&wrapped) {
                 let at = placement(text, op_at, &expr);
                 return Err(LintError::Syntax {
@@ -69,16 +70,44 @@ pub fn lint_migration(
     Ok(findings)
 }
 
-/// The SQL statements an operation runs as written.
-fn embedded_sql(op: &Operation) -> Vec<(String, String)> {
-    match op {
-        Operation::Sql(s) => [(".up", &s.up), (".down", &s.down)]
-            .into_iter()
-            .filter(|(_, sql)| !sql.trim().is_empty())
-            .map(|(f, sql)| (f.to_string(), sql.clone()))
-            .collect(),
-        _ => Vec::new(),
+/// Lints the `up` and `down` of a `sql` operation. tandem runs them with lock_timeout set, and
+/// `down` undoes `up`, so what `up` creates counts as new in `down`.
+fn lint_raw_sql(
+    file: &str,
+    text: &str,
+    op_at: usize,
+    raw: &tandem_model::operation::RawSql,
+    config: &Config,
+    origin: &dyn Fn(&str) -> String,
+) -> Result<Vec<Finding>, LintError> {
+    let options = config.options();
+    let mut state = State::new(&options);
+    state.lock_timeout = true;
+    let mut findings = Vec::new();
+    for (field, sql) in [(".up", &raw.up), (".down", &raw.down)] {
+        if sql.trim().is_empty() {
+            continue;
+        }
+        let at = placement(text, op_at, sql);
+        findings.extend(lint_sql_at(
+            file,
+            sql,
+            config,
+            at,
+            Some(&origin(field)),
+            state.clone(),
+        )?);
+        if field == ".up" {
+            // Parsed already by lint_sql_at, so this cannot fail.
+            for stmt in crate::parse::parse(sql)
+                .map(|p| p.statements)
+                .unwrap_or_default()
+            {
+                state.apply(&stmt, &options);
+            }
+        }
     }
+    Ok(findings)
 }
 
 /// The SQL expressions an operation evaluates per row.
