@@ -253,23 +253,10 @@ fn maintenance_on_new_tables_and_inline_constraints() {
 /// `sql-operation-does-ddl`. CI sets TANDEM_REQUIRE_COMPAT=1 so a missing corpus fails.
 #[test]
 fn pgroll_examples_lint() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/compat/pgroll-examples");
-    if !dir.exists() {
-        assert!(
-            std::env::var_os("TANDEM_REQUIRE_COMPAT").is_none(),
-            "TANDEM_REQUIRE_COMPAT is set but {} is missing",
-            dir.display()
-        );
-        eprintln!("skipping: {} not present", dir.display());
+    let Some(files) = tandem_testkit::pgroll_examples() else {
         return;
-    }
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| Format::from_path(p).is_some())
-        .collect();
-    files.sort();
+    };
+    assert_eq!(files.len(), 56);
     let mut ddl = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();

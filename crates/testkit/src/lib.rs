@@ -230,3 +230,30 @@ mod tests {
         assert_eq!(escape_option_value("a\\b"), "a\\\\b");
     }
 }
+
+/// The migration files of pgroll's examples (`../shared/compat/pgroll-examples` beside the
+/// clone), sorted by name; `None` when the corpus is absent. CI sets TANDEM_REQUIRE_COMPAT=1,
+/// which makes a missing corpus a panic instead of a skip.
+pub fn pgroll_examples() -> Option<Vec<std::path::PathBuf>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/compat/pgroll-examples");
+    if !dir.exists() {
+        assert!(
+            std::env::var_os("TANDEM_REQUIRE_COMPAT").is_none(),
+            "TANDEM_REQUIRE_COMPAT is set but {} is missing",
+            dir.display()
+        );
+        eprintln!("skipping: {} not present", dir.display());
+        return None;
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("tandem-testkit: reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
+        .collect();
+    files.sort();
+    Some(files)
+}
