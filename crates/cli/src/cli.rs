@@ -99,7 +99,7 @@ pub enum Command {
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct LintArgs {
-    /// SQL files (.sql, anything else not .json/.yaml/.yml) and migration files; `-` reads SQL from standard input.
+    /// SQL files (.sql, anything else not .json/.yaml/.yml), migration files, and directories of them; `-` reads SQL from standard input.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Output format.

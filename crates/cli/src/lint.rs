@@ -6,7 +6,7 @@ use crate::exit;
 use crate::run::ExitWith;
 use anyhow::{Context, Result};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tandem_lint::migration::lint_migration;
 use tandem_lint::render::{self, FileReport};
 use tandem_lint::{lint_sql, Config, Level};
@@ -21,6 +21,25 @@ fn load_config(args: &LintArgs) -> Result<Config> {
     }
     config.single_transaction |= args.single_transaction;
     Ok(config)
+}
+
+/// The paths given, with each directory replaced by its SQL and migration files in name order.
+fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("{}: cannot read directory", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "sql") || Format::from_path(p).is_some())
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// The name to show for `path` and its text; `-` is standard input, shown as `<stdin>`.
@@ -56,7 +75,7 @@ pub fn config(path: Option<&Path>) -> Result<Config> {
 pub fn run(args: LintArgs, json: bool) -> Result<()> {
     let config = load_config(&args)?;
     let mut files = Vec::new();
-    for path in &args.files {
+    for path in &expand_dirs(&args.files)? {
         let name = path.display().to_string();
         if name != "-" && config.excludes_path(&name) {
             continue;

@@ -65,6 +65,16 @@ fn exit_codes_follow_the_worst_finding() {
         "{out}"
     );
     assert_eq!(run(&["lint", "missing.sql"]).status.code(), Some(1));
+    // A directory stands for its .sql and migration files.
+    let o = run(&["lint", "--format", "json", "."]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<_> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["./bad.sql", "./clean.sql", "./warn.sql"]);
     assert_eq!(run(&["lint"]).status.code(), Some(2));
 }
 
