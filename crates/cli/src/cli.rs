@@ -82,6 +82,10 @@ pub enum Command {
     },
     /// Print the JSON Schema of the migration file format.
     JsonSchema,
+    /// Lint SQL migrations and tandem migration files for statements that lock or break a running application.
+    Lint(LintArgs),
+    /// Run SQL statement by statement and report the locks each statement took, what they block and what was rewritten.
+    Trace(TraceArgs),
     /// Run an expand/contract migration on a throwaway cluster while simulated clients keep working.
     Demo {
         /// Rows in the demo table.
@@ -106,6 +110,61 @@ pub enum Command {
         #[command(flatten)]
         backfill: BackfillArgs,
     },
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct LintArgs {
+    /// SQL files (.sql, anything else not .json/.yaml/.yml), migration files, and directories of them; `-` reads SQL from standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: LintFormat,
+    /// PostgreSQL major version the migrations will run on (default 15, or `pg_version` in tandem.toml).
+    #[arg(long)]
+    pub pg_version: Option<u32>,
+    /// Each file runs as one transaction (psql -1, or a framework that wraps migrations).
+    #[arg(long)]
+    pub single_transaction: bool,
+    /// Configuration file (default: tandem.toml in the current directory, if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LintFormat {
+    Human,
+    Json,
+    Github,
+    Sarif,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct TraceArgs {
+    /// The SQL file to trace (`-` reads standard input).
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: TraceFormat,
+    /// SQL run before the traced file and not traced, e.g. the tables it changes.
+    #[arg(long)]
+    pub setup: Option<PathBuf>,
+    /// Load the schema of this database (pg_dump --schema-only) into the throwaway cluster first.
+    #[arg(long)]
+    pub schema_from: Option<String>,
+    /// Use a throwaway cluster even when a database URL is set.
+    #[arg(long)]
+    pub throwaway: bool,
+    /// Directory of PostgreSQL server binaries for the throwaway cluster (default: discovered as the test kit does).
+    #[arg(long, env = "TANDEM_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFormat {
+    Human,
+    Json,
+    Markdown,
 }
 
 #[derive(ClapArgs, Debug, Clone)]

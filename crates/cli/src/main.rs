@@ -4,8 +4,10 @@
 mod bench;
 mod cli;
 mod demo;
+mod lint;
 mod render;
 mod run;
+mod trace;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -27,6 +29,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let code = run::exit_code(&err);
+            if err.downcast_ref::<run::ExitWith>().is_some() {
+                return ExitCode::from(code);
+            }
             if json {
                 let doc = serde_json::json!({ "ok": false, "error": format!("{err:#}"), "exit_code": code });
                 println!("{doc}");

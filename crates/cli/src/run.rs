@@ -10,6 +10,12 @@ use tandem_pg::backfill::BackfillOptions;
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout};
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(ExitWith(code)) = err.downcast_ref::<ExitWith>() {
+        return *code;
+    }
+    if err.downcast_ref::<tandem_lint::LintError>().is_some() {
+        return exit::INVALID;
+    }
     if let Some(e) = err.downcast_ref::<tandem_pg::Error>() {
         return match e {
             tandem_pg::Error::Locked { .. } => exit::LOCKED,
@@ -27,7 +33,19 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     exit::FAILURE
 }
 
-fn connect_options(g: &Global) -> ConnectOptions {
+/// Ends the run with this exit code; whatever there was to say has been printed.
+#[derive(Debug)]
+pub struct ExitWith(pub u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+pub fn connect_options(g: &Global) -> ConnectOptions {
     ConnectOptions {
         url: g.database_url.clone(),
         lock_timeout: LockTimeout(g.lock_timeout),
@@ -263,6 +281,11 @@ pub fn run(args: Args) -> Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&tandem_model::migration::json_schema())?
             );
+        }
+        Command::Lint(args) => crate::lint::run(args, json)?,
+        Command::Trace(args) => {
+            let live = (!args.throwaway && g.database_url.is_some()).then(|| connect_options(&g));
+            crate::trace::run(args, live, json)?
         }
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
         Command::BenchBackfill {

@@ -13,6 +13,7 @@ pub mod introspect;
 pub mod live;
 pub mod locks;
 pub mod state;
+pub mod trace;
 
 pub use connect::{connect, ConnectOptions};
 pub use engine::{Engine, EngineOptions, Status};

@@ -1,0 +1,172 @@
+//! What the linter knows when it reaches a statement: whether a transaction is open, which
+//! tables earlier statements of the same file created, which session settings were made, which
+//! constraints were added NOT VALID, and which lock the open transaction already holds.
+
+use crate::model::*;
+use std::collections::{HashMap, HashSet};
+
+/// Options that change what is safe.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The PostgreSQL major version the migration will run on.
+    pub pg_version: u32,
+    /// The file runs as one transaction (psql `-1`, or a framework that wraps each migration).
+    pub single_transaction: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pg_version: 15,
+            single_transaction: false,
+        }
+    }
+}
+
+/// The state before a statement.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub in_transaction: bool,
+    pub lock_timeout: bool,
+    pub statement_timeout: bool,
+    /// Tables created earlier in this file: nothing uses them yet.
+    pub created_tables: HashSet<String>,
+    /// Indexes created earlier in this file, with whether they were built concurrently.
+    pub created_indexes: HashMap<String, bool>,
+    /// Column types that earlier statements of this file defined.
+    pub column_types: HashMap<(String, String), TypeSpec>,
+    /// Constraints added NOT VALID in the open transaction.
+    pub not_valid_in_transaction: HashSet<String>,
+    /// `CHECK (col IS NOT NULL)` constraints added NOT VALID: name → (table, column).
+    pub not_null_checks: HashMap<String, (String, String)>,
+    /// (table, column) pairs with a validated `CHECK (col IS NOT NULL)`.
+    pub validated_not_null: HashSet<(String, String)>,
+    /// The table an earlier statement of the open transaction locked ACCESS EXCLUSIVE.
+    pub access_exclusive: Option<String>,
+    /// Statements (other than SET, COMMIT, ROLLBACK) run since that lock was taken.
+    pub statements_after_access_exclusive: usize,
+    /// An earlier statement took a lock that blocks the application without a lock_timeout.
+    pub strong_lock_without_timeout: bool,
+}
+
+impl State {
+    pub fn new(options: &Options) -> State {
+        State {
+            in_transaction: options.single_transaction,
+            ..State::default()
+        }
+    }
+
+    pub fn is_new(&self, table: &TableName) -> bool {
+        self.created_tables.contains(&table.name)
+    }
+
+    /// Whether a table or index of this bare name was created earlier in this file.
+    pub fn is_new_relation(&self, name: &str) -> bool {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        self.created_tables.contains(bare) || self.created_indexes.contains_key(bare)
+    }
+
+    /// Moves the state past `stmt`.
+    pub fn apply(&mut self, stmt: &Statement, options: &Options) {
+        match &stmt.kind {
+            StmtKind::Begin => self.in_transaction = true,
+            StmtKind::Commit | StmtKind::Rollback => {
+                self.in_transaction = options.single_transaction;
+                self.not_valid_in_transaction.clear();
+                self.access_exclusive = None;
+                self.statements_after_access_exclusive = 0;
+            }
+            StmtKind::Set { name, value, .. } => {
+                let set = value.as_deref().is_some_and(|v| v != "0");
+                match name.as_str() {
+                    "lock_timeout" => self.lock_timeout = set,
+                    "statement_timeout" => self.statement_timeout = set,
+                    _ => {}
+                }
+            }
+            StmtKind::CreateTable { table, columns, .. } => {
+                self.created_tables.insert(table.name.clone());
+                for c in columns {
+                    self.column_types
+                        .insert((table.name.clone(), c.name.clone()), c.ty.clone());
+                }
+            }
+            StmtKind::CreateIndex {
+                name: Some(name),
+                concurrently,
+                ..
+            } => {
+                self.created_indexes.insert(name.clone(), *concurrently);
+            }
+            StmtKind::AlterTable { table, actions } => {
+                for action in actions {
+                    self.apply_action(table, action);
+                }
+            }
+            StmtKind::RenameTable { table, to } if self.created_tables.remove(&table.name) => {
+                self.created_tables.insert(to.clone());
+            }
+            _ => {}
+        }
+        if self.access_exclusive.is_some() && counts_as_work(&stmt.kind) {
+            self.statements_after_access_exclusive += 1;
+        }
+        let lock = crate::locks::strongest_lock(&stmt.kind)
+            .filter(|(_, table)| !self.is_new_relation(table));
+        if let Some((mode, table)) = lock {
+            if crate::locks::blocks_application(mode) && !self.lock_timeout {
+                self.strong_lock_without_timeout = true;
+            }
+            if self.in_transaction
+                && mode == crate::locks::LockMode::AccessExclusive
+                && self.access_exclusive.is_none()
+            {
+                self.access_exclusive = Some(table);
+            }
+        }
+    }
+
+    fn apply_action(&mut self, table: &TableName, action: &AlterAction) {
+        match action {
+            AlterAction::AddColumn(c) => {
+                self.column_types
+                    .insert((table.name.clone(), c.name.clone()), c.ty.clone());
+            }
+            AlterAction::AlterType { column, ty } => {
+                self.column_types
+                    .insert((table.name.clone(), column.clone()), ty.clone());
+            }
+            AlterAction::AddConstraint(c) => {
+                let Some(name) = &c.name else { return };
+                if c.not_valid {
+                    if self.in_transaction {
+                        self.not_valid_in_transaction.insert(name.clone());
+                    }
+                    if let Some(col) = &c.not_null_of {
+                        self.not_null_checks
+                            .insert(name.clone(), (table.name.clone(), col.clone()));
+                    }
+                } else if let Some(col) = &c.not_null_of {
+                    self.validated_not_null
+                        .insert((table.name.clone(), col.clone()));
+                }
+            }
+            AlterAction::ValidateConstraint { name } => {
+                if let Some(pair) = self.not_null_checks.get(name) {
+                    self.validated_not_null.insert(pair.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a statement does work while a transaction holds its locks (SET and the transaction's
+/// own end do not).
+pub fn counts_as_work(kind: &StmtKind) -> bool {
+    !matches!(
+        kind,
+        StmtKind::Set { .. } | StmtKind::Commit | StmtKind::Rollback | StmtKind::Begin
+    )
+}

@@ -1,0 +1,192 @@
+//! The statement model the rules read: a closed enum of the statement kinds that matter for
+//! locking and compatibility, with byte spans into the source. `parse` builds it from the
+//! PostgreSQL parse tree, so no rule ever walks the protobuf tree itself.
+
+/// A byte range in the linted source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One statement of the source, reduced to what the rules need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// From the statement's first token to its last (without the `;`).
+    pub span: Span,
+    pub kind: StmtKind,
+    /// Identifiers in the statement longer than PostgreSQL's 63-byte limit.
+    pub long_identifiers: Vec<String>,
+}
+
+/// A table, as the statement names it. `name` is the bare relation name, which is what the
+/// linter matches on; `display` keeps the schema when one was written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableName {
+    pub name: String,
+    pub display: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    Begin,
+    Commit,
+    Rollback,
+    /// `SET [LOCAL] name = value`; `value` is `None` for `RESET` and `SET ... TO DEFAULT`.
+    Set {
+        name: String,
+        value: Option<String>,
+        local: bool,
+    },
+    CreateTable {
+        table: TableName,
+        columns: Vec<ColumnSpec>,
+        constraints: Vec<ConstraintSpec>,
+    },
+    AlterTable {
+        table: TableName,
+        actions: Vec<AlterAction>,
+    },
+    CreateIndex {
+        name: Option<String>,
+        table: TableName,
+        concurrently: bool,
+        unique: bool,
+    },
+    DropIndex {
+        names: Vec<String>,
+        concurrently: bool,
+    },
+    Reindex {
+        target: String,
+        concurrently: bool,
+    },
+    RenameTable {
+        table: TableName,
+        to: String,
+    },
+    RenameColumn {
+        table: TableName,
+        column: String,
+        to: String,
+    },
+    DropTable {
+        tables: Vec<TableName>,
+    },
+    Update {
+        table: TableName,
+        has_where: bool,
+    },
+    Delete {
+        table: TableName,
+        has_where: bool,
+    },
+    Truncate {
+        tables: Vec<TableName>,
+        cascade: bool,
+    },
+    Vacuum {
+        full: bool,
+        tables: Vec<TableName>,
+    },
+    Cluster {
+        table: Option<TableName>,
+    },
+    /// Anything else: no rule needs to know more.
+    Other,
+}
+
+/// A column as `CREATE TABLE` or `ADD COLUMN` defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: TypeSpec,
+    pub not_null: bool,
+    pub default: Option<DefaultKind>,
+    pub primary_key: bool,
+    /// Stored generated (`GENERATED ALWAYS AS (...) STORED`) columns are computed for every row.
+    pub generated: bool,
+    pub identity: bool,
+    /// Inline CHECK, REFERENCES and UNIQUE constraints.
+    pub constraints: Vec<ConstraintSpec>,
+}
+
+/// How expensive a default is to add: PostgreSQL 11 and later store a non-volatile default in
+/// the catalog instead of rewriting the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultKind {
+    NonVolatile,
+    /// The volatile function that forces the rewrite.
+    Volatile(String),
+}
+
+/// A type name as written, normalised: `name` is PostgreSQL's internal name (`int4`, `varchar`,
+/// `bpchar`, `timestamp`), `mods` its numeric modifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TypeSpec {
+    pub name: String,
+    pub mods: Vec<i64>,
+    pub array: bool,
+}
+
+impl TypeSpec {
+    /// The type as a person would write it, e.g. `varchar(20)`.
+    pub fn display(&self) -> String {
+        let base = match self.name.as_str() {
+            "int2" => "smallint",
+            "int4" => "integer",
+            "int8" => "bigint",
+            "bpchar" => "char",
+            "bool" => "boolean",
+            "float8" => "double precision",
+            "float4" => "real",
+            "timestamptz" => "timestamptz",
+            other => other,
+        };
+        let mods = if self.mods.is_empty() {
+            String::new()
+        } else {
+            let m: Vec<String> = self.mods.iter().map(i64::to_string).collect();
+            format!("({})", m.join(","))
+        };
+        format!("{base}{mods}{}", if self.array { "[]" } else { "" })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    Check,
+    ForeignKey,
+    Unique,
+    PrimaryKey,
+    Exclusion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintSpec {
+    pub kind: ConstraintKind,
+    pub name: Option<String>,
+    /// Added `NOT VALID`: existing rows are not checked now.
+    pub not_valid: bool,
+    /// `UNIQUE USING INDEX idx` / `PRIMARY KEY USING INDEX idx`.
+    pub using_index: Option<String>,
+    /// The key columns of UNIQUE and PRIMARY KEY table constraints.
+    pub columns: Vec<String>,
+    /// For `CHECK (col IS NOT NULL)`: the column.
+    pub not_null_of: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterAction {
+    AddColumn(ColumnSpec),
+    DropColumn { column: String },
+    AlterType { column: String, ty: TypeSpec },
+    SetNotNull { column: String },
+    DropNotNull { column: String },
+    SetDefault { column: String },
+    AddConstraint(ConstraintSpec),
+    ValidateConstraint { name: String },
+    DetachPartition { concurrently: bool },
+    AttachPartition,
+    Other,
+}

@@ -1,0 +1,538 @@
+//! Parses SQL with PostgreSQL's own grammar (`pg_query`) and reduces each statement to the
+//! [`StmtKind`] model. Also scans the tokens once for comments (where ignores live) and for
+//! identifiers longer than PostgreSQL's limit.
+
+use crate::model::*;
+use pg_query::protobuf::{
+    self, a_const, AlterTableType, ConstrType, DropBehavior, ObjectType, ReindexObjectType, Token,
+    TransactionStmtKind, VariableSetKind,
+};
+use pg_query::{Node, NodeEnum};
+
+/// PostgreSQL truncates longer identifiers.
+pub use tandem_model::MAX_IDENT_BYTES as MAX_IDENTIFIER_BYTES;
+
+/// Functions whose value changes per row: a default calling one must be computed for every
+/// existing row, which rewrites the table.
+pub const VOLATILE_FUNCTIONS: &[&str] = &[
+    "random",
+    "random_normal",
+    "gen_random_uuid",
+    "uuidv4",
+    "uuidv7",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "gen_random_bytes",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+    "setseed",
+];
+
+/// The source as statements, plus its comments.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    pub statements: Vec<Statement>,
+    pub comments: Vec<Comment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub span: Span,
+    pub text: String,
+}
+
+/// The parser refused the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Byte offset of the start of the statement the parser refused.
+    pub offset: usize,
+    pub message: String,
+}
+
+pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
+    let result = pg_query::parse(source, pg_query::ParserOptions::DEFAULT)
+        .map_err(|e| locate_error(source, e))?;
+    let scan = pg_query::scan(source).map_err(|e| SyntaxError {
+        offset: 0,
+        message: e.to_string(),
+    })?;
+    let mut comments = Vec::new();
+    let mut long = Vec::new();
+    for t in &scan.tokens {
+        let span = Span {
+            start: t.start as usize,
+            end: t.end as usize,
+        };
+        let text = &source[span.start..span.end];
+        if t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32 {
+            comments.push(Comment {
+                span,
+                text: text.to_string(),
+            });
+        } else if t.token == Token::Ident as i32 {
+            let bare = text.trim_matches('"').replace("\"\"", "\"");
+            if bare.len() > MAX_IDENTIFIER_BYTES {
+                long.push((span.start, bare));
+            }
+        }
+    }
+    let mut statements = Vec::with_capacity(result.protobuf.stmts.len());
+    for raw in &result.protobuf.stmts {
+        let start = raw.stmt_location as usize;
+        let end = if raw.stmt_len == 0 {
+            source.len()
+        } else {
+            start + raw.stmt_len as usize
+        };
+        let span = trim_span(source, start, end);
+        let kind = raw
+            .stmt
+            .as_ref()
+            .and_then(|n| n.node.as_ref())
+            .map_or(StmtKind::Other, reduce);
+        let long_identifiers = long
+            .iter()
+            .filter(|(at, _)| *at >= span.start && *at < span.end)
+            .map(|(_, name)| name.clone())
+            .collect();
+        statements.push(Statement {
+            span,
+            kind,
+            long_identifiers,
+        });
+    }
+    Ok(Parsed {
+        statements,
+        comments,
+    })
+}
+
+/// The parser reports no position, so find the first statement that fails on its own. The
+/// scanner's split drops statements it cannot tokenise, so text between its pieces is checked too.
+fn locate_error(source: &str, error: pg_query::Error) -> SyntaxError {
+    let message = match &error {
+        pg_query::Error::Parse(m) => m.clone(),
+        other => other.to_string(),
+    };
+    let at_gap = |from: usize, to: usize| {
+        let span = trim_span(source, from, to);
+        let text = &source[span.start..span.end];
+        let body = text.trim_start_matches(|c: char| c == ';' || c.is_whitespace());
+        (!body.is_empty()).then(|| SyntaxError {
+            offset: span.start + text.len() - body.len(),
+            message: message.clone(),
+        })
+    };
+    let mut prev_end = 0;
+    for piece in pg_query::split_with_scanner(source).unwrap_or_default() {
+        let at = piece.as_ptr() as usize - source.as_ptr() as usize;
+        if let Some(e) = at_gap(prev_end, at) {
+            return e;
+        }
+        if let Err(pg_query::Error::Parse(m)) = pg_query::parse(piece, 0) {
+            return SyntaxError {
+                offset: trim_span(source, at, at + piece.len()).start,
+                message: m,
+            };
+        }
+        prev_end = at + piece.len();
+    }
+    at_gap(prev_end, source.len()).unwrap_or(SyntaxError { offset: 0, message })
+}
+
+/// Moves `start` past whitespace and comments, and `end` back over whitespace and `;`.
+pub fn trim_span(source: &str, mut start: usize, mut end: usize) -> Span {
+    let bytes = source.as_bytes();
+    end = end.min(bytes.len());
+    loop {
+        while start < end && bytes[start].is_ascii_whitespace() {
+            start += 1;
+        }
+        if bytes[start..end].starts_with(b"--") {
+            start = source[start..end].find('\n').map_or(end, |i| start + i + 1);
+        } else if bytes[start..end].starts_with(b"/*") {
+            start = source[start..end].find("*/").map_or(end, |i| start + i + 2);
+        } else {
+            break;
+        }
+    }
+    while end > start && (bytes[end - 1].is_ascii_whitespace() || bytes[end - 1] == b';') {
+        end -= 1;
+    }
+    Span { start, end }
+}
+
+fn table_name(rv: Option<&protobuf::RangeVar>) -> TableName {
+    rv.map_or_else(TableName::default, |rv| TableName {
+        name: rv.relname.clone(),
+        display: if rv.schemaname.is_empty() {
+            rv.relname.clone()
+        } else {
+            format!("{}.{}", rv.schemaname, rv.relname)
+        },
+    })
+}
+
+fn node_tables(nodes: &[Node]) -> Vec<TableName> {
+    nodes
+        .iter()
+        .filter_map(|n| match n.node.as_ref()? {
+            NodeEnum::RangeVar(rv) => Some(table_name(Some(rv))),
+            NodeEnum::VacuumRelation(v) => Some(table_name(v.relation.as_ref())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn string_of(node: &Node) -> Option<&str> {
+    match node.node.as_ref()? {
+        NodeEnum::String(s) => Some(&s.sval),
+        _ => None,
+    }
+}
+
+/// The last part of a possibly qualified name given as a list of `String` nodes.
+fn last_name(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .rev()
+        .find_map(string_of)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn dotted_name(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .filter_map(string_of)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn has_option(params: &[Node], name: &str) -> bool {
+    params.iter().any(|p| {
+        matches!(p.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname.eq_ignore_ascii_case(name)
+            && !matches!(d.arg.as_deref().and_then(|a| a.node.as_ref()), Some(NodeEnum::Boolean(b)) if !b.boolval))
+    })
+}
+
+fn reduce(node: &NodeEnum) -> StmtKind {
+    match node {
+        NodeEnum::TransactionStmt(t) => match TransactionStmtKind::try_from(t.kind) {
+            Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => {
+                StmtKind::Begin
+            }
+            Ok(TransactionStmtKind::TransStmtCommit) => StmtKind::Commit,
+            Ok(TransactionStmtKind::TransStmtRollback) => StmtKind::Rollback,
+            _ => StmtKind::Other,
+        },
+        NodeEnum::VariableSetStmt(v) => {
+            let value = match VariableSetKind::try_from(v.kind) {
+                Ok(VariableSetKind::VarSetValue) => Some(
+                    v.args
+                        .iter()
+                        .filter_map(const_text)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => None,
+            };
+            StmtKind::Set {
+                name: v.name.to_ascii_lowercase(),
+                value,
+                local: v.is_local,
+            }
+        }
+        NodeEnum::CreateStmt(c) => {
+            let mut columns = Vec::new();
+            let mut constraints = Vec::new();
+            for elt in &c.table_elts {
+                match elt.node.as_ref() {
+                    Some(NodeEnum::ColumnDef(col)) => columns.push(column(col)),
+                    Some(NodeEnum::Constraint(con)) => {
+                        if let Some(spec) = constraint(con) {
+                            constraints.push(spec);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            StmtKind::CreateTable {
+                table: table_name(c.relation.as_ref()),
+                columns,
+                constraints,
+            }
+        }
+        NodeEnum::AlterTableStmt(a) if a.objtype == ObjectType::ObjectTable as i32 => {
+            StmtKind::AlterTable {
+                table: table_name(a.relation.as_ref()),
+                actions: a
+                    .cmds
+                    .iter()
+                    .filter_map(|c| match c.node.as_ref()? {
+                        NodeEnum::AlterTableCmd(cmd) => Some(alter_action(cmd)),
+                        _ => None,
+                    })
+                    .collect(),
+            }
+        }
+        NodeEnum::IndexStmt(i) => StmtKind::CreateIndex {
+            name: (!i.idxname.is_empty()).then(|| i.idxname.clone()),
+            table: table_name(i.relation.as_ref()),
+            concurrently: i.concurrent,
+            unique: i.unique,
+        },
+        NodeEnum::DropStmt(d) => {
+            let names = || {
+                d.objects
+                    .iter()
+                    .map(|o| match o.node.as_ref() {
+                        Some(NodeEnum::List(l)) => dotted_name(&l.items),
+                        _ => String::new(),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            match ObjectType::try_from(d.remove_type) {
+                Ok(ObjectType::ObjectIndex) => StmtKind::DropIndex {
+                    names: names(),
+                    concurrently: d.concurrent,
+                },
+                Ok(ObjectType::ObjectTable) => StmtKind::DropTable {
+                    tables: names()
+                        .into_iter()
+                        .map(|display| TableName {
+                            name: display.rsplit('.').next().unwrap_or_default().to_string(),
+                            display,
+                        })
+                        .collect(),
+                },
+                _ => StmtKind::Other,
+            }
+        }
+        NodeEnum::RenameStmt(r) => match ObjectType::try_from(r.rename_type) {
+            Ok(ObjectType::ObjectTable) => StmtKind::RenameTable {
+                table: table_name(r.relation.as_ref()),
+                to: r.newname.clone(),
+            },
+            Ok(ObjectType::ObjectColumn) if r.relation_type == ObjectType::ObjectTable as i32 => {
+                StmtKind::RenameColumn {
+                    table: table_name(r.relation.as_ref()),
+                    column: r.subname.clone(),
+                    to: r.newname.clone(),
+                }
+            }
+            _ => StmtKind::Other,
+        },
+        NodeEnum::ReindexStmt(r) => StmtKind::Reindex {
+            target: match ReindexObjectType::try_from(r.kind) {
+                Ok(
+                    ReindexObjectType::ReindexObjectIndex | ReindexObjectType::ReindexObjectTable,
+                ) => table_name(r.relation.as_ref()).display,
+                _ => r.name.clone(),
+            },
+            concurrently: has_option(&r.params, "concurrently"),
+        },
+        NodeEnum::UpdateStmt(u) => StmtKind::Update {
+            table: table_name(u.relation.as_ref()),
+            has_where: u.where_clause.is_some(),
+        },
+        NodeEnum::DeleteStmt(d) => StmtKind::Delete {
+            table: table_name(d.relation.as_ref()),
+            has_where: d.where_clause.is_some(),
+        },
+        NodeEnum::TruncateStmt(t) => StmtKind::Truncate {
+            tables: node_tables(&t.relations),
+            cascade: t.behavior == DropBehavior::DropCascade as i32,
+        },
+        NodeEnum::VacuumStmt(v) if v.is_vacuumcmd => StmtKind::Vacuum {
+            full: has_option(&v.options, "full"),
+            tables: node_tables(&v.rels),
+        },
+        NodeEnum::ClusterStmt(c) => StmtKind::Cluster {
+            table: c.relation.as_ref().map(|r| table_name(Some(r))),
+        },
+        _ => StmtKind::Other,
+    }
+}
+
+fn const_text(node: &Node) -> Option<String> {
+    match node.node.as_ref()? {
+        NodeEnum::AConst(c) => Some(match c.val.as_ref()? {
+            a_const::Val::Ival(i) => i.ival.to_string(),
+            a_const::Val::Fval(f) => f.fval.clone(),
+            a_const::Val::Boolval(b) => b.boolval.to_string(),
+            a_const::Val::Sval(s) => s.sval.clone(),
+            a_const::Val::Bsval(b) => b.bsval.clone(),
+        }),
+        NodeEnum::String(s) => Some(s.sval.clone()),
+        _ => None,
+    }
+}
+
+fn type_spec(t: Option<&protobuf::TypeName>) -> TypeSpec {
+    let Some(t) = t else {
+        return TypeSpec::default();
+    };
+    TypeSpec {
+        name: last_name(&t.names),
+        mods: t
+            .typmods
+            .iter()
+            .filter_map(|m| match m.node.as_ref()? {
+                NodeEnum::AConst(c) => match c.val.as_ref()? {
+                    a_const::Val::Ival(i) => Some(i64::from(i.ival)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        array: !t.array_bounds.is_empty(),
+    }
+}
+
+fn column(c: &protobuf::ColumnDef) -> ColumnSpec {
+    let mut spec = ColumnSpec {
+        name: c.colname.clone(),
+        ty: type_spec(c.type_name.as_ref()),
+        not_null: c.is_not_null,
+        default: c.raw_default.as_deref().map(default_kind),
+        primary_key: false,
+        generated: false,
+        identity: !c.identity.is_empty(),
+        constraints: Vec::new(),
+    };
+    for con in &c.constraints {
+        let Some(NodeEnum::Constraint(con)) = con.node.as_ref() else {
+            continue;
+        };
+        match ConstrType::try_from(con.contype) {
+            Ok(ConstrType::ConstrNotnull) => spec.not_null = true,
+            Ok(ConstrType::ConstrDefault) => {
+                spec.default = con.raw_expr.as_deref().map(default_kind);
+            }
+            Ok(ConstrType::ConstrIdentity) => spec.identity = true,
+            Ok(ConstrType::ConstrGenerated) => spec.generated = true,
+            Ok(ConstrType::ConstrPrimary) => {
+                spec.primary_key = true;
+                spec.not_null = true;
+            }
+            _ => {
+                if let Some(c) = constraint(con) {
+                    spec.constraints.push(c);
+                }
+            }
+        }
+    }
+    spec
+}
+
+/// Whether a default expression calls a volatile function, found by walking the expression's
+/// serialised tree for function calls.
+fn default_kind(expr: &Node) -> DefaultKind {
+    fn walk(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(call) = map.get("FuncCall") {
+                    let name = call["funcname"]
+                        .as_array()
+                        .and_then(|parts| parts.last())
+                        .and_then(|p| p.pointer("/node/String/sval"))
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default()
+                        .to_ascii_lowercase();
+                    if VOLATILE_FUNCTIONS.contains(&name.as_str()) {
+                        return Some(name);
+                    }
+                }
+                map.values().find_map(walk)
+            }
+            serde_json::Value::Array(items) => items.iter().find_map(walk),
+            _ => None,
+        }
+    }
+    match serde_json::to_value(expr).ok().as_ref().and_then(walk) {
+        Some(name) => DefaultKind::Volatile(name),
+        None => DefaultKind::NonVolatile,
+    }
+}
+
+fn constraint(c: &protobuf::Constraint) -> Option<ConstraintSpec> {
+    let kind = match ConstrType::try_from(c.contype).ok()? {
+        ConstrType::ConstrCheck => ConstraintKind::Check,
+        ConstrType::ConstrForeign => ConstraintKind::ForeignKey,
+        ConstrType::ConstrUnique => ConstraintKind::Unique,
+        ConstrType::ConstrPrimary => ConstraintKind::PrimaryKey,
+        ConstrType::ConstrExclusion => ConstraintKind::Exclusion,
+        _ => return None,
+    };
+    let not_null_of = match c.raw_expr.as_deref().and_then(|e| e.node.as_ref()) {
+        Some(NodeEnum::NullTest(t))
+            if t.nulltesttype == protobuf::NullTestType::IsNotNull as i32 =>
+        {
+            match t.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(NodeEnum::ColumnRef(r)) => Some(last_name(&r.fields)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Some(ConstraintSpec {
+        kind,
+        name: (!c.conname.is_empty()).then(|| c.conname.clone()),
+        not_valid: c.skip_validation,
+        using_index: (!c.indexname.is_empty()).then(|| c.indexname.clone()),
+        columns: c
+            .keys
+            .iter()
+            .filter_map(string_of)
+            .map(str::to_string)
+            .collect(),
+        not_null_of,
+    })
+}
+
+fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
+    let def = cmd.def.as_deref().and_then(|d| d.node.as_ref());
+    let name = || cmd.name.clone();
+    match AlterTableType::try_from(cmd.subtype) {
+        Ok(AlterTableType::AtAddColumn) => match def {
+            Some(NodeEnum::ColumnDef(c)) => AlterAction::AddColumn(column(c)),
+            _ => AlterAction::Other,
+        },
+        Ok(AlterTableType::AtDropColumn) => AlterAction::DropColumn { column: name() },
+        Ok(AlterTableType::AtAlterColumnType) => match def {
+            Some(NodeEnum::ColumnDef(c)) => AlterAction::AlterType {
+                column: name(),
+                ty: type_spec(c.type_name.as_ref()),
+            },
+            _ => AlterAction::Other,
+        },
+        Ok(AlterTableType::AtSetNotNull) => AlterAction::SetNotNull { column: name() },
+        Ok(AlterTableType::AtDropNotNull) => AlterAction::DropNotNull { column: name() },
+        Ok(AlterTableType::AtColumnDefault) => AlterAction::SetDefault { column: name() },
+        Ok(AlterTableType::AtAddConstraint) => match def {
+            Some(NodeEnum::Constraint(c)) => {
+                constraint(c).map_or(AlterAction::Other, AlterAction::AddConstraint)
+            }
+            _ => AlterAction::Other,
+        },
+        Ok(AlterTableType::AtValidateConstraint) => {
+            AlterAction::ValidateConstraint { name: name() }
+        }
+        Ok(AlterTableType::AtDetachPartition) => match def {
+            Some(NodeEnum::PartitionCmd(p)) => AlterAction::DetachPartition {
+                concurrently: p.concurrent,
+            },
+            _ => AlterAction::DetachPartition {
+                concurrently: false,
+            },
+        },
+        Ok(AlterTableType::AtDetachPartitionFinalize) => {
+            AlterAction::DetachPartition { concurrently: true }
+        }
+        Ok(AlterTableType::AtAttachPartition) => AlterAction::AttachPartition,
+        _ => AlterAction::Other,
+    }
+}

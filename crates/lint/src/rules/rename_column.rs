@@ -1,0 +1,30 @@
+//! T001: renaming a column breaks every running query that names it.
+
+use super::{Check, Level, Rule};
+use crate::model::StmtKind;
+use crate::Cx;
+
+pub const RULE: Rule = Rule {
+    id: "T001",
+    name: "rename-column",
+    level: Level::Error,
+    summary: "Renaming a column breaks the application version that still uses the old name.",
+    explanation: "RENAME COLUMN takes an ACCESS EXCLUSIVE lock on the table: it blocks every read and write until the transaction ends. The lock is short, but the moment it commits, every query of the running application that names the old column fails, and during a rollout the old and the new application version run at the same time, so one of them is always broken.",
+    safe_alternative: "-- Expand: add the new column and keep both in step\nALTER TABLE users ADD COLUMN full_name text;\n-- (a trigger copies name -> full_name and back; backfill existing rows in batches)\n-- Contract, once no running version reads the old name:\nALTER TABLE users DROP COLUMN name;",
+    tandem: Some("operations:\n  - rename_column:\n      table: users\n      from: name\n      to: full_name"),
+    setup: crate::rules::USERS,
+    bad: "SET lock_timeout = '2s';\nALTER TABLE users RENAME COLUMN name TO full_name;",
+    good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN full_name text;",
+    bad_fails_with: None,
+    check: Check::Statement(check),
+};
+
+fn check(cx: &Cx) -> Option<String> {
+    match &cx.stmt.kind {
+        StmtKind::RenameColumn { table, column, to } if !cx.state.is_new(table) => Some(format!(
+            "renaming column {column} of {} to {to} breaks every running query that uses {column}",
+            table.display
+        )),
+        _ => None,
+    }
+}

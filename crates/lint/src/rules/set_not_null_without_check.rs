@@ -1,0 +1,46 @@
+//! T011: `SET NOT NULL` scans the table under ACCESS EXCLUSIVE unless a validated CHECK proves it.
+
+use super::{first_action, Check, Level, Rule};
+use crate::model::AlterAction;
+use crate::Cx;
+
+pub const RULE: Rule = Rule {
+    id: "T011",
+    name: "set-not-null-without-check",
+    level: Level::Error,
+    summary: "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock unless a validated CHECK (col IS NOT NULL) exists.",
+    explanation: "ALTER COLUMN ... SET NOT NULL takes an ACCESS EXCLUSIVE lock on the table: it blocks every read and write while every row is checked for NULLs. From PostgreSQL 12 the scan is skipped when a validated CHECK (col IS NOT NULL) constraint already proves it; that check can be added NOT VALID and validated under a SHARE UPDATE EXCLUSIVE lock, which lets reads and writes go on.",
+    safe_alternative: "ALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;  -- no scan: the check proves it\nALTER TABLE users DROP CONSTRAINT users_email_not_null;",
+    tandem: Some("operations:\n  - alter_column:\n      table: users\n      column: email\n      nullable: false\n      up: coalesce(email, 'unknown@example.com')\n      down: email"),
+    setup: crate::rules::USERS,
+    bad: "SET lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
+    good: "SET lock_timeout = '2s';\nALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP CONSTRAINT users_email_not_null;",
+    bad_fails_with: None,
+    check: Check::Statement(check),
+};
+
+fn check(cx: &Cx) -> Option<String> {
+    first_action(cx, |table, a| match a {
+        AlterAction::SetNotNull { column }
+            if cx.options.pg_version < 12
+                || !cx
+                    .state
+                    .validated_not_null
+                    .contains(&(table.name.clone(), column.clone())) =>
+        {
+            Some(format!(
+                "SET NOT NULL on {}.{column} scans every row under an ACCESS EXCLUSIVE lock{}",
+                table.display,
+                if cx.options.pg_version < 12 {
+                    format!(
+                        " (PostgreSQL {} cannot use a CHECK to skip the scan)",
+                        cx.options.pg_version
+                    )
+                } else {
+                    ": add and validate CHECK ({column} IS NOT NULL) first".to_string()
+                }
+            ))
+        }
+        _ => None,
+    })
+}
