@@ -54,7 +54,8 @@ pub fn rule_page(rule: &Rule) -> String {
     ));
     if !rule.setup.is_empty() {
         s.push_str(&format!(
-            "The examples run (in the tests) against a database prepared with:\n\n```sql\n{}\n```\n\n",
+            "The examples are {} (in the tests) against a database prepared with:\n\n```sql\n{}\n```\n\n",
+            if rule.is_migration_rule() { "validated" } else { "run" },
             rule.setup
         ));
     }

@@ -251,3 +251,22 @@ fn traces_confirm_what_the_rules_say() {
         }
     });
 }
+
+/// The migration-file examples are valid migrations for the schema their setup creates: they
+/// replay on a snapshot read from a real database.
+#[test]
+fn migration_examples_validate_against_the_setup_schema() {
+    for rule in RULES.iter().filter(|r| r.is_migration_rule()) {
+        let db = TestDb::new();
+        let mut client = db.connect();
+        run(&db, &mut client, rule.setup).unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+        let schema = tandem_pg::introspect::read_schema(&mut client, "public").unwrap();
+        for text in [rule.bad, rule.good] {
+            let m = tandem_model::Migration::parse(text, Format::Yaml, "example.yaml", "example")
+                .unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+            if let Err(e) = tandem_model::validate(&m, &schema) {
+                panic!("{rule:?}: {e}\n{text}");
+            }
+        }
+    }
+}
