@@ -115,8 +115,11 @@ pub enum Command {
 #[derive(ClapArgs, Debug, Clone)]
 pub struct LintArgs {
     /// SQL files (.sql, anything else not .json/.yaml/.yml), migration files, and directories of them; `-` reads SQL from standard input.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "explain")]
     pub files: Vec<PathBuf>,
+    /// Print a rule's documentation (by id or name, e.g. T001 or rename-column), or `all` for the list.
+    #[arg(long, value_name = "RULE")]
+    pub explain: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: LintFormat,

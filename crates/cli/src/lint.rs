@@ -73,6 +73,17 @@ pub fn config(path: Option<&Path>) -> Result<Config> {
 }
 
 pub fn run(args: LintArgs, json: bool) -> Result<()> {
+    if let Some(name) = &args.explain {
+        let page = match tandem_lint::Rule::lookup(name) {
+            Some(rule) => tandem_lint::docs::rule_page(rule),
+            None if name == "all" => tandem_lint::docs::index(),
+            None => {
+                anyhow::bail!("no rule is called {name:?}; `tandem lint --explain all` lists them")
+            }
+        };
+        print!("{page}");
+        return Ok(());
+    }
     let config = load_config(&args)?;
     let mut files = Vec::new();
     for path in &expand_dirs(&args.files)? {

@@ -10,7 +10,7 @@ use crate::run::ExitWith;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use tandem_lint::model::{AlterAction, StmtKind};
+use tandem_lint::model::StmtKind;
 use tandem_lint::{lint_sql, Finding};
 use tandem_pg::cluster::{Cluster, ClusterOptions};
 use tandem_pg::trace::{trace, StatementRole, StatementTrace, TraceInput, TraceMode};
@@ -45,23 +45,7 @@ fn role(kind: &StmtKind) -> StatementRole {
         StmtKind::Begin => StatementRole::Begin,
         StmtKind::Commit => StatementRole::Commit,
         StmtKind::Rollback => StatementRole::Rollback,
-        StmtKind::CreateIndex {
-            concurrently: true, ..
-        }
-        | StmtKind::DropIndex {
-            concurrently: true, ..
-        }
-        | StmtKind::Reindex {
-            concurrently: true, ..
-        }
-        | StmtKind::Vacuum { .. } => StatementRole::OutsideTransaction,
-        StmtKind::AlterTable { actions, .. }
-            if actions
-                .iter()
-                .any(|a| matches!(a, AlterAction::DetachPartition { concurrently: true })) =>
-        {
-            StatementRole::OutsideTransaction
-        }
+        k if k.runs_outside_transaction() => StatementRole::OutsideTransaction,
         _ => StatementRole::Ordinary,
     }
 }

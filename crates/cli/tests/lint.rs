@@ -241,3 +241,20 @@ fn migration_files() {
         Some(4)
     );
 }
+
+#[test]
+fn explain_prints_a_rules_page() {
+    let dir = files();
+    let o = tandem_in(dir.path(), &["lint", "--explain", "T011"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).starts_with("<!-- generated"));
+    assert!(text(&o.stdout).contains("# T011 `set-not-null-without-check`"));
+    let o = tandem_in(dir.path(), &["lint", "--explain", "all"], None);
+    assert!(text(&o.stdout).contains("| T032 |"));
+    assert_eq!(
+        tandem_in(dir.path(), &["lint", "--explain", "T999"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+}

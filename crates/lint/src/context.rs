@@ -27,8 +27,12 @@ impl Default for Options {
 #[derive(Debug, Clone, Default)]
 pub struct State {
     pub in_transaction: bool,
+    /// In force for the next statement (a `SET LOCAL` lasts until the transaction ends).
     pub lock_timeout: bool,
     pub statement_timeout: bool,
+    /// What plain `SET` made them, which is what remains after the transaction.
+    session_lock_timeout: bool,
+    session_statement_timeout: bool,
     /// Tables created earlier in this file: nothing uses them yet.
     pub created_tables: HashSet<String>,
     /// Indexes created earlier in this file, with whether they were built concurrently.
@@ -73,16 +77,32 @@ impl State {
             StmtKind::Begin => self.in_transaction = true,
             StmtKind::Commit | StmtKind::Rollback => {
                 self.in_transaction = options.single_transaction;
+                self.lock_timeout = self.session_lock_timeout;
+                self.statement_timeout = self.session_statement_timeout;
                 self.not_valid_in_transaction.clear();
                 self.access_exclusive = None;
                 self.statements_after_access_exclusive = 0;
             }
-            StmtKind::Set { name, value, .. } => {
+            StmtKind::Set { name, value, local } => {
                 let set = value.as_deref().is_some_and(|v| v != "0");
-                match name.as_str() {
-                    "lock_timeout" => self.lock_timeout = set,
-                    "statement_timeout" => self.statement_timeout = set,
-                    _ => {}
+                let pair = match name.as_str() {
+                    "lock_timeout" => {
+                        Some((&mut self.lock_timeout, &mut self.session_lock_timeout))
+                    }
+                    "statement_timeout" => Some((
+                        &mut self.statement_timeout,
+                        &mut self.session_statement_timeout,
+                    )),
+                    _ => None,
+                };
+                if let Some((now, session)) = pair {
+                    *now = set;
+                    // SET LOCAL outside a transaction block does nothing.
+                    if !*local {
+                        *session = set;
+                    } else if !self.in_transaction {
+                        *now = *session;
+                    }
                 }
             }
             StmtKind::CreateTable { table, columns, .. } => {

@@ -54,7 +54,8 @@ pub fn rule_page(rule: &Rule) -> String {
     ));
     if !rule.setup.is_empty() {
         s.push_str(&format!(
-            "The examples run (in the tests) against a database prepared with:\n\n```sql\n{}\n```\n\n",
+            "The examples are {} (in the tests) against a database prepared with:\n\n```sql\n{}\n```\n\n",
+            if rule.is_migration_rule() { "validated" } else { "run" },
             rule.setup
         ));
     }
@@ -78,6 +79,10 @@ pub fn index() -> String {
 `tandem lint FILE... | -` reads plain SQL migrations with PostgreSQL's own grammar, and tandem \
 migration files (`.json`, `.yaml`, `.yml`), and reports what would lock or break a running \
 application. Exit code 1 when an error-level rule fires, 4 when a file cannot be parsed.\n\n\
+Every rule's bad and good examples run on a real PostgreSQL in the tests, and the locks and \
+rewrites the rules describe are measured there with `tandem trace`'s tracer: the bad example \
+takes the blocking lock (or rewrites the table) the rule names, and the CONCURRENTLY \
+alternatives block nothing.\n\n\
 | id | rule | level | what it catches |\n|---|---|---|---|\n",
     );
     for r in RULES {

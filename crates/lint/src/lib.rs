@@ -101,10 +101,7 @@ pub(crate) fn lint_sql_at(
         }
     })?;
     let ignores = ignores_for(source, &parsed);
-    let mut used = vec![Vec::<bool>::new(); ignores.len()];
-    for (i, names) in ignores.iter().enumerate() {
-        used[i] = vec![false; names.len()];
-    }
+    let mut used: Vec<Vec<bool>> = ignores.iter().map(|n| vec![false; n.len()]).collect();
     let options = config.options();
     let mut findings = Vec::new();
     for (index, stmt) in parsed.statements.iter().enumerate() {

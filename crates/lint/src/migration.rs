@@ -70,6 +70,19 @@ pub fn lint_migration(
     Ok(findings)
 }
 
+/// The `SET lock_timeout` tandem runs every session with.
+fn tandem_lock_timeout() -> crate::model::Statement {
+    crate::model::Statement {
+        span: crate::model::Span::default(),
+        kind: crate::model::StmtKind::Set {
+            name: "lock_timeout".into(),
+            value: Some("500ms".into()),
+            local: false,
+        },
+        long_identifiers: Vec::new(),
+    }
+}
+
 /// Lints the `up` and `down` of a `sql` operation. tandem runs them with lock_timeout set, and
 /// `down` undoes `up`, so what `up` creates counts as new in `down`.
 fn lint_raw_sql(
@@ -82,7 +95,7 @@ fn lint_raw_sql(
 ) -> Result<Vec<Finding>, LintError> {
     let options = config.options();
     let mut state = State::new(&options);
-    state.lock_timeout = true;
+    state.apply(&tandem_lock_timeout(), &options);
     let mut findings = Vec::new();
     for (field, sql) in [(".up", &raw.up), (".down", &raw.down)] {
         if sql.trim().is_empty() {

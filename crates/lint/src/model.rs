@@ -96,6 +96,22 @@ pub enum StmtKind {
     Other,
 }
 
+impl StmtKind {
+    /// PostgreSQL refuses these inside a transaction block: the CONCURRENTLY forms and VACUUM.
+    pub fn runs_outside_transaction(&self) -> bool {
+        match self {
+            StmtKind::CreateIndex { concurrently, .. }
+            | StmtKind::DropIndex { concurrently, .. }
+            | StmtKind::Reindex { concurrently, .. } => *concurrently,
+            StmtKind::Vacuum { .. } => true,
+            StmtKind::AlterTable { actions, .. } => actions
+                .iter()
+                .any(|a| matches!(a, AlterAction::DetachPartition { concurrently: true })),
+            _ => false,
+        }
+    }
+}
+
 /// A column as `CREATE TABLE` or `ADD COLUMN` defines it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSpec {

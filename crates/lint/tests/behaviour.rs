@@ -69,6 +69,11 @@ fn lock_timeout_is_reported_once_and_only_when_missing() {
     assert_eq!(ids(two).iter().filter(|i| **i == "T017").count(), 1);
     assert!(!ids(&format!("SET lock_timeout = '2s';\n{two}")).contains(&"T017"));
     assert!(ids(&format!("SET lock_timeout = 0;\n{two}")).contains(&"T017"));
+    // SET LOCAL lasts until the transaction ends.
+    let local =
+        "BEGIN;\nSET LOCAL lock_timeout = '1s';\nALTER TABLE t ADD COLUMN a text;\nCOMMIT;\n";
+    assert!(!ids(local).contains(&"T017"));
+    assert!(ids(&format!("{local}ALTER TABLE t ADD COLUMN b text;")).contains(&"T017"));
     // Locks that let the application go on need no timeout.
     assert!(!ids("CREATE INDEX CONCURRENTLY i ON t (a);").contains(&"T017"));
 }

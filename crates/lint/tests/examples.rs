@@ -149,3 +149,124 @@ fn committed_docs_are_up_to_date() {
         );
     }
 }
+
+/// Rules whose explanation says the bad example takes a lock that blocks the application
+/// (or rewrites a table), and the kind of evidence the trace must show for it.
+const TRACED_CLAIMS: &[(&str, Claim)] = &[
+    ("T001", Claim::Blocks),
+    ("T002", Claim::Blocks),
+    ("T004", Claim::Rewrites),
+    ("T005", Claim::Blocks),
+    ("T006", Claim::Blocks),
+    ("T008", Claim::Blocks),
+    ("T009", Claim::Blocks),
+    ("T010", Claim::AlreadyHeld),
+    ("T011", Claim::Blocks),
+    ("T012", Claim::Blocks),
+    ("T013", Claim::Rewrites),
+    ("T014", Claim::Blocks),
+    ("T015", Claim::Blocks),
+    ("T017", Claim::Blocks),
+    ("T018", Claim::AlreadyHeld),
+    ("T019", Claim::Rewrites),
+    ("T020", Claim::Rewrites),
+    ("T021", Claim::Blocks),
+    ("T026", Claim::Blocks),
+];
+
+/// Rules whose good example is the CONCURRENTLY form, which must block nothing.
+const NON_BLOCKING_GOOD: &[&str] = &["T005", "T006", "T008", "T026"];
+
+#[derive(Clone, Copy, Debug)]
+enum Claim {
+    Blocks,
+    Rewrites,
+    AlreadyHeld,
+}
+
+fn trace_example(rule: &Rule, sql: &str) -> Vec<tandem_pg::trace::StatementTrace> {
+    use tandem_lint::model::StmtKind;
+    use tandem_pg::trace::{StatementRole, TraceInput, TraceMode};
+    let db = TestDb::new();
+    let mut target = db.connect();
+    run(&db, &mut target, rule.setup).unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+    let parsed = tandem_lint::parse::parse(sql).unwrap();
+    let inputs: Vec<TraceInput> = parsed
+        .statements
+        .iter()
+        .map(|s| TraceInput {
+            line: sql[..s.span.start].matches('\n').count() + 1,
+            sql: sql[s.span.start..s.span.end].to_string(),
+            role: match &s.kind {
+                StmtKind::Begin => StatementRole::Begin,
+                StmtKind::Commit => StatementRole::Commit,
+                StmtKind::Rollback => StatementRole::Rollback,
+                k if k.runs_outside_transaction() => StatementRole::OutsideTransaction,
+                _ => StatementRole::Ordinary,
+            },
+        })
+        .collect();
+    let mut observer = db.connect();
+    tandem_pg::trace::trace(&mut target, &mut observer, &inputs, TraceMode::Commit)
+        .unwrap_or_else(|e| panic!("{rule:?}: {e}"))
+}
+
+/// What each rule says about locks is measured: tracing its bad example on a real server shows
+/// the blocking lock, the rewrite or the lock already held that the rule describes, on the
+/// statement the rule fires on; the CONCURRENTLY alternatives block nothing.
+#[test]
+fn traces_confirm_what_the_rules_say() {
+    std::thread::scope(|scope| {
+        for chunk in TRACED_CLAIMS.chunks(5) {
+            scope.spawn(move || {
+                for (id, claim) in chunk {
+                    let rule = Rule::lookup(id).unwrap();
+                    let traces = trace_example(rule, rule.bad);
+                    let lines: Vec<usize> = lint(rule, rule.bad)
+                        .iter()
+                        .filter(|f| f.rule.id == rule.id)
+                        .map(|f| f.line)
+                        .collect();
+                    for line in lines {
+                        let t = traces.iter().find(|t| t.line == line).unwrap();
+                        assert!(t.error.is_none(), "{rule:?}: {t:?}");
+                        let seen = match claim {
+                            Claim::Blocks => t.locks.iter().any(|l| !l.blocks.is_empty()),
+                            Claim::Rewrites => !t.rewrites.is_empty(),
+                            Claim::AlreadyHeld => !t.already_held.is_empty(),
+                        };
+                        assert!(seen, "{rule:?}: the trace does not show {claim:?}: {t:#?}");
+                    }
+                    if NON_BLOCKING_GOOD.contains(id) {
+                        for t in trace_example(rule, rule.good) {
+                            assert!(t.error.is_none(), "{rule:?}: {t:?}");
+                            assert!(
+                                t.locks.iter().all(|l| l.blocks.is_empty()),
+                                "{rule:?}: the good example blocks: {t:#?}"
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The migration-file examples are valid migrations for the schema their setup creates: they
+/// replay on a snapshot read from a real database.
+#[test]
+fn migration_examples_validate_against_the_setup_schema() {
+    for rule in RULES.iter().filter(|r| r.is_migration_rule()) {
+        let db = TestDb::new();
+        let mut client = db.connect();
+        run(&db, &mut client, rule.setup).unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+        let schema = tandem_pg::introspect::read_schema(&mut client, "public").unwrap();
+        for text in [rule.bad, rule.good] {
+            let m = tandem_model::Migration::parse(text, Format::Yaml, "example.yaml", "example")
+                .unwrap_or_else(|e| panic!("{rule:?}: {e}"));
+            if let Err(e) = tandem_model::validate(&m, &schema) {
+                panic!("{rule:?}: {e}\n{text}");
+            }
+        }
+    }
+}

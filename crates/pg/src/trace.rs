@@ -358,7 +358,8 @@ fn describe_locks<'a>(
 ) -> Vec<ObservedLock> {
     let mut out: Vec<ObservedLock> = locks
         .filter_map(|(locktype, oid, mode)| {
-            let rel = oid.and_then(|o| relations.get(&o));
+            // A relation the statement dropped is only in `before`.
+            let rel = oid.and_then(|o| relations.get(&o).or_else(|| before.get(&o)));
             // Locks on catalogs and on the trace's own queries are not the statement's business.
             if locktype == "relation" && rel.is_none() {
                 return None;

@@ -8,7 +8,7 @@ pub const RULE: Rule = Rule {
     id: "T007",
     name: "concurrently-in-transaction",
     level: Level::Error,
-    summary: "CREATE/DROP/REINDEX ... CONCURRENTLY and DETACH PARTITION CONCURRENTLY fail inside a transaction block.",
+    summary: "CREATE/DROP/REINDEX ... CONCURRENTLY, DETACH PARTITION CONCURRENTLY and VACUUM fail inside a transaction block.",
     explanation: "The CONCURRENTLY forms work in several transactions of their own, waiting for other sessions between them, so PostgreSQL refuses them inside a transaction block (ERROR: cannot run inside a transaction block). A migration tool that wraps each file in a transaction makes them fail the same way; run them in a file of their own, outside any transaction.",
     safe_alternative: "-- no BEGIN/COMMIT around it, and its own migration file if the tool wraps files in a transaction\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
     tandem: Some("operations:\n  - create_index:\n      name: users_email_idx\n      table: users\n      columns: [{column: email}]"),
@@ -33,6 +33,7 @@ fn check(cx: &Cx) -> Option<String> {
         StmtKind::Reindex {
             concurrently: true, ..
         } => "REINDEX CONCURRENTLY",
+        StmtKind::Vacuum { .. } => "VACUUM",
         StmtKind::AlterTable { actions, .. }
             if actions
                 .iter()

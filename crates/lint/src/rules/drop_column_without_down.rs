@@ -11,7 +11,7 @@ pub const RULE: Rule = Rule {
     explanation: "Between start and complete, the old application version still reads and writes the column that drop_column hides from the new version. Rows the new version inserts get no value for it unless `down` says how to compute one; the old version then reads NULLs (or its INSERTs fail on a NOT NULL column), and a rollback keeps those NULLs. No lock is involved: this breaks the old version's data, not its availability.",
     safe_alternative: "operations:\n  - drop_column:\n      table: users\n      column: legacy\n      down: \"''\"",
     tandem: Some("operations:\n  - drop_column:\n      table: users\n      column: legacy\n      down: \"''\""),
-    setup: "",
+    setup: crate::rules::USERS,
     bad: "operations:\n  - drop_column:\n      table: users\n      column: legacy\n",
     good: "operations:\n  - drop_column:\n      table: users\n      column: legacy\n      down: \"''\"\n",
     bad_fails_with: None,

@@ -12,7 +12,7 @@ pub const RULE: Rule = Rule {
     explanation: "A `sql` operation runs as written at start: the old application version sees its effect at once, no version schema hides it, no trigger keeps the two versions' writes in step, and rollback only has the `down` you wrote. The dedicated operations (add_column, drop_column, rename_column, alter_column, create_index, create_constraint, ...) do the same change with the expand/contract discipline and the right locks.",
     safe_alternative: "operations:\n  - rename_column:\n      table: users\n      from: name\n      to: full_name",
     tandem: Some("operations:\n  - rename_column:\n      table: users\n      from: name\n      to: full_name"),
-    setup: "",
+    setup: crate::rules::USERS,
     bad: "operations:\n  - sql:\n      up: ALTER TABLE users RENAME COLUMN name TO full_name\n      down: ALTER TABLE users RENAME COLUMN full_name TO name\n",
     good: "operations:\n  - sql:\n      up: CREATE TYPE mood AS ENUM ('happy', 'sad')\n      down: DROP TYPE IF EXISTS mood\n",
     bad_fails_with: None,

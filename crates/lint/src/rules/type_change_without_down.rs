@@ -11,7 +11,7 @@ pub const RULE: Rule = Rule {
     explanation: "While the migration is active, the old version writes the column in the old type and the new version in the new type; tandem keeps the two columns in step with `up` (old to new) and `down` (new to old). Without them the other version's column stays empty for the rows one version writes, and rollback loses those writes. No lock is involved.",
     safe_alternative: "operations:\n  - alter_column:\n      table: users\n      column: org_id\n      type: text\n      up: org_id::text\n      down: org_id::bigint",
     tandem: Some("operations:\n  - alter_column:\n      table: users\n      column: org_id\n      type: text\n      up: org_id::text\n      down: org_id::bigint"),
-    setup: "",
+    setup: crate::rules::USERS,
     bad: "operations:\n  - alter_column:\n      table: users\n      column: org_id\n      type: text\n",
     good: "operations:\n  - alter_column:\n      table: users\n      column: org_id\n      type: text\n      up: org_id::text\n      down: org_id::bigint\n",
     bad_fails_with: None,
