@@ -180,6 +180,42 @@ pub fn mentions(expr: &str, name: &str) -> bool {
         .any(|i| matches!(&tokens[i], Token::Ident { name: n, .. } if n == name))
 }
 
+/// The names a statement may refer to tables or columns by, folded as PostgreSQL folds them:
+/// every identifier, bare or qualified, except function names (`lower(`) and type names after
+/// `::`. Used to tell whether a normalized query (pg_stat_statements) may touch a table or a
+/// column; string literals, dollar quotes and comments do not count.
+pub fn relation_and_column_names(sql: &str) -> std::collections::BTreeSet<String> {
+    let tokens = tokenize(sql);
+    let mut out = std::collections::BTreeSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let Token::Ident { name, .. } = t else {
+            continue;
+        };
+        let before = match i.checked_sub(1).map(|p| &tokens[p]) {
+            Some(Token::Other(s)) => s.trim_end(),
+            _ => "",
+        };
+        let after = match tokens.get(i + 1) {
+            Some(Token::Other(s)) => s.trim_start(),
+            _ => "",
+        };
+        if before.ends_with("::") || after.starts_with('(') {
+            continue;
+        }
+        out.insert(name.clone());
+    }
+    out
+}
+
+/// The first word of a statement, lower case (`select`, `insert`, `create`...), skipping
+/// comments and parentheses.
+pub fn first_keyword(sql: &str) -> Option<String> {
+    tokenize(sql).into_iter().find_map(|t| match t {
+        Token::Ident { text, name } if !text.starts_with('"') => Some(name),
+        _ => None,
+    })
+}
+
 /// Whether `expr` is empty or just the column `name` itself: a change that copies nothing.
 pub fn is_identity(expr: &str, name: &str) -> bool {
     let e = expr.trim();
@@ -239,5 +275,26 @@ mod tests {
         assert!(is_identity("\"title\"", "title"));
         assert!(!is_identity("title || 'x'", "title"));
         assert!(!is_identity("Title", "Title"));
+    }
+
+    #[test]
+    fn names_of_a_normalized_query() {
+        let names = relation_and_column_names(
+            "/* app */ SELECT u.legacy, lower(name)::text FROM public.users u WHERE note = 'legacy' AND id = $1",
+        );
+        for n in ["u", "legacy", "name", "public", "users", "note", "id"] {
+            assert!(names.contains(n), "{n} in {names:?}");
+        }
+        assert!(!names.contains("lower") && !names.contains("text"));
+        assert!(!relation_and_column_names("SELECT 'legacy' -- legacy").contains("legacy"));
+        assert!(relation_and_column_names("UPDATE \"Users\" SET x = 1").contains("Users"));
+        assert_eq!(
+            first_keyword("-- c\n (SELECT 1)").as_deref(),
+            Some("select")
+        );
+        assert_eq!(
+            first_keyword("WITH a AS (SELECT 1) SELECT * FROM a").as_deref(),
+            Some("with")
+        );
     }
 }
