@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod demo;
+mod monitor_view;
 mod render;
 mod run;
 
