@@ -199,7 +199,11 @@ pub fn relation_and_column_names(sql: &str) -> std::collections::BTreeSet<String
             Some(Token::Other(s)) => s.trim_start(),
             _ => "",
         };
-        if before.ends_with("::") || after.starts_with('(') {
+        // `INSERT INTO t (a, b)`: a table followed by its column list, not a function call.
+        let after_into = i >= 2
+            && before.is_empty()
+            && matches!(&tokens[i - 2], Token::Ident { name, text } if name == "into" && !text.starts_with('"'));
+        if before.ends_with("::") || (after.starts_with('(') && !after_into) {
             continue;
         }
         out.insert(name.clone());
@@ -288,6 +292,7 @@ mod tests {
         assert!(!names.contains("lower") && !names.contains("text"));
         assert!(!relation_and_column_names("SELECT 'legacy' -- legacy").contains("legacy"));
         assert!(relation_and_column_names("UPDATE \"Users\" SET x = 1").contains("Users"));
+        assert!(relation_and_column_names("INSERT INTO orders(id) VALUES ($1)").contains("orders"));
         assert_eq!(
             first_keyword("-- c\n (SELECT 1)").as_deref(),
             Some("select")
