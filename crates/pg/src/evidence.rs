@@ -132,12 +132,15 @@ fn statements_view(client: &mut impl GenericClient) -> Result<std::result::Resul
     })
 }
 
+/// A row of pg_stat_statements summed over plans: `(userid, queryid, calls, query)`.
+type Calls = (i64, i64, i64, String);
+
 /// `(userid, queryid) → calls` for this database, or why it cannot be read. A failure is run
 /// inside a savepoint so the caller's transaction survives it.
 fn read_calls(
     tx: &mut postgres::Transaction<'_>,
     view: &str,
-) -> Result<std::result::Result<Vec<(i64, i64, i64, String)>, String>> {
+) -> Result<std::result::Result<Vec<Calls>, String>> {
     let mut sp = tx
         .transaction()
         .context(|| "beginning a savepoint".into())?;
