@@ -124,19 +124,26 @@ fn is_ident_char(c: u8) -> bool {
     is_ident_start(c) || c.is_ascii_digit() || c == b'$'
 }
 
+/// The punctuation around token `i`: what ends just before it and what starts just after it,
+/// without the spaces.
+fn neighbours<'a>(tokens: &[Token<'a>], i: usize) -> (&'a str, &'a str) {
+    let before = match i.checked_sub(1).map(|p| &tokens[p]) {
+        Some(Token::Other(s)) => s.trim_end(),
+        _ => "",
+    };
+    let after = match tokens.get(i + 1) {
+        Some(Token::Other(s)) => s.trim_start(),
+        _ => "",
+    };
+    (before, after)
+}
+
 /// The identifiers of `sql` that can be column references, by index into the token list.
 fn column_refs(tokens: &[Token<'_>]) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let Token::Ident { .. } = t else { continue };
-        let before = match i.checked_sub(1).map(|p| &tokens[p]) {
-            Some(Token::Other(s)) => s.trim_end(),
-            _ => "",
-        };
-        let after = match tokens.get(i + 1) {
-            Some(Token::Other(s)) => s.trim_start(),
-            _ => "",
-        };
+        let (before, after) = neighbours(tokens, i);
         if before.ends_with('.') && !before.ends_with("..") {
             continue;
         }
@@ -191,14 +198,7 @@ pub fn relation_and_column_names(sql: &str) -> std::collections::BTreeSet<String
         let Token::Ident { name, .. } = t else {
             continue;
         };
-        let before = match i.checked_sub(1).map(|p| &tokens[p]) {
-            Some(Token::Other(s)) => s.trim_end(),
-            _ => "",
-        };
-        let after = match tokens.get(i + 1) {
-            Some(Token::Other(s)) => s.trim_start(),
-            _ => "",
-        };
+        let (before, after) = neighbours(&tokens, i);
         // `INSERT INTO t (a, b)`: a table followed by its column list, not a function call.
         let after_into = i >= 2
             && before.is_empty()
