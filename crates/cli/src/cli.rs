@@ -50,13 +50,37 @@ pub enum Command {
         complete: bool,
         #[command(flatten)]
         backfill: BackfillArgs,
+        #[command(flatten)]
+        evidence: EvidenceArgs,
     },
-    /// Complete the active migration: contract to the new shape.
-    Complete,
+    /// Complete the active migration: contract to the new shape, once no evidence shows the old version still runs.
+    Complete {
+        #[command(flatten)]
+        evidence: EvidenceArgs,
+    },
     /// Roll back the active migration.
     Rollback,
-    /// Show the active migration, the history and the version schemas.
-    Status,
+    /// Show the active migration, the history, the version schemas and the evidence that the old version still runs.
+    Status {
+        /// How long to watch for sessions on the old version schemas; without it, one sample.
+        #[arg(long, value_parser = parse_duration)]
+        sample: Option<std::time::Duration>,
+    },
+    /// Watch the database: the active migration, lock waits, long queries and transactions, replication, versions in use.
+    Monitor {
+        /// Print one snapshot and exit (with --json, one JSON document).
+        #[arg(long)]
+        once: bool,
+        /// Time between redraws.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// List queries running longer than this.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        long_query: std::time::Duration,
+        /// List sessions idle in a transaction longer than this.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        idle_in_transaction: std::time::Duration,
+    },
     /// Apply the pending migrations of a directory in file-name order.
     Migrate {
         dir: PathBuf,
@@ -183,6 +207,19 @@ pub struct BackfillArgs {
     pub backfill_batch_delay: Option<std::time::Duration>,
 }
 
+#[derive(ClapArgs, Debug, Clone)]
+pub struct EvidenceArgs {
+    /// How long complete watches for sessions on the old version schemas before it contracts.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub sample: std::time::Duration,
+    /// Refuse to complete a migration started less than this long ago (the rollback window), e.g. 24h.
+    #[arg(long, value_parser = parse_duration)]
+    pub min_age: Option<std::time::Duration>,
+    /// Complete despite evidence that the old version still runs; the evidence is recorded.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum LatestWhat {
     Schema,
@@ -190,7 +227,7 @@ pub enum LatestWhat {
     Url,
 }
 
-/// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.
+/// Parses `500ms`, `2s`, `1m`, `24h` or a bare number of milliseconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -203,7 +240,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "ms" => n,
         "s" => n * 1000.0,
         "m" | "min" => n * 60_000.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+        "h" => n * 3_600_000.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
     if ms <= 0.0 {
         return Err("must be greater than zero".into());

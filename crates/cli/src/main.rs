@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod demo;
 mod lint;
+mod monitor_view;
 mod render;
 mod run;
 mod trace;

@@ -1,12 +1,13 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
-use crate::cli::{Args, BackfillArgs, Command, Global, LatestWhat};
+use crate::cli::{Args, BackfillArgs, Command, EvidenceArgs, Global, LatestWhat};
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tandem_model::{Migration, Schema};
 use tandem_pg::backfill::BackfillOptions;
+use tandem_pg::evidence::EvidenceOptions;
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout};
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -63,6 +64,14 @@ fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions 
     }
 }
 
+fn evidence_options(e: &EvidenceArgs) -> EvidenceOptions {
+    EvidenceOptions {
+        sample: e.sample,
+        min_age: e.min_age.unwrap_or_default(),
+        force: e.force,
+    }
+}
+
 fn backfill_options(b: &BackfillArgs) -> BackfillOptions {
     BackfillOptions {
         batch_size: b.backfill_batch_size,
@@ -115,10 +124,13 @@ pub fn run(args: Args) -> Result<()> {
             file,
             complete,
             backfill,
+            evidence,
         } => {
             let migration = Migration::load(&file)?;
             let mut client = connect()?;
-            let mut engine = Engine::new(&mut client, engine_options(&g, Some(&backfill)));
+            let mut options = engine_options(&g, Some(&backfill));
+            options.evidence = evidence_options(&evidence);
+            let mut engine = Engine::new(&mut client, options);
             let started = engine.start(&migration, &on_event)?;
             let completed = if complete {
                 Some(engine.complete(&on_event)?)
@@ -138,9 +150,11 @@ pub fn run(args: Args) -> Result<()> {
                 &human,
             );
         }
-        Command::Complete => {
+        Command::Complete { evidence } => {
             let mut client = connect()?;
-            let report = Engine::new(&mut client, engine_options(&g, None)).complete(&on_event)?;
+            let mut options = engine_options(&g, None);
+            options.evidence = evidence_options(&evidence);
+            let report = Engine::new(&mut client, options).complete(&on_event)?;
             render::result(
                 json,
                 json!({"ok": true, "completed": report}),
@@ -156,9 +170,10 @@ pub fn run(args: Args) -> Result<()> {
                 &format!("migration {} rolled back", report.name),
             );
         }
-        Command::Status => {
+        Command::Status { sample } => {
             let mut client = connect()?;
-            let status = Engine::new(&mut client, engine_options(&g, None)).status()?;
+            let status = Engine::new(&mut client, engine_options(&g, None))
+                .status_sampled(sample.unwrap_or_default())?;
             let mut human = String::new();
             if !status.initialized {
                 human.push_str(&format!("tandem is not initialized in this database (state schema {:?}); run `tandem init`", status.state_schema));
@@ -189,6 +204,9 @@ pub fn run(args: Args) -> Result<()> {
                         status.version_schemas.join(", ")
                     }
                 ));
+                if let Some(e) = &status.evidence {
+                    human.push_str(&crate::monitor_view::evidence(e));
+                }
                 if let Some(a) = &status.advice {
                     human.push_str(&format!("\nnext: {a}"));
                 }
@@ -286,6 +304,21 @@ pub fn run(args: Args) -> Result<()> {
         Command::Trace(args) => {
             let live = (!args.throwaway && g.database_url.is_some()).then(|| connect_options(&g));
             crate::trace::run(args, live, json)?
+        }
+        Command::Monitor {
+            once,
+            interval,
+            long_query,
+            idle_in_transaction,
+        } => {
+            let options = tandem_pg::monitor::MonitorOptions {
+                schema: g.schema.clone(),
+                state_schema: g.state_schema.clone(),
+                long_query,
+                idle_in_transaction,
+            };
+            let mut client = connect()?;
+            crate::monitor_view::run(&mut client, &options, once, interval, json)?;
         }
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
         Command::BenchBackfill {

@@ -5,6 +5,7 @@
 use crate::backfill::{self, BackfillOptions};
 use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
+use crate::evidence::{Evidence, EvidenceOptions};
 use crate::introspect::{read_schema, schema_exists, server_major};
 use crate::locks::{run_steps, RetryPolicy, RunnerLock};
 use crate::state::{BackfillCheckpoint, MigrationRecord, State};
@@ -21,6 +22,8 @@ pub struct EngineOptions {
     pub state_schema: String,
     pub retry: RetryPolicy,
     pub backfill: BackfillOptions,
+    /// What `complete` looks for before it contracts (`crate::evidence`).
+    pub evidence: EvidenceOptions,
 }
 
 impl Default for EngineOptions {
@@ -30,6 +33,7 @@ impl Default for EngineOptions {
             state_schema: "tandem".into(),
             retry: RetryPolicy::default(),
             backfill: BackfillOptions::default(),
+            evidence: EvidenceOptions::default(),
         }
     }
 }
@@ -74,6 +78,10 @@ pub struct Status {
     /// What to do next, in words, when the state needs attention.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
+    /// For an active migration, the evidence that its old version still runs, as `complete`
+    /// would gather it (with the sampling window of `EngineOptions::evidence`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -333,8 +341,11 @@ impl<'c> Engine<'c> {
             pg_major,
         );
         let state = &self.state;
-        let mut finish =
-            |tx: &mut postgres::Transaction<'_>| state.set_status(tx, &schema, name, "active");
+        let state_schema = &self.opts.state_schema;
+        let mut finish = |tx: &mut postgres::Transaction<'_>| {
+            state.set_status(tx, &schema, name, "active")?;
+            crate::evidence::record_baseline(tx, state_schema, &schema, name)
+        };
         run_steps(
             self.client,
             Phase::Start,
@@ -389,6 +400,7 @@ impl<'c> Engine<'c> {
     /// Contracts: drops the previous versions' schemas and what only the old version needed.
     pub fn complete(&mut self, on_event: OnEvent<'_>) -> Result<CompleteReport> {
         self.locked(|e, l| {
+            e.require_evidence(on_event)?;
             e.complete_locked(&l, &[], on_event).map_err(|err| {
                 let schema = e.opts.schema.clone();
                 match e.state.active(e.client, &schema) {
@@ -402,6 +414,67 @@ impl<'c> Engine<'c> {
                 }
             })
         })
+    }
+
+    /// The evidence that the old version of the active migration still runs, when it is
+    /// `active` (a `completing` one has already dropped things and can only go forward).
+    fn evidence(&mut self, sample: std::time::Duration) -> Result<Option<Evidence>> {
+        let schema = self.opts.schema.clone();
+        let Some(active) = self.state.active(self.client, &schema)? else {
+            return Ok(None);
+        };
+        if active.status != "active" {
+            return Ok(None);
+        }
+        let (_, plan) = self.active_plan()?;
+        let mut old = Vec::new();
+        for h in self.state.history(self.client, &schema)? {
+            if h.name != active.name && schema_exists(self.client, &h.version_schema)? {
+                old.push(h.version_schema);
+            }
+        }
+        let opts = EvidenceOptions {
+            sample,
+            ..self.opts.evidence.clone()
+        };
+        crate::evidence::gather(
+            self.client,
+            &self.opts.state_schema,
+            &active,
+            &plan,
+            old,
+            &opts,
+        )
+        .map(Some)
+    }
+
+    /// Refuses to complete while there is evidence the old version still runs, unless forced;
+    /// a forced complete records the evidence it overrode in the migration's row.
+    fn require_evidence(&mut self, on_event: OnEvent<'_>) -> Result<()> {
+        let Some(evidence) = self.evidence(self.opts.evidence.sample)? else {
+            return Ok(());
+        };
+        let findings = evidence.findings();
+        if findings.is_empty() {
+            return Ok(());
+        }
+        if !self.opts.evidence.force {
+            return Err(Error::OldVersionInUse {
+                name: evidence.migration,
+                findings: findings.join("\n  "),
+            });
+        }
+        on_event(&Event::Info {
+            message: format!(
+                "completing {} despite evidence that its old version still runs (--force):\n  {}",
+                evidence.migration,
+                findings.join("\n  ")
+            ),
+        });
+        let schema = self.opts.schema.clone();
+        let doc = serde_json::json!({ "findings": findings, "evidence": evidence });
+        self.state
+            .record_forced(self.client, &schema, &evidence.migration, &doc)
     }
 
     fn complete_locked(
@@ -505,7 +578,13 @@ impl<'c> Engine<'c> {
         })
     }
 
+    /// The state, the history and, for an active migration, the evidence `complete` would
+    /// weigh. `sample` is the window for sessions on the old version schemas (zero: one sample).
     pub fn status(&mut self) -> Result<Status> {
+        self.status_sampled(std::time::Duration::ZERO)
+    }
+
+    pub fn status_sampled(&mut self, sample: std::time::Duration) -> Result<Status> {
         let schema = self.opts.schema.clone();
         let mut status = Status {
             schema: schema.clone(),
@@ -517,6 +596,7 @@ impl<'c> Engine<'c> {
             version_schemas: Vec::new(),
             backfills: Vec::new(),
             advice: None,
+            evidence: None,
         };
         match self.state.check(self.client) {
             Ok(()) => {}
@@ -546,6 +626,7 @@ impl<'c> Engine<'c> {
             status.advice = Some(backfill_advice(&a.name, &status.backfills, running));
             return Ok(status);
         }
+        status.evidence = self.evidence(sample)?;
         status.advice = status.active.as_ref().and_then(|a| match a.status.as_str() {
             "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left", a.name)),
             "rolling_back" => Some(format!("rollback of {:?} did not finish; run `tandem rollback` again", a.name)),

@@ -67,6 +67,9 @@ pub enum Error {
         source: Box<Error>,
         advice: String,
     },
+    /// `complete` found evidence that the migration's old version still runs.
+    #[error("migration {name:?} was not completed: its old version still appears to be in use:\n  {findings}\nstop the old version (or wait for it to drain) and run `tandem complete` again; `--force` completes anyway and records that it did")]
+    OldVersionInUse { name: String, findings: String },
     #[error("{0}")]
     Other(String),
 }

@@ -9,9 +9,11 @@ pub mod connect;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod evidence;
 pub mod introspect;
 pub mod live;
 pub mod locks;
+pub mod monitor;
 pub mod state;
 pub mod trace;
 

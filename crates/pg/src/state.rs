@@ -8,7 +8,7 @@ use serde::Serialize;
 use tandem_model::{quote_ident, quote_literal};
 
 /// The newest layout of the state tables this tandem knows.
-pub const STATE_VERSION: i32 = 2;
+pub const STATE_VERSION: i32 = 3;
 
 /// Each entry upgrades the state tables from the previous version; entry `i` produces `i + 1`.
 /// `{s}` stands for the quoted state schema.
@@ -56,6 +56,20 @@ CREATE TABLE IF NOT EXISTS {s}.backfills (
     PRIMARY KEY (schema, migration, position),
     FOREIGN KEY (schema, migration) REFERENCES {s}.migrations (schema, name) ON DELETE CASCADE
 );
+", "
+-- Evidence before complete: pg_stat_statements' calls per query when the migration became
+-- active (when the extension could be read then), and the evidence a forced complete overrode.
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS statements_baseline_taken boolean NOT NULL DEFAULT false;
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS forced_complete jsonb;
+CREATE TABLE IF NOT EXISTS {s}.statement_baselines (
+    schema          text        NOT NULL,
+    migration       text        NOT NULL,
+    userid          bigint      NOT NULL,
+    queryid         bigint      NOT NULL,
+    calls           bigint      NOT NULL,
+    PRIMARY KEY (schema, migration, userid, queryid),
+    FOREIGN KEY (schema, migration) REFERENCES {s}.migrations (schema, name) ON DELETE CASCADE
+);
 "];
 
 /// Where a backfill is: a row of `backfills`, saved in the transaction of each batch.
@@ -93,6 +107,9 @@ pub struct MigrationRecord {
     pub created_at: String,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
+    /// The evidence that the old version was still in use which `complete --force` overrode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced_complete: Option<serde_json::Value>,
 }
 
 /// The row `start` records before it changes anything.
@@ -204,7 +221,7 @@ impl State {
     }
 
     const COLUMNS: &'static str = "schema, name, version_schema, parent, status, migration, plan,
-        created_at::text, started_at::text, completed_at::text";
+        created_at::text, started_at::text, completed_at::text, forced_complete";
 
     fn record(row: &postgres::Row) -> MigrationRecord {
         MigrationRecord {
@@ -218,6 +235,7 @@ impl State {
             created_at: row.get(7),
             started_at: row.get(8),
             completed_at: row.get(9),
+            forced_complete: row.get(10),
         }
     }
 
@@ -427,6 +445,26 @@ impl State {
                 ],
             )
             .context(|| format!("saving the backfill checkpoint of {}", c.table))?;
+        Ok(())
+    }
+
+    /// Records the evidence a forced complete overrode, with the complete it lets through.
+    pub fn record_forced(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+        name: &str,
+        evidence: &serde_json::Value,
+    ) -> Result<()> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {}.migrations SET forced_complete = $3 WHERE schema = $1 AND name = $2",
+                    self.q()
+                ),
+                &[&schema, &name, evidence],
+            )
+            .context(|| format!("recording the forced complete of {name:?}"))?;
         Ok(())
     }
 

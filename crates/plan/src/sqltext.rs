@@ -124,19 +124,26 @@ fn is_ident_char(c: u8) -> bool {
     is_ident_start(c) || c.is_ascii_digit() || c == b'$'
 }
 
+/// The punctuation around token `i`: what ends just before it and what starts just after it,
+/// without the spaces.
+fn neighbours<'a>(tokens: &[Token<'a>], i: usize) -> (&'a str, &'a str) {
+    let before = match i.checked_sub(1).map(|p| &tokens[p]) {
+        Some(Token::Other(s)) => s.trim_end(),
+        _ => "",
+    };
+    let after = match tokens.get(i + 1) {
+        Some(Token::Other(s)) => s.trim_start(),
+        _ => "",
+    };
+    (before, after)
+}
+
 /// The identifiers of `sql` that can be column references, by index into the token list.
 fn column_refs(tokens: &[Token<'_>]) -> Vec<usize> {
     let mut out = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let Token::Ident { .. } = t else { continue };
-        let before = match i.checked_sub(1).map(|p| &tokens[p]) {
-            Some(Token::Other(s)) => s.trim_end(),
-            _ => "",
-        };
-        let after = match tokens.get(i + 1) {
-            Some(Token::Other(s)) => s.trim_start(),
-            _ => "",
-        };
+        let (before, after) = neighbours(tokens, i);
         if before.ends_with('.') && !before.ends_with("..") {
             continue;
         }
@@ -183,6 +190,39 @@ pub fn mentions(expr: &str, name: &str) -> bool {
     column_refs(&tokens)
         .into_iter()
         .any(|i| matches!(&tokens[i], Token::Ident { name: n, .. } if n == name))
+}
+
+/// The names a statement may refer to tables or columns by, folded as PostgreSQL folds them:
+/// every identifier, bare or qualified, except function names (`lower(`) and type names after
+/// `::`. Used to tell whether a normalized query (pg_stat_statements) may touch a table or a
+/// column; string literals, dollar quotes and comments do not count.
+pub fn relation_and_column_names(sql: &str) -> std::collections::BTreeSet<String> {
+    let tokens = tokenize(sql);
+    let mut out = std::collections::BTreeSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let Token::Ident { name, .. } = t else {
+            continue;
+        };
+        let (before, after) = neighbours(&tokens, i);
+        // `INSERT INTO t (a, b)`: a table followed by its column list, not a function call.
+        let after_into = i >= 2
+            && before.is_empty()
+            && matches!(&tokens[i - 2], Token::Ident { name, text } if name == "into" && !text.starts_with('"'));
+        if before.ends_with("::") || (after.starts_with('(') && !after_into) {
+            continue;
+        }
+        out.insert(name.clone());
+    }
+    out
+}
+
+/// The first word of a statement, lower case (`select`, `insert`, `create`...), skipping
+/// comments and parentheses.
+pub fn first_keyword(sql: &str) -> Option<String> {
+    tokenize(sql).into_iter().find_map(|t| match t {
+        Token::Ident { text, name } if !text.starts_with('"') => Some(name),
+        _ => None,
+    })
 }
 
 /// Whether `expr` is empty or just the column `name` itself: a change that copies nothing.
@@ -244,5 +284,27 @@ mod tests {
         assert!(is_identity("\"title\"", "title"));
         assert!(!is_identity("title || 'x'", "title"));
         assert!(!is_identity("Title", "Title"));
+    }
+
+    #[test]
+    fn names_of_a_normalized_query() {
+        let names = relation_and_column_names(
+            "/* app */ SELECT u.legacy, lower(name)::text FROM public.users u WHERE note = 'legacy' AND id = $1",
+        );
+        for n in ["u", "legacy", "name", "public", "users", "note", "id"] {
+            assert!(names.contains(n), "{n} in {names:?}");
+        }
+        assert!(!names.contains("lower") && !names.contains("text"));
+        assert!(!relation_and_column_names("SELECT 'legacy' -- legacy").contains("legacy"));
+        assert!(relation_and_column_names("UPDATE \"Users\" SET x = 1").contains("Users"));
+        assert!(relation_and_column_names("INSERT INTO orders(id) VALUES ($1)").contains("orders"));
+        assert_eq!(
+            first_keyword("-- c\n (SELECT 1)").as_deref(),
+            Some("select")
+        );
+        assert_eq!(
+            first_keyword("WITH a AS (SELECT 1) SELECT * FROM a").as_deref(),
+            Some("with")
+        );
     }
 }

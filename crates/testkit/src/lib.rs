@@ -15,6 +15,7 @@ type Shared = OnceLock<Result<Cluster, String>>;
 
 static CLUSTER: Shared = OnceLock::new();
 static TLS_CLUSTER: Shared = OnceLock::new();
+static STATS_CLUSTER: Shared = OnceLock::new();
 
 /// The test binary's shared cluster. Panics, saying what to install, when PostgreSQL is missing.
 pub fn cluster() -> &'static Cluster {
@@ -27,6 +28,19 @@ pub fn cluster() -> &'static Cluster {
 pub fn tls_cluster() -> &'static Cluster {
     shared(&TLS_CLUSTER, || ClusterOptions {
         tls: true,
+        ..ClusterOptions::default()
+    })
+}
+
+/// A third shared cluster that loads pg_stat_statements (`shared_preload_libraries`), for tests
+/// of what tandem reads from it. The extension comes with the server package (Debian's
+/// `postgresql`); a cluster whose binaries lack it fails to start and says so.
+pub fn stats_cluster() -> &'static Cluster {
+    shared(&STATS_CLUSTER, || ClusterOptions {
+        settings: vec![(
+            "shared_preload_libraries".into(),
+            "pg_stat_statements".into(),
+        )],
         ..ClusterOptions::default()
     })
 }
@@ -49,7 +63,7 @@ fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'
 #[allow(unsafe_code)]
 fn stop_clusters_at_exit() {
     extern "C" fn stop() {
-        for cell in [&CLUSTER, &TLS_CLUSTER] {
+        for cell in [&CLUSTER, &TLS_CLUSTER, &STATS_CLUSTER] {
             // Unwinding out of an `extern "C"` function aborts; keep any panic here.
             let _ = std::panic::catch_unwind(|| {
                 if let Some(Ok(cluster)) = cell.get() {

@@ -1,0 +1,140 @@
+//! `tandem monitor --once --json` against known situations: a blocked session shows as a lock
+//! wait naming both pids, and a role without pg_monitor gets the snapshot with its limitation
+//! stated instead of an error.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use tandem_testkit::TestDb;
+
+fn tandem(args: &[&str], url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run tandem")
+}
+
+fn snapshot(url: &str) -> serde_json::Value {
+    let o = tandem(&["--json", "monitor", "--once"], url);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("one JSON document")
+}
+
+/// A session holding `ACCESS EXCLUSIVE` on `t` in an open transaction, and another whose read of
+/// `t` waits for it, with their pids. The waiter's thread ends when the holder lets go.
+fn blocked(db: &TestDb) -> (postgres::Client, i32, i32, std::thread::JoinHandle<()>) {
+    db.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let mut holder = db.connect();
+    holder
+        .batch_execute(
+            "SET application_name = 'holder'; BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE",
+        )
+        .unwrap();
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut waiter = db.connect();
+    waiter
+        .batch_execute("SET application_name = 'waiter'")
+        .unwrap();
+    let waiter_pid: i32 = waiter
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let handle = std::thread::spawn(move || {
+        waiter.query("SELECT count(*) FROM t", &[]).unwrap();
+    });
+    let mut probe = db.connect();
+    let began = Instant::now();
+    while !probe
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+            &[&waiter_pid],
+        )
+        .unwrap()
+        .get::<_, bool>(0)
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the waiter never queued"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (holder, holder_pid, waiter_pid, handle)
+}
+
+#[test]
+fn a_blocked_session_shows_as_a_lock_wait_with_both_pids() {
+    let db = TestDb::new();
+    let (mut holder, holder_pid, waiter_pid, waiter) = blocked(&db);
+    let snap = snapshot(&db.url());
+    let waits = snap["lock_waits"].as_array().unwrap();
+    let wait = waits
+        .iter()
+        .find(|w| w["waiting"]["pid"] == waiter_pid)
+        .unwrap_or_else(|| panic!("no wait for {waiter_pid}: {snap:#}"));
+    assert_eq!(wait["waiting"]["application_name"], "waiter");
+    assert_eq!(wait["relation"], "public.t");
+    assert_eq!(wait["mode"], "AccessShareLock");
+    assert!(wait["waiting"]["query"]
+        .as_str()
+        .unwrap()
+        .contains("FROM t"));
+    let blocking = wait["blocking"].as_array().unwrap();
+    assert!(
+        blocking
+            .iter()
+            .any(|b| b["pid"] == holder_pid && b["application_name"] == "holder"),
+        "{wait:#}"
+    );
+    assert_eq!(snap["sees_all_sessions"], true);
+    // tandem is not initialised here: the snapshot says so rather than failing.
+    assert!(snap["migration"].is_null());
+
+    // The human rendering names both sessions too.
+    let o = tandem(&["monitor", "--once"], &db.url());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!("pid {waiter_pid}"))
+            && text.contains(&format!("blocked by pid {holder_pid}")),
+        "{text}"
+    );
+    holder.batch_execute("COMMIT").unwrap();
+    waiter.join().unwrap();
+}
+
+#[test]
+fn without_pg_monitor_the_limitation_is_reported() {
+    let db = TestDb::new();
+    let role = format!("{}_watcher", db.name);
+    db.execute(&format!("CREATE ROLE {role} LOGIN NOSUPERUSER"));
+    let (mut holder, holder_pid, waiter_pid, waiter) = blocked(&db);
+    let url = db
+        .url()
+        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let snap = snapshot(&url);
+    assert_eq!(snap["sees_all_sessions"], false);
+    let limitations = snap["limitations"].to_string();
+    assert!(
+        limitations.contains("pg_read_all_stats")
+            && limitations.contains("<insufficient privilege>"),
+        "{limitations}"
+    );
+    // The lock wait itself is still visible (pg_locks is public); its query text is not.
+    let wait = snap["lock_waits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["waiting"]["pid"] == waiter_pid)
+        .unwrap_or_else(|| panic!("{snap:#}"));
+    assert_eq!(wait["waiting"]["query"], "<insufficient privilege>");
+    assert!(wait["blocking"]
+        .to_string()
+        .contains(&holder_pid.to_string()));
+    holder.batch_execute("COMMIT").unwrap();
+    waiter.join().unwrap();
+    // Roles are cluster-wide.
+    drop(holder);
+    db.execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+}
