@@ -284,8 +284,10 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
     assert!(plan.contains("Tid Range Scan"), "{plan}");
 }
 
-/// The old version keeps updating and inserting while the backfill runs; afterwards every row
-/// holds `up` of its final values.
+/// The old version keeps updating and inserting while the backfill runs. `up` is random, so a
+/// row the batches wrote again after the trigger did would change: every value the old version
+/// read back after the backfill began must be the row's final value, and every row holds `up`
+/// of its final `name`.
 #[test]
 fn old_version_writes_during_the_backfill() {
     let mut env = env_with(
@@ -293,43 +295,63 @@ fn old_version_writes_during_the_backfill() {
          INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 3000) g;",
     );
     let stop = Arc::new(AtomicBool::new(false));
+    // Set once the first batch has committed, so after the cutoff was taken.
+    let armed = Arc::new(AtomicBool::new(false));
     let writes = {
-        let stop = stop.clone();
+        let (stop, armed) = (stop.clone(), armed.clone());
         let mut app = env.db.connect_with_search_path("public");
         std::thread::spawn(move || {
+            let mut seen = std::collections::HashMap::new();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                app.execute(
-                    "UPDATE users SET name = 'renamed ' || $1::int WHERE id = ($1::int * 7919) % 3000 + 1",
-                    &[&i],
-                )
-                .unwrap();
-                app.execute(
-                    "INSERT INTO users VALUES (10000 + $1::int, 'new ' || $1::int)",
-                    &[&i],
-                )
-                .unwrap();
+                let after_cutoff = armed.load(Ordering::SeqCst);
+                // `shout` does not exist until start has added it; read it through jsonb.
+                for sql in [
+                    "UPDATE users SET name = 'renamed ' || $1::int WHERE id = ($1::int * 7919) % 3000 + 1 RETURNING id, to_jsonb(users.*)->>'shout'",
+                    "INSERT INTO users VALUES (10000 + $1::int, 'new ' || $1::int) RETURNING id, to_jsonb(users.*)->>'shout'",
+                ] {
+                    let row = app.query_one(sql, &[&i]).unwrap();
+                    let shout: Option<String> = row.get(1);
+                    if after_cutoff {
+                        seen.insert(row.get::<_, i32>(0), shout.expect("the trigger filled it"));
+                    }
+                }
             }
-            i
+            (i, seen)
         })
     };
-    let m = add_column("users", "shout", "upper(name) || '!'");
-    let backfill = BackfillOptions {
-        batch_size: Some(25),
-        delay: Duration::from_millis(2),
-        ..BackfillOptions::default()
+    let m = add_column(
+        "users",
+        "shout",
+        "upper(name) || ':' || md5(random()::text)",
+    );
+    let on_event = |e: &Event| {
+        if matches!(e, Event::Backfill { .. }) {
+            armed.store(true, Ordering::SeqCst);
+        }
     };
-    let (result, _) = start(&mut env, &m, backfill);
+    let opts = EngineOptions {
+        backfill: BackfillOptions {
+            batch_size: Some(25),
+            delay: Duration::from_millis(2),
+            ..BackfillOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let result = Engine::new(&mut env.client, opts).start(&m, &on_event);
     stop.store(true, Ordering::Relaxed);
-    let written = writes.join().unwrap();
+    let (written, seen) = writes.join().unwrap();
     result.unwrap_or_else(|e| panic!("start: {e}"));
-    assert!(written > 0);
+    assert!(
+        !seen.is_empty(),
+        "the old version wrote during the backfill"
+    );
     let mut c = env.db.connect();
     assert_eq!(
         count(
             &mut c,
-            "SELECT count(*) FROM public.users WHERE shout IS DISTINCT FROM upper(name) || '!'"
+            "SELECT count(*) FROM public.users WHERE shout NOT LIKE upper(name) || ':%' OR shout IS NULL"
         ),
         0
     );
@@ -337,6 +359,16 @@ fn old_version_writes_during_the_backfill() {
         count(&mut c, "SELECT count(*) FROM public.users"),
         3000 + written as i64
     );
+    for (id, shout) in &seen {
+        let now: String = c
+            .query_one("SELECT shout FROM public.users WHERE id = $1", &[id])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            &now, shout,
+            "row {id}, written by the old version after the cutoff"
+        );
+    }
 }
 
 /// A table whose `up` is random, so a value written twice would differ.
