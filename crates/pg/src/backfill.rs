@@ -164,6 +164,12 @@ enum Walk {
     },
 }
 
+/// Where a batch left the walk.
+enum Walked {
+    Key(Vec<KeyValue>),
+    Block(i64),
+}
+
 /// What one committed batch did.
 struct Batch {
     /// Rows the batch walked (for a keyset batch that found its upper key, the batch size;
@@ -359,7 +365,8 @@ impl Runner<'_> {
         // Ages are 32-bit; a backfill that outlives 2^31 transactions is not a concern.
         let since_cutoff = since_cutoff.clamp(0, i32::MAX as i64 - 1) as i32;
         let mut next = self.checkpoint.clone();
-        let batch = match &mut self.walk {
+        // The walk moves on only once the batch has committed.
+        let (batch, moved): (Batch, Option<Walked>) = match &self.walk {
             Walk::Keyset { keys, width, last } => {
                 let n = *width;
                 let lower = last.is_some();
@@ -424,20 +431,16 @@ impl Runner<'_> {
                     Some((values, text)) => {
                         next.last_key = Some(text);
                         next.rows_done += rows as i64;
-                        save(&mut tx, &next)?;
-                        tx.commit().map_err(db("committing a batch"))?;
-                        *last = Some(values);
-                        Batch { rows, last: false }
+                        (Batch { rows, last: false }, Some(Walked::Key(values)))
                     }
                     None => {
                         next.rows_done += updated as i64;
                         next.done = true;
-                        save(&mut tx, &next)?;
-                        tx.commit().map_err(db("committing a batch"))?;
-                        Batch {
+                        let batch = Batch {
                             rows: updated,
                             last: true,
-                        }
+                        };
+                        (batch, None)
                     }
                 }
             }
@@ -461,15 +464,20 @@ impl Runner<'_> {
                 next.next_block = Some(to);
                 next.rows_done += updated as i64;
                 next.done = last;
-                save(&mut tx, &next)?;
-                tx.commit().map_err(db("committing a batch"))?;
-                *from = to;
-                Batch {
+                let batch = Batch {
                     rows: updated,
                     last,
-                }
+                };
+                (batch, Some(Walked::Block(to)))
             }
         };
+        save(&mut tx, &next)?;
+        tx.commit().map_err(db("committing a batch"))?;
+        match (&mut self.walk, moved) {
+            (Walk::Keyset { last, .. }, Some(Walked::Key(values))) => *last = Some(values),
+            (Walk::Blocks { next, .. }, Some(Walked::Block(to))) => *next = to,
+            _ => {}
+        }
         *self.checkpoint = next;
         Ok(batch)
     }
