@@ -25,6 +25,7 @@ const ADD: &str = "operations:
 pub struct Options {
     pub rows: i64,
     pub small_rows: i64,
+    pub overhead_rows: i64,
     pub pg_bin: Option<PathBuf>,
     pub backfill: BackfillOptions,
 }
@@ -82,7 +83,7 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
         }));
     }
     let largest = *sizes.last().expect("a size");
-    let overhead = bench.trigger_overhead(largest)?;
+    let overhead = bench.trigger_overhead(opts.overhead_rows)?;
     let small_rate = results[0]["backfill_rows_per_s"].as_f64().unwrap_or(0.0);
     let large_rate = results[results.len() - 1]["backfill_rows_per_s"]
         .as_f64()

@@ -39,7 +39,8 @@ use crate::locks::{is_lock_timeout, wait_before_retry, RetryPolicy};
 use crate::state::BackfillCheckpoint;
 use postgres::types::private::BytesMut;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, Transaction};
+use postgres::{Client, Statement, Transaction};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tandem_model::{qualified, quote_ident, Schema};
 use tandem_plan::{Backfill, Lock, LockMode, BACKFILL_SETTING};
@@ -180,6 +181,8 @@ struct Batch {
 
 /// One backfill being run: its SQL pieces and its position.
 struct Runner<'a> {
+    /// Statements prepared once per run, so a batch costs one round trip per statement.
+    statements: HashMap<String, Statement>,
     table: String,
     set: String,
     walk: Walk,
@@ -272,6 +275,7 @@ pub fn run(
         .collect::<Vec<_>>()
         .join(", ");
     let mut runner = Runner {
+        statements: HashMap::new(),
         table: table.clone(),
         set,
         walk,
@@ -355,11 +359,14 @@ impl Runner<'_> {
         let mut tx = client.transaction().map_err(db("beginning a batch"))?;
         // The xid is assigned here, before age() is first called in the transaction, so that
         // age(xmin) is measured from this batch's own xid.
+        let begin = prepared(
+            &mut self.statements,
+            &mut tx,
+            "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
+        )
+        .map_err(db("preparing a batch"))?;
         let since_cutoff: i64 = tx
-            .query_one(
-                "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
-                &[&BACKFILL_SETTING, &self.checkpoint.cutoff_xid],
-            )
+            .query_one(&begin, &[&BACKFILL_SETTING, &self.checkpoint.cutoff_xid])
             .map_err(db("taking a transaction id"))?
             .get(1);
         // Ages are 32-bit; a backfill that outlives 2^31 transactions is not a concern.
@@ -396,6 +403,8 @@ impl Runner<'_> {
                     params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
                 }
                 params.push(&offset);
+                let upper_sql = prepared(&mut self.statements, &mut tx, &upper_sql)
+                    .map_err(db("preparing a batch"))?;
                 let upper = tx
                     .query_opt(&upper_sql, &params)
                     .map_err(db("finding the batch's upper key"))?;
@@ -417,15 +426,15 @@ impl Runner<'_> {
                 }
                 conds.push(format!("age(xmin) > ${}", params.len() + 1));
                 params.push(&since_cutoff);
+                let update = format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    self.set,
+                    conds.join(" AND ")
+                );
+                let update = prepared(&mut self.statements, &mut tx, &update)
+                    .map_err(db("preparing a batch"))?;
                 let updated = tx
-                    .execute(
-                        &format!(
-                            "UPDATE {table} SET {} WHERE {}",
-                            self.set,
-                            conds.join(" AND ")
-                        ),
-                        &params,
-                    )
+                    .execute(&update, &params)
                     .map_err(db("updating a batch"))?;
                 match upper_key {
                     Some((values, text)) => {
@@ -481,6 +490,20 @@ impl Runner<'_> {
         *self.checkpoint = next;
         Ok(batch)
     }
+}
+
+/// The statement for `sql`, prepared on first use.
+fn prepared(
+    cache: &mut HashMap<String, Statement>,
+    tx: &mut Transaction<'_>,
+    sql: &str,
+) -> std::result::Result<Statement, postgres::Error> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = tx.prepare(sql)?;
+    cache.insert(sql.to_string(), s.clone());
+    Ok(s)
 }
 
 /// The checkpoint's key, read back in the key columns' own types.
