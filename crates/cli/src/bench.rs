@@ -1,7 +1,9 @@
 //! `tandem bench-backfill` (hidden): on a throwaway cluster, measures the backfill against one
 //! plain `UPDATE` of the same expression, the cost of the dual-write trigger on a bulk `UPDATE`,
 //! and the backfill's rows/s at a small and a large size. It prints figures; it asserts nothing.
-//! Every measurement starts from a freshly built table that has been VACUUMed and ANALYZEd.
+//! Every measurement starts from a freshly built table that has been VACUUMed and ANALYZEd;
+//! autovacuum is off for it, so it neither competes with a measurement nor holds a lock the
+//! benchmark's own ALTER TABLE waits for.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -52,7 +54,7 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
     say(
         json,
         &format!(
-            "PostgreSQL {} (fsync and synchronous_commit off, as for tests); each run starts from a freshly built table, VACUUMed and ANALYZEd",
+            "PostgreSQL {} (fsync and synchronous_commit off, as for tests); each run starts from a freshly built table, VACUUMed and ANALYZEd, with autovacuum off for it",
             cluster.major_version()
         ),
     );
@@ -127,7 +129,8 @@ impl Bench<'_> {
         self.client
             .batch_execute(&format!(
                 "DROP TABLE IF EXISTS public.bench;
-                 CREATE TABLE public.bench (id bigint PRIMARY KEY, a int NOT NULL, b text NOT NULL, d int NOT NULL);
+                 CREATE TABLE public.bench (id bigint PRIMARY KEY, a int NOT NULL, b text NOT NULL, d int NOT NULL)
+                     WITH (autovacuum_enabled = off);
                  INSERT INTO public.bench SELECT g, g % 1000, md5(g::text), 0 FROM generate_series(1, {n}) g;"
             ))
             .context("building the bench table")?;
