@@ -28,6 +28,7 @@ pub struct Options {
     pub rows: i64,
     pub small_rows: i64,
     pub overhead_rows: i64,
+    pub repeat: usize,
     pub pg_bin: Option<PathBuf>,
     pub backfill: BackfillOptions,
 }
@@ -70,18 +71,26 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
     }
     let mut results = Vec::new();
     for &n in &sizes {
-        let plain = bench.plain_update(n)?;
-        let tandem = bench.tandem_backfill(n)?;
+        // Alternating, so drift in the machine's load hits both alike; medians are compared.
+        let (mut plains, mut tandems) = (Vec::new(), Vec::new());
+        for _ in 0..opts.repeat.max(1) {
+            plains.push(bench.plain_update(n)?);
+            tandems.push(bench.tandem_backfill(n)?);
+        }
+        let (plain, tandem) = (median(&mut plains), median(&mut tandems));
         say(
             json,
             &format!(
-                "{n} rows: backfill {tandem:.0} rows/s, plain UPDATE {plain:.0} rows/s, ratio {:.2} (target >= 0.8)",
+                "{n} rows: backfill {tandem:.0} rows/s, plain UPDATE {plain:.0} rows/s (medians of {}; runs: backfill {}, plain {}), ratio {:.2} (target >= 0.8)",
+                plains.len(),
+                list(&tandems),
+                list(&plains),
                 tandem / plain
             ),
         );
         results.push(serde_json::json!({
             "rows": n, "backfill_rows_per_s": tandem.round(), "plain_update_rows_per_s": plain.round(),
-            "ratio": round2(tandem / plain),
+            "ratio": round2(tandem / plain), "backfill_runs": tandems, "plain_update_runs": plains,
         }));
     }
     let largest = *sizes.last().expect("a size");
@@ -110,6 +119,18 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn list(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn round2(x: f64) -> f64 {

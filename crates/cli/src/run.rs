@@ -269,6 +269,7 @@ pub fn run(args: Args) -> Result<()> {
             rows,
             small_rows,
             overhead_rows,
+            repeat,
             pg_bin,
             backfill,
         } => crate::bench::run(
@@ -276,6 +277,7 @@ pub fn run(args: Args) -> Result<()> {
                 rows,
                 small_rows,
                 overhead_rows,
+                repeat,
                 pg_bin,
                 backfill: backfill_options(&backfill),
             },

@@ -575,3 +575,29 @@ fn lock_waits_are_reported_and_retried() {
         0
     );
 }
+
+/// `migrate` finishes an interrupted backfill of the directory's active migration, then goes on.
+#[test]
+fn migrate_continues_an_interrupted_backfill() {
+    let (mut env, m) = random_env();
+    let (result, _) = start(&mut env, &m, fixed(100, Some(2)));
+    assert!(matches!(
+        result,
+        Err(tandem_pg::Error::BackfillInterrupted { .. })
+    ));
+    let report = env
+        .engine()
+        .migrate(std::slice::from_ref(&m), true, &tandem_pg::events::ignore)
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    assert_eq!(report.started, vec!["02_add".to_string()]);
+    assert_eq!(report.completed, vec!["02_add".to_string()]);
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM public.acc WHERE token IS NULL OR token NOT LIKE v || ':%'"
+        ),
+        0
+    );
+    assert!(env.status().active.is_none());
+}
