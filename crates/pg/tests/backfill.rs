@@ -384,6 +384,23 @@ fn random_env() -> (Env, Migration) {
     )
 }
 
+/// Starts `m` in batches of 100 and interrupts it after `batches` batches.
+fn interrupt(env: &mut Env, m: &Migration, batches: u64) {
+    let (result, _) = start(env, m, fixed(100, Some(batches)));
+    assert!(
+        matches!(result, Err(tandem_pg::Error::BackfillInterrupted { .. })),
+        "expected an interruption, got {result:?}"
+    );
+}
+
+/// Rows of `acc` whose token is missing or not `up` of their `v`.
+fn wrong_tokens(env: &Env) -> i64 {
+    count(
+        &mut env.db.connect(),
+        "SELECT count(*) FROM public.acc WHERE token IS NULL OR token NOT LIKE v || ':%'",
+    )
+}
+
 #[test]
 fn interrupted_backfill_resumes_from_its_checkpoint_without_redoing_rows() {
     let (mut env, m) = random_env();
@@ -479,11 +496,7 @@ fn interrupted_backfill_resumes_from_its_checkpoint_without_redoing_rows() {
 fn rollback_in_the_middle_of_a_backfill() {
     let (mut env, m) = random_env();
     let before = env.db.dump_schema();
-    let (result, _) = start(&mut env, &m, fixed(100, Some(2)));
-    assert!(matches!(
-        result,
-        Err(tandem_pg::Error::BackfillInterrupted { .. })
-    ));
+    interrupt(&mut env, &m, 2);
     let mut c = env.db.connect();
     assert_eq!(count(&mut c, "SELECT count(*) FROM tandem.backfills"), 1);
     // complete refuses a migration that has not finished its backfill.
@@ -503,13 +516,7 @@ fn rollback_in_the_middle_of_a_backfill() {
     // And the migration can start again, from scratch.
     let (result, _) = start(&mut env, &m, BackfillOptions::default());
     result.unwrap_or_else(|e| panic!("start again: {e}"));
-    assert_eq!(
-        count(
-            &mut c,
-            "SELECT count(*) FROM public.acc WHERE token IS NULL"
-        ),
-        0
-    );
+    assert_eq!(wrong_tokens(&env), 0);
 }
 
 /// A batch that cannot get its lock within lock_timeout steps back, says so with the same
@@ -517,11 +524,7 @@ fn rollback_in_the_middle_of_a_backfill() {
 #[test]
 fn lock_waits_are_reported_and_retried() {
     let (mut env, m) = random_env();
-    let (result, _) = start(&mut env, &m, fixed(100, Some(1)));
-    assert!(matches!(
-        result,
-        Err(tandem_pg::Error::BackfillInterrupted { .. })
-    ));
+    interrupt(&mut env, &m, 1);
     let (tx, rx) = mpsc::channel::<()>();
     let (locked_tx, locked_rx) = mpsc::channel::<()>();
     let mut blocker = env.db.connect();
@@ -566,38 +569,20 @@ fn lock_waits_are_reported_and_retried() {
     let (description, holders) = retry.expect("a LockRetry event");
     assert_eq!(description, "backfill of acc");
     assert!(holders.contains("ShareLock"), "{holders}");
-    let mut c = env.db.connect();
-    assert_eq!(
-        count(
-            &mut c,
-            "SELECT count(*) FROM public.acc WHERE token IS NULL"
-        ),
-        0
-    );
+    assert_eq!(wrong_tokens(&env), 0);
 }
 
 /// `migrate` finishes an interrupted backfill of the directory's active migration, then goes on.
 #[test]
 fn migrate_continues_an_interrupted_backfill() {
     let (mut env, m) = random_env();
-    let (result, _) = start(&mut env, &m, fixed(100, Some(2)));
-    assert!(matches!(
-        result,
-        Err(tandem_pg::Error::BackfillInterrupted { .. })
-    ));
+    interrupt(&mut env, &m, 2);
     let report = env
         .engine()
         .migrate(std::slice::from_ref(&m), true, &tandem_pg::events::ignore)
         .unwrap_or_else(|e| panic!("migrate: {e}"));
     assert_eq!(report.started, vec!["02_add".to_string()]);
     assert_eq!(report.completed, vec!["02_add".to_string()]);
-    let mut c = env.db.connect();
-    assert_eq!(
-        count(
-            &mut c,
-            "SELECT count(*) FROM public.acc WHERE token IS NULL OR token NOT LIKE v || ':%'"
-        ),
-        0
-    );
+    assert_eq!(wrong_tokens(&env), 0);
     assert!(env.status().active.is_none());
 }
