@@ -192,10 +192,11 @@ fn many_small_batches_then_complete() {
     );
 }
 
-/// A table with no key is walked by ranges of blocks. The planner does not yet emit such
-/// backfills, so this drives the executor directly, with a trigger standing in for the
-/// planner's: it writes a value the batches never would, so rows it wrote show whether a batch
-/// redid them.
+/// A table with no key is walked by ranges of blocks, up to its size when the walk began. The
+/// planner does not yet emit such backfills, so this drives the executor directly, with a
+/// trigger standing in for the planner's: it writes a value the batches never would, so rows
+/// it wrote show whether a batch redid them. Rows appended beyond the walk's end, and rows
+/// updated after the cutoff, keep the trigger's values.
 #[test]
 fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff() {
     let env = env_with(
@@ -221,11 +222,10 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
         .unwrap()
         .get(0);
     let mut app = env.db.connect();
-    // After the cutoff: rows appended beyond the table's end, and rows moved by an update.
+    // After the cutoff, before the walk: rows moved by an update, within the walk's range.
     exec(
         &mut app,
-        "INSERT INTO public.logs (n, msg) SELECT g, 'late' FROM generate_series(3001, 3500) g;
-         UPDATE public.logs SET msg = 'touched' WHERE n % 10 = 0 AND n <= 3000;",
+        "UPDATE public.logs SET msg = 'touched' WHERE n % 10 = 0;",
     );
     let physical = tandem_pg::introspect::read_schema(&mut client, "public").unwrap();
     let backfill = tandem_plan::Backfill {
@@ -250,26 +250,45 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
         saved.lock().unwrap().push(c.next_block);
         Ok(())
     };
-    let walked = tandem_pg::backfill::run(
-        &mut client,
-        &physical,
-        &backfill,
-        &mut checkpoint,
-        &fixed(200, None),
-        &tandem_pg::RetryPolicy::default(),
-        &tandem_pg::events::ignore,
-        &mut save,
-    )
-    .unwrap_or_else(|e| panic!("backfill: {e}"));
+    let mut run = |stop: Option<u64>| {
+        tandem_pg::backfill::run(
+            &mut client,
+            &physical,
+            &backfill,
+            &mut checkpoint,
+            &fixed(200, stop),
+            &tandem_pg::RetryPolicy::default(),
+            &tandem_pg::events::ignore,
+            &mut save,
+        )
+    };
+    assert!(matches!(
+        run(Some(1)),
+        Err(tandem_pg::Error::BackfillInterrupted { .. })
+    ));
+    // During the walk: rows appended beyond its end, and updates on both sides of it.
+    exec(
+        &mut app,
+        "INSERT INTO public.logs (n, msg) SELECT g, 'late' FROM generate_series(3001, 3500) g;
+         UPDATE public.logs SET msg = 'touched' WHERE n % 10 = 5 AND n <= 3000;",
+    );
+    run(None).unwrap_or_else(|e| panic!("backfill: {e}"));
     assert!(checkpoint.done);
-    assert_eq!(walked, 2700, "rows untouched since the cutoff");
+    let end = checkpoint.end_block.unwrap();
     assert!(saved.lock().unwrap().len() > 3, "several block ranges");
     let mut c = env.db.connect();
+    assert!(
+        count(
+            &mut c,
+            &format!("SELECT count(*) FROM public.logs WHERE n > 3000 AND (ctid::text::point)[0] >= {end}")
+        ) > 0,
+        "some rows were appended beyond the walk's end"
+    );
     assert_eq!(
         count(
             &mut c,
             "SELECT count(*) FROM public.logs WHERE c IS DISTINCT FROM
-               CASE WHEN n > 3000 OR n % 10 = 0 THEN 'trigger ' ELSE 'batch ' END || n"
+               CASE WHEN n > 3000 OR n % 10 IN (0, 5) THEN 'trigger ' ELSE 'batch ' END || n"
         ),
         0,
         "rows written after the cutoff keep the trigger's value; every other row has the batch's"
