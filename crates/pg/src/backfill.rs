@@ -32,6 +32,11 @@
 //! which is harmless. A row locked by a concurrent writer makes the batch wait (under
 //! `lock_timeout`) and re-check the new version, which that writer's trigger filled. The cutoff
 //! is stored with the checkpoint, because the trigger stays in place across an interruption.
+//! VACUUM FULL and CLUSTER keep each row's xmin (or freeze it, which only makes a batch redo
+//! the row). What the argument does not cover is a rewriting `ALTER TABLE` run by someone else
+//! during the backfill, which gives every row the rewriting transaction's xmin; tandem assumes,
+//! as it does everywhere, that nobody else changes the table's schema while a migration is
+//! active.
 
 use crate::error::{Error, Result};
 use crate::events::{Event, OnEvent};
