@@ -321,7 +321,11 @@ pub fn run(
             size.adapt(t.elapsed());
         }
         let done = runner.checkpoint.rows_done.max(0) as u64;
-        let estimate = (runner.checkpoint.rows_estimate.max(0) as u64).max(done);
+        let estimate = if batch.last {
+            done
+        } else {
+            (runner.checkpoint.rows_estimate.max(0) as u64).max(done)
+        };
         let rate = (walked as f64 / began.elapsed().as_secs_f64().max(1e-3)) as u64;
         on_event(&Event::Backfill {
             table: backfill.table.clone(),
