@@ -1,7 +1,9 @@
 //! `tandem bench-backfill` (hidden): on a throwaway cluster, measures the backfill against one
 //! plain `UPDATE` of the same expression, the cost of the dual-write trigger on a bulk `UPDATE`,
 //! and the backfill's rows/s at a small and a large size. It prints figures; it asserts nothing.
-//! Every measurement starts from a freshly built table that has been VACUUMed and ANALYZEd.
+//! Every measurement starts from a freshly built table that has been VACUUMed and ANALYZEd;
+//! autovacuum is off for it, so it neither competes with a measurement nor holds a lock the
+//! benchmark's own ALTER TABLE waits for.
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -25,6 +27,8 @@ const ADD: &str = "operations:
 pub struct Options {
     pub rows: i64,
     pub small_rows: i64,
+    pub overhead_rows: i64,
+    pub repeat: usize,
     pub pg_bin: Option<PathBuf>,
     pub backfill: BackfillOptions,
 }
@@ -51,7 +55,7 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
     say(
         json,
         &format!(
-            "PostgreSQL {} (fsync and synchronous_commit off, as for tests); each run starts from a freshly built table, VACUUMed and ANALYZEd",
+            "PostgreSQL {} (fsync and synchronous_commit off, as for tests); each run starts from a freshly built table, VACUUMed and ANALYZEd, with autovacuum off for it",
             cluster.major_version()
         ),
     );
@@ -67,22 +71,30 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
     }
     let mut results = Vec::new();
     for &n in &sizes {
-        let plain = bench.plain_update(n)?;
-        let tandem = bench.tandem_backfill(n)?;
+        // Alternating, so drift in the machine's load hits both alike; medians are compared.
+        let (mut plains, mut tandems) = (Vec::new(), Vec::new());
+        for _ in 0..opts.repeat.max(1) {
+            plains.push(bench.plain_update(n)?);
+            tandems.push(bench.tandem_backfill(n)?);
+        }
+        let (plain, tandem) = (median(&mut plains), median(&mut tandems));
         say(
             json,
             &format!(
-                "{n} rows: backfill {tandem:.0} rows/s, plain UPDATE {plain:.0} rows/s, ratio {:.2} (target >= 0.8)",
+                "{n} rows: backfill {tandem:.0} rows/s, plain UPDATE {plain:.0} rows/s (medians of {}; runs: backfill {}, plain {}), ratio {:.2} (target >= 0.8)",
+                plains.len(),
+                list(&tandems),
+                list(&plains),
                 tandem / plain
             ),
         );
         results.push(serde_json::json!({
             "rows": n, "backfill_rows_per_s": tandem.round(), "plain_update_rows_per_s": plain.round(),
-            "ratio": round2(tandem / plain),
+            "ratio": round2(tandem / plain), "backfill_runs": tandems, "plain_update_runs": plains,
         }));
     }
     let largest = *sizes.last().expect("a size");
-    let overhead = bench.trigger_overhead(largest)?;
+    let overhead = bench.trigger_overhead(opts.overhead_rows)?;
     let small_rate = results[0]["backfill_rows_per_s"].as_f64().unwrap_or(0.0);
     let large_rate = results[results.len() - 1]["backfill_rows_per_s"]
         .as_f64()
@@ -109,6 +121,18 @@ pub fn run(opts: Options, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn list(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -126,7 +150,8 @@ impl Bench<'_> {
         self.client
             .batch_execute(&format!(
                 "DROP TABLE IF EXISTS public.bench;
-                 CREATE TABLE public.bench (id bigint PRIMARY KEY, a int NOT NULL, b text NOT NULL, d int NOT NULL);
+                 CREATE TABLE public.bench (id bigint PRIMARY KEY, a int NOT NULL, b text NOT NULL, d int NOT NULL)
+                     WITH (autovacuum_enabled = off);
                  INSERT INTO public.bench SELECT g, g % 1000, md5(g::text), 0 FROM generate_series(1, {n}) g;"
             ))
             .context("building the bench table")?;

@@ -128,6 +128,12 @@ pub enum Command {
         /// Rows in the small table the large one's rows/s is compared with.
         #[arg(long, default_value_t = 100_000)]
         small_rows: i64,
+        /// Rows in the table the trigger's cost is measured on.
+        #[arg(long, default_value_t = 1_000_000)]
+        overhead_rows: i64,
+        /// Runs of each backfill and plain UPDATE measurement; their medians are compared.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
         #[arg(long, env = "TANDEM_PG_BIN")]
         pg_bin: Option<PathBuf>,

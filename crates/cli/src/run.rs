@@ -324,12 +324,16 @@ pub fn run(args: Args) -> Result<()> {
         Command::BenchBackfill {
             rows,
             small_rows,
+            overhead_rows,
+            repeat,
             pg_bin,
             backfill,
         } => crate::bench::run(
             crate::bench::Options {
                 rows,
                 small_rows,
+                overhead_rows,
+                repeat,
                 pg_bin,
                 backfill: backfill_options(&backfill),
             },

@@ -32,6 +32,11 @@
 //! which is harmless. A row locked by a concurrent writer makes the batch wait (under
 //! `lock_timeout`) and re-check the new version, which that writer's trigger filled. The cutoff
 //! is stored with the checkpoint, because the trigger stays in place across an interruption.
+//! VACUUM FULL and CLUSTER keep each row's xmin (or freeze it, which only makes a batch redo
+//! the row). What the argument does not cover is a rewriting `ALTER TABLE` run by someone else
+//! during the backfill, which gives every row the rewriting transaction's xmin; tandem assumes,
+//! as it does everywhere, that nobody else changes the table's schema while a migration is
+//! active.
 
 use crate::error::{Error, Result};
 use crate::events::{Event, OnEvent};
@@ -39,7 +44,8 @@ use crate::locks::{is_lock_timeout, wait_before_retry, RetryPolicy};
 use crate::state::BackfillCheckpoint;
 use postgres::types::private::BytesMut;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, Transaction};
+use postgres::{Client, Statement, Transaction};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tandem_model::{qualified, quote_ident, Schema};
 use tandem_plan::{Backfill, Lock, LockMode, BACKFILL_SETTING};
@@ -164,6 +170,12 @@ enum Walk {
     },
 }
 
+/// Where a batch left the walk.
+enum Walked {
+    Key(Vec<KeyValue>),
+    Block(i64),
+}
+
 /// What one committed batch did.
 struct Batch {
     /// Rows the batch walked (for a keyset batch that found its upper key, the batch size;
@@ -174,6 +186,8 @@ struct Batch {
 
 /// One backfill being run: its SQL pieces and its position.
 struct Runner<'a> {
+    /// Statements prepared once per run, so a batch costs one round trip per statement.
+    statements: HashMap<String, Statement>,
     table: String,
     set: String,
     walk: Walk,
@@ -266,6 +280,7 @@ pub fn run(
         .collect::<Vec<_>>()
         .join(", ");
     let mut runner = Runner {
+        statements: HashMap::new(),
         table: table.clone(),
         set,
         walk,
@@ -306,7 +321,11 @@ pub fn run(
             size.adapt(t.elapsed());
         }
         let done = runner.checkpoint.rows_done.max(0) as u64;
-        let estimate = (runner.checkpoint.rows_estimate.max(0) as u64).max(done);
+        let estimate = if batch.last {
+            done
+        } else {
+            (runner.checkpoint.rows_estimate.max(0) as u64).max(done)
+        };
         let rate = (walked as f64 / began.elapsed().as_secs_f64().max(1e-3)) as u64;
         on_event(&Event::Backfill {
             table: backfill.table.clone(),
@@ -349,17 +368,21 @@ impl Runner<'_> {
         let mut tx = client.transaction().map_err(db("beginning a batch"))?;
         // The xid is assigned here, before age() is first called in the transaction, so that
         // age(xmin) is measured from this batch's own xid.
+        let begin = prepared(
+            &mut self.statements,
+            &mut tx,
+            "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
+        )
+        .map_err(db("preparing a batch"))?;
         let since_cutoff: i64 = tx
-            .query_one(
-                "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
-                &[&BACKFILL_SETTING, &self.checkpoint.cutoff_xid],
-            )
+            .query_one(&begin, &[&BACKFILL_SETTING, &self.checkpoint.cutoff_xid])
             .map_err(db("taking a transaction id"))?
             .get(1);
         // Ages are 32-bit; a backfill that outlives 2^31 transactions is not a concern.
         let since_cutoff = since_cutoff.clamp(0, i32::MAX as i64 - 1) as i32;
         let mut next = self.checkpoint.clone();
-        let batch = match &mut self.walk {
+        // The walk moves on only once the batch has committed.
+        let (batch, moved): (Batch, Option<Walked>) = match &self.walk {
             Walk::Keyset { keys, width, last } => {
                 let n = *width;
                 let lower = last.is_some();
@@ -389,6 +412,8 @@ impl Runner<'_> {
                     params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
                 }
                 params.push(&offset);
+                let upper_sql = prepared(&mut self.statements, &mut tx, &upper_sql)
+                    .map_err(db("preparing a batch"))?;
                 let upper = tx
                     .query_opt(&upper_sql, &params)
                     .map_err(db("finding the batch's upper key"))?;
@@ -410,34 +435,30 @@ impl Runner<'_> {
                 }
                 conds.push(format!("age(xmin) > ${}", params.len() + 1));
                 params.push(&since_cutoff);
+                let update = format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    self.set,
+                    conds.join(" AND ")
+                );
+                let update = prepared(&mut self.statements, &mut tx, &update)
+                    .map_err(db("preparing a batch"))?;
                 let updated = tx
-                    .execute(
-                        &format!(
-                            "UPDATE {table} SET {} WHERE {}",
-                            self.set,
-                            conds.join(" AND ")
-                        ),
-                        &params,
-                    )
+                    .execute(&update, &params)
                     .map_err(db("updating a batch"))?;
                 match upper_key {
                     Some((values, text)) => {
                         next.last_key = Some(text);
                         next.rows_done += rows as i64;
-                        save(&mut tx, &next)?;
-                        tx.commit().map_err(db("committing a batch"))?;
-                        *last = Some(values);
-                        Batch { rows, last: false }
+                        (Batch { rows, last: false }, Some(Walked::Key(values)))
                     }
                     None => {
                         next.rows_done += updated as i64;
                         next.done = true;
-                        save(&mut tx, &next)?;
-                        tx.commit().map_err(db("committing a batch"))?;
-                        Batch {
+                        let batch = Batch {
                             rows: updated,
                             last: true,
-                        }
+                        };
+                        (batch, None)
                     }
                 }
             }
@@ -461,18 +482,37 @@ impl Runner<'_> {
                 next.next_block = Some(to);
                 next.rows_done += updated as i64;
                 next.done = last;
-                save(&mut tx, &next)?;
-                tx.commit().map_err(db("committing a batch"))?;
-                *from = to;
-                Batch {
+                let batch = Batch {
                     rows: updated,
                     last,
-                }
+                };
+                (batch, Some(Walked::Block(to)))
             }
         };
+        save(&mut tx, &next)?;
+        tx.commit().map_err(db("committing a batch"))?;
+        match (&mut self.walk, moved) {
+            (Walk::Keyset { last, .. }, Some(Walked::Key(values))) => *last = Some(values),
+            (Walk::Blocks { next, .. }, Some(Walked::Block(to))) => *next = to,
+            _ => {}
+        }
         *self.checkpoint = next;
         Ok(batch)
     }
+}
+
+/// The statement for `sql`, prepared on first use.
+fn prepared(
+    cache: &mut HashMap<String, Statement>,
+    tx: &mut Transaction<'_>,
+    sql: &str,
+) -> std::result::Result<Statement, postgres::Error> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = tx.prepare(sql)?;
+    cache.insert(sql.to_string(), s.clone());
+    Ok(s)
 }
 
 /// The checkpoint's key, read back in the key columns' own types.

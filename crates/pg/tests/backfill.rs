@@ -192,10 +192,11 @@ fn many_small_batches_then_complete() {
     );
 }
 
-/// A table with no key is walked by ranges of blocks. The planner does not yet emit such
-/// backfills, so this drives the executor directly, with a trigger standing in for the
-/// planner's: it writes a value the batches never would, so rows it wrote show whether a batch
-/// redid them.
+/// A table with no key is walked by ranges of blocks, up to its size when the walk began. The
+/// planner does not yet emit such backfills, so this drives the executor directly, with a
+/// trigger standing in for the planner's: it writes a value the batches never would, so rows
+/// it wrote show whether a batch redid them. Rows appended beyond the walk's end, and rows
+/// updated after the cutoff, keep the trigger's values.
 #[test]
 fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff() {
     let env = env_with(
@@ -221,11 +222,10 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
         .unwrap()
         .get(0);
     let mut app = env.db.connect();
-    // After the cutoff: rows appended beyond the table's end, and rows moved by an update.
+    // After the cutoff, before the walk: rows moved by an update, within the walk's range.
     exec(
         &mut app,
-        "INSERT INTO public.logs (n, msg) SELECT g, 'late' FROM generate_series(3001, 3500) g;
-         UPDATE public.logs SET msg = 'touched' WHERE n % 10 = 0 AND n <= 3000;",
+        "UPDATE public.logs SET msg = 'touched' WHERE n % 10 = 0;",
     );
     let physical = tandem_pg::introspect::read_schema(&mut client, "public").unwrap();
     let backfill = tandem_plan::Backfill {
@@ -250,26 +250,45 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
         saved.lock().unwrap().push(c.next_block);
         Ok(())
     };
-    let walked = tandem_pg::backfill::run(
-        &mut client,
-        &physical,
-        &backfill,
-        &mut checkpoint,
-        &fixed(200, None),
-        &tandem_pg::RetryPolicy::default(),
-        &tandem_pg::events::ignore,
-        &mut save,
-    )
-    .unwrap_or_else(|e| panic!("backfill: {e}"));
+    let mut run = |stop: Option<u64>| {
+        tandem_pg::backfill::run(
+            &mut client,
+            &physical,
+            &backfill,
+            &mut checkpoint,
+            &fixed(200, stop),
+            &tandem_pg::RetryPolicy::default(),
+            &tandem_pg::events::ignore,
+            &mut save,
+        )
+    };
+    assert!(matches!(
+        run(Some(1)),
+        Err(tandem_pg::Error::BackfillInterrupted { .. })
+    ));
+    // During the walk: rows appended beyond its end, and updates on both sides of it.
+    exec(
+        &mut app,
+        "INSERT INTO public.logs (n, msg) SELECT g, 'late' FROM generate_series(3001, 3500) g;
+         UPDATE public.logs SET msg = 'touched' WHERE n % 10 = 5 AND n <= 3000;",
+    );
+    run(None).unwrap_or_else(|e| panic!("backfill: {e}"));
     assert!(checkpoint.done);
-    assert_eq!(walked, 2700, "rows untouched since the cutoff");
+    let end = checkpoint.end_block.unwrap();
     assert!(saved.lock().unwrap().len() > 3, "several block ranges");
     let mut c = env.db.connect();
+    assert!(
+        count(
+            &mut c,
+            &format!("SELECT count(*) FROM public.logs WHERE n > 3000 AND (ctid::text::point)[0] >= {end}")
+        ) > 0,
+        "some rows were appended beyond the walk's end"
+    );
     assert_eq!(
         count(
             &mut c,
             "SELECT count(*) FROM public.logs WHERE c IS DISTINCT FROM
-               CASE WHEN n > 3000 OR n % 10 = 0 THEN 'trigger ' ELSE 'batch ' END || n"
+               CASE WHEN n > 3000 OR n % 10 IN (0, 5) THEN 'trigger ' ELSE 'batch ' END || n"
         ),
         0,
         "rows written after the cutoff keep the trigger's value; every other row has the batch's"
@@ -284,8 +303,10 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
     assert!(plan.contains("Tid Range Scan"), "{plan}");
 }
 
-/// The old version keeps updating and inserting while the backfill runs; afterwards every row
-/// holds `up` of its final values.
+/// The old version keeps updating and inserting while the backfill runs. `up` is random, so a
+/// row the batches wrote again after the trigger did would change: every value the old version
+/// read back after the backfill began must be the row's final value, and every row holds `up`
+/// of its final `name`.
 #[test]
 fn old_version_writes_during_the_backfill() {
     let mut env = env_with(
@@ -293,43 +314,63 @@ fn old_version_writes_during_the_backfill() {
          INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 3000) g;",
     );
     let stop = Arc::new(AtomicBool::new(false));
+    // Set once the first batch has committed, so after the cutoff was taken.
+    let armed = Arc::new(AtomicBool::new(false));
     let writes = {
-        let stop = stop.clone();
+        let (stop, armed) = (stop.clone(), armed.clone());
         let mut app = env.db.connect_with_search_path("public");
         std::thread::spawn(move || {
+            let mut seen = std::collections::HashMap::new();
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                app.execute(
-                    "UPDATE users SET name = 'renamed ' || $1::int WHERE id = ($1::int * 7919) % 3000 + 1",
-                    &[&i],
-                )
-                .unwrap();
-                app.execute(
-                    "INSERT INTO users VALUES (10000 + $1::int, 'new ' || $1::int)",
-                    &[&i],
-                )
-                .unwrap();
+                let after_cutoff = armed.load(Ordering::SeqCst);
+                // `shout` does not exist until start has added it; read it through jsonb.
+                for sql in [
+                    "UPDATE users SET name = 'renamed ' || $1::int WHERE id = ($1::int * 7919) % 3000 + 1 RETURNING id, to_jsonb(users.*)->>'shout'",
+                    "INSERT INTO users VALUES (10000 + $1::int, 'new ' || $1::int) RETURNING id, to_jsonb(users.*)->>'shout'",
+                ] {
+                    let row = app.query_one(sql, &[&i]).unwrap();
+                    let shout: Option<String> = row.get(1);
+                    if after_cutoff {
+                        seen.insert(row.get::<_, i32>(0), shout.expect("the trigger filled it"));
+                    }
+                }
             }
-            i
+            (i, seen)
         })
     };
-    let m = add_column("users", "shout", "upper(name) || '!'");
-    let backfill = BackfillOptions {
-        batch_size: Some(25),
-        delay: Duration::from_millis(2),
-        ..BackfillOptions::default()
+    let m = add_column(
+        "users",
+        "shout",
+        "upper(name) || ':' || md5(random()::text)",
+    );
+    let on_event = |e: &Event| {
+        if matches!(e, Event::Backfill { .. }) {
+            armed.store(true, Ordering::SeqCst);
+        }
     };
-    let (result, _) = start(&mut env, &m, backfill);
+    let opts = EngineOptions {
+        backfill: BackfillOptions {
+            batch_size: Some(25),
+            delay: Duration::from_millis(2),
+            ..BackfillOptions::default()
+        },
+        ..EngineOptions::default()
+    };
+    let result = Engine::new(&mut env.client, opts).start(&m, &on_event);
     stop.store(true, Ordering::Relaxed);
-    let written = writes.join().unwrap();
+    let (written, seen) = writes.join().unwrap();
     result.unwrap_or_else(|e| panic!("start: {e}"));
-    assert!(written > 0);
+    assert!(
+        !seen.is_empty(),
+        "the old version wrote during the backfill"
+    );
     let mut c = env.db.connect();
     assert_eq!(
         count(
             &mut c,
-            "SELECT count(*) FROM public.users WHERE shout IS DISTINCT FROM upper(name) || '!'"
+            "SELECT count(*) FROM public.users WHERE shout NOT LIKE upper(name) || ':%' OR shout IS NULL"
         ),
         0
     );
@@ -337,6 +378,16 @@ fn old_version_writes_during_the_backfill() {
         count(&mut c, "SELECT count(*) FROM public.users"),
         3000 + written as i64
     );
+    for (id, shout) in &seen {
+        let now: String = c
+            .query_one("SELECT shout FROM public.users WHERE id = $1", &[id])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            &now, shout,
+            "row {id}, written by the old version after the cutoff"
+        );
+    }
 }
 
 /// A table whose `up` is random, so a value written twice would differ.
@@ -349,6 +400,23 @@ fn random_env() -> (Env, Migration) {
     (
         env,
         add_column("acc", "token", "v || ':' || md5(random()::text)"),
+    )
+}
+
+/// Starts `m` in batches of 100 and interrupts it after `batches` batches.
+fn interrupt(env: &mut Env, m: &Migration, batches: u64) {
+    let (result, _) = start(env, m, fixed(100, Some(batches)));
+    assert!(
+        matches!(result, Err(tandem_pg::Error::BackfillInterrupted { .. })),
+        "expected an interruption, got {result:?}"
+    );
+}
+
+/// Rows of `acc` whose token is missing or not `up` of their `v`.
+fn wrong_tokens(env: &Env) -> i64 {
+    count(
+        &mut env.db.connect(),
+        "SELECT count(*) FROM public.acc WHERE token IS NULL OR token NOT LIKE v || ':%'",
     )
 }
 
@@ -447,11 +515,7 @@ fn interrupted_backfill_resumes_from_its_checkpoint_without_redoing_rows() {
 fn rollback_in_the_middle_of_a_backfill() {
     let (mut env, m) = random_env();
     let before = env.db.dump_schema();
-    let (result, _) = start(&mut env, &m, fixed(100, Some(2)));
-    assert!(matches!(
-        result,
-        Err(tandem_pg::Error::BackfillInterrupted { .. })
-    ));
+    interrupt(&mut env, &m, 2);
     let mut c = env.db.connect();
     assert_eq!(count(&mut c, "SELECT count(*) FROM tandem.backfills"), 1);
     // complete refuses a migration that has not finished its backfill.
@@ -471,13 +535,7 @@ fn rollback_in_the_middle_of_a_backfill() {
     // And the migration can start again, from scratch.
     let (result, _) = start(&mut env, &m, BackfillOptions::default());
     result.unwrap_or_else(|e| panic!("start again: {e}"));
-    assert_eq!(
-        count(
-            &mut c,
-            "SELECT count(*) FROM public.acc WHERE token IS NULL"
-        ),
-        0
-    );
+    assert_eq!(wrong_tokens(&env), 0);
 }
 
 /// A batch that cannot get its lock within lock_timeout steps back, says so with the same
@@ -485,11 +543,7 @@ fn rollback_in_the_middle_of_a_backfill() {
 #[test]
 fn lock_waits_are_reported_and_retried() {
     let (mut env, m) = random_env();
-    let (result, _) = start(&mut env, &m, fixed(100, Some(1)));
-    assert!(matches!(
-        result,
-        Err(tandem_pg::Error::BackfillInterrupted { .. })
-    ));
+    interrupt(&mut env, &m, 1);
     let (tx, rx) = mpsc::channel::<()>();
     let (locked_tx, locked_rx) = mpsc::channel::<()>();
     let mut blocker = env.db.connect();
@@ -534,12 +588,20 @@ fn lock_waits_are_reported_and_retried() {
     let (description, holders) = retry.expect("a LockRetry event");
     assert_eq!(description, "backfill of acc");
     assert!(holders.contains("ShareLock"), "{holders}");
-    let mut c = env.db.connect();
-    assert_eq!(
-        count(
-            &mut c,
-            "SELECT count(*) FROM public.acc WHERE token IS NULL"
-        ),
-        0
-    );
+    assert_eq!(wrong_tokens(&env), 0);
+}
+
+/// `migrate` finishes an interrupted backfill of the directory's active migration, then goes on.
+#[test]
+fn migrate_continues_an_interrupted_backfill() {
+    let (mut env, m) = random_env();
+    interrupt(&mut env, &m, 2);
+    let report = env
+        .engine()
+        .migrate(std::slice::from_ref(&m), true, &tandem_pg::events::ignore)
+        .unwrap_or_else(|e| panic!("migrate: {e}"));
+    assert_eq!(report.started, vec!["02_add".to_string()]);
+    assert_eq!(report.completed, vec!["02_add".to_string()]);
+    assert_eq!(wrong_tokens(&env), 0);
+    assert!(env.status().active.is_none());
 }
