@@ -6,7 +6,7 @@ use crate::backfill::{self, BackfillOptions};
 use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::introspect::{read_schema, schema_exists, server_major};
-use crate::locks::{run_steps, RetryPolicy, RunnerLock};
+use crate::locks::{kill_point, run_steps, RetryPolicy, RunnerLock};
 use crate::state::{BackfillCheckpoint, MigrationRecord, State};
 use postgres::Client;
 use serde::Serialize;
@@ -150,11 +150,17 @@ impl<'c> Engine<'c> {
             if active.name == migration.name && active.status == "backfilling" {
                 return self.resume_locked(active, migration, on_event);
             }
-            return Err(Error::ActiveMigration {
-                schema,
-                name: active.name,
-                status: active.status,
-            });
+            if active.name == migration.name && active.status == "starting" {
+                // Which of its start steps committed is not recorded: undo all of them (the
+                // rollback steps tolerate what is missing), then start afresh below.
+                self.start_over_locked(active, migration, on_event)?;
+            } else {
+                return Err(Error::ActiveMigration {
+                    schema,
+                    name: active.name,
+                    status: active.status,
+                });
+            }
         }
         let history = self.state.history(self.client, &schema)?;
         if history.iter().any(|h| h.name == migration.name) {
@@ -189,6 +195,7 @@ impl<'c> Engine<'c> {
                 plan: &plan_json,
             },
         )?;
+        kill_point(Phase::Start);
         // The start steps that ran: a failed start undoes only what they did.
         let mut ran = Vec::new();
         let expanded = self.expand(&plan, facts.pg_major, &migration.name, &mut ran, on_event);
@@ -221,6 +228,32 @@ impl<'c> Engine<'c> {
         let published = self.backfill_and_publish(&plan, pg_major, &active.name, on_event);
         let ran: Vec<usize> = (0..plan.start.len()).collect();
         self.report_or_undo(published, &active.name, &plan, &ran, on_event)
+    }
+
+    /// Removes what a start interrupted before its backfill (status `starting`) left behind, as
+    /// `rollback` would, so that the same file can start again. The file must be the one that
+    /// was started.
+    fn start_over_locked(
+        &mut self,
+        active: MigrationRecord,
+        migration: &Migration,
+        on_event: OnEvent<'_>,
+    ) -> Result<()> {
+        let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
+        if file_json != active.migration {
+            return Err(Error::Other(format!(
+                "migration {:?} did not finish starting, and its file has changed since; run `tandem rollback` first, then start the new file",
+                active.name
+            )));
+        }
+        let (_, plan) = self.active_plan()?;
+        on_event(&Event::Info {
+            message: format!(
+                "{} was interrupted while starting; undoing what it left, then starting again",
+                active.name
+            ),
+        });
+        self.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)
     }
 
     /// The report of a start, or, when it failed, the undoing of what it did. An interrupted
@@ -283,6 +316,7 @@ impl<'c> Engine<'c> {
             self.state
                 .begin_backfills(&mut tx, &schema, name, &tables)?;
             tx.commit().context(|| "recording the backfills".into())?;
+            kill_point(Phase::Start);
         }
         self.backfill_and_publish(plan, pg_major, name, on_event)
     }
@@ -436,6 +470,7 @@ impl<'c> Engine<'c> {
         crate::introspect::refuse_dependent_views(self.client, &schema, &plan.dropped, &ours)?;
         self.state
             .set_status(self.client, &schema, &active.name, "completing")?;
+        kill_point(Phase::Complete);
         let mut dropped = Vec::new();
         let mut steps = Vec::new();
         for h in self.state.history(self.client, &schema)? {
@@ -497,6 +532,7 @@ impl<'c> Engine<'c> {
             }
             let schema = e.opts.schema.clone();
             e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
+            kill_point(Phase::Rollback);
             e.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)?;
             Ok(RollbackReport {
                 name: active.name,
@@ -547,7 +583,7 @@ impl<'c> Engine<'c> {
             return Ok(status);
         }
         status.advice = status.active.as_ref().and_then(|a| match a.status.as_str() {
-            "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left", a.name)),
+            "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left, or `tandem start` with its file again to start over", a.name)),
             "rolling_back" => Some(format!("rollback of {:?} did not finish; run `tandem rollback` again", a.name)),
             "completing" => Some(format!("complete of {:?} did not finish; run `tandem complete` again", a.name)),
             _ => None,

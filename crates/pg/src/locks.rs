@@ -9,6 +9,8 @@ use crate::events::{Event, OnEvent};
 use postgres::error::SqlState;
 use postgres::Client;
 use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tandem_plan::{Lock, Phase, Step};
 
@@ -124,12 +126,49 @@ pub fn run_steps(
         if let Some(ran) = ran.as_mut() {
             ran.extend(i..end);
         }
+        kill_point(phase);
         i = end;
     }
     if let Some(f) = finish {
         run_group(client, phase, &[], policy, on_event, Some(f))?;
+        kill_point(phase);
     }
     Ok(())
+}
+
+/// **Test-only.** The environment variable that makes the process kill itself with SIGKILL at
+/// a step boundary, so that tests can interrupt a command at every point where its work is
+/// partly committed, deterministically. `TANDEM_TEST_KILL_AT=start:3` kills at the third
+/// boundary of the start phase. Never set it outside tests.
+pub const KILL_AT_VAR: &str = "TANDEM_TEST_KILL_AT";
+
+/// **Test-only** crash hook: a step boundary of `phase` has just been passed (a transaction
+/// committed, or a statement outside a transaction ran). When `TANDEM_TEST_KILL_AT` is
+/// `<phase>:<n>` (`start`, `complete` or `rollback`) and this is that phase's `n`-th boundary
+/// in this process, the process sends itself SIGKILL, as a crash or an operator's `kill -9`
+/// would. The boundaries of start are: the state row recorded, each group of start steps,
+/// the backfill checkpoints recorded, each backfill batch, each `after_backfill` group, and
+/// the version schema published; complete and rollback count their status change, then each
+/// group of steps. Without the variable this is one load of an initialised `OnceLock`.
+pub fn kill_point(phase: Phase) {
+    static AT: OnceLock<Option<(Phase, u64)>> = OnceLock::new();
+    static PASSED: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| {
+        let value = std::env::var(KILL_AT_VAR).ok()?;
+        let (name, n) = value.split_once(':')?;
+        let phase = match name {
+            "start" => Phase::Start,
+            "complete" => Phase::Complete,
+            "rollback" => Phase::Rollback,
+            _ => return None,
+        };
+        Some((phase, n.parse().ok()?))
+    });
+    if let Some((at_phase, n)) = *at {
+        if at_phase == phase && PASSED.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            die();
+        }
+    }
 }
 
 fn run_group(
@@ -278,6 +317,15 @@ fn first_line(sql: &str) -> String {
     } else {
         line.to_string()
     }
+}
+
+#[allow(unsafe_code)]
+fn die() -> ! {
+    // SAFETY: getpid and kill on our own pid have no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
 }
 
 /// The advisory lock mutating commands hold for a schema; released when the session ends.
