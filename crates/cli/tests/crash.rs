@@ -186,11 +186,14 @@ fn checked_status(db: &TestDb, case: &Case, at: &str) -> Option<String> {
         human.contains(case.name) && human.contains(&status),
         "{at}: the text names the migration and its status\n{human}"
     );
-    assert_eq!(
-        vs_exists,
-        status == "active" || status == "completing",
-        "{at}: status {status} but version schema present: {vs_exists}\n{doc}"
-    );
+    // The version schema is created with `active` and dropped first by rollback.
+    if status != "rolling_back" {
+        assert_eq!(
+            vs_exists,
+            status == "active" || status == "completing",
+            "{at}: status {status} but version schema present: {vs_exists}\n{doc}"
+        );
+    }
     let advice = doc["advice"].as_str().unwrap_or_default();
     let wants: &[&str] = match status.as_str() {
         "active" => &[],
@@ -383,7 +386,7 @@ fn create_index() {
     crash_everywhere(Case {
         name: "02_index_name",
         yaml: "operations:
-  - create_index: {name: items_name_idx, table: items, columns: [name]}
+  - create_index: {name: items_name_idx, table: items, columns: [{column: name}]}
 ",
         new_table: "items",
     });
