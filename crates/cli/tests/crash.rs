@@ -46,9 +46,8 @@ fn ok(o: Output) -> Output {
     o
 }
 
-/// A database with the table `items` and tandem initialised, the same every time.
-fn fresh() -> TestDb {
-    let db = TestDb::new();
+/// Creates the table `items` and initialises tandem, the same every time.
+fn setup(db: &TestDb) {
     db.execute(&format!(
         "CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, price int, sku text);
          INSERT INTO public.items
@@ -57,7 +56,56 @@ fn fresh() -> TestDb {
          ANALYZE public.items;"
     ));
     ok(tandem(&["init"], &db.url(), None));
-    db
+}
+
+/// Back to what [`setup`] made, in the same database (creating a database takes longer than
+/// everything else a kill point costs): every schema but `public` and the system's goes, and
+/// every table and function of `public`.
+fn reset(db: &TestDb) {
+    db.execute(
+        r"DO $$
+          DECLARE r record;
+          BEGIN
+            FOR r IN SELECT nspname FROM pg_namespace
+                      WHERE nspname NOT LIKE 'pg\_%' AND nspname NOT IN ('public', 'information_schema')
+            LOOP
+              EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname);
+            END LOOP;
+            FOR r IN SELECT oid::regclass::text AS name FROM pg_class
+                      WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
+            LOOP
+              EXECUTE 'DROP TABLE IF EXISTS ' || r.name || ' CASCADE';
+            END LOOP;
+            FOR r IN SELECT oid::regprocedure::text AS name FROM pg_proc
+                      WHERE pronamespace = 'public'::regnamespace
+            LOOP
+              EXECUTE 'DROP FUNCTION IF EXISTS ' || r.name || ' CASCADE';
+            END LOOP;
+          END $$;",
+    );
+    setup(db);
+}
+
+/// Waits until the server has ended the sessions of a killed tandem: until then they hold
+/// its advisory lock, and the next command would find the migration locked (and `status`
+/// would say a run is in progress, which from the server's side is still true).
+fn wait_for_dead_sessions(db: &TestDb) {
+    let mut c = db.connect();
+    for _ in 0..500 {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND application_name = 'tandem'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the sessions of a killed tandem did not end");
 }
 
 fn one(db: &TestDb, sql: &str) -> Option<String> {
@@ -101,8 +149,8 @@ struct Reference {
     completed_sum: Option<String>,
 }
 
-fn reference(case: &Case, file: &str) -> Reference {
-    let db = fresh();
+fn reference(db: &TestDb, case: &Case, file: &str) -> Reference {
+    setup(db);
     let url = db.url();
     let old_dump = db.dump_schema();
     let old = old_sum(&db);
@@ -145,8 +193,8 @@ fn reference(case: &Case, file: &str) -> Reference {
 
 /// Runs a command with the kill point; `None` when it finished instead (there is no `n`-th
 /// boundary), else asserts it died of SIGKILL.
-fn killed(args: &[&str], url: &str, kill_at: &str) -> Option<()> {
-    let o = tandem(args, url, Some(kill_at));
+fn killed(db: &TestDb, args: &[&str], kill_at: &str) -> Option<()> {
+    let o = tandem(args, &db.url(), Some(kill_at));
     if o.status.success() {
         return None;
     }
@@ -156,6 +204,7 @@ fn killed(args: &[&str], url: &str, kill_at: &str) -> Option<()> {
         "{kill_at}: expected SIGKILL\n{}",
         text(&o)
     );
+    wait_for_dead_sessions(db);
     Some(())
 }
 
@@ -254,16 +303,25 @@ fn crash_everywhere(case: Case) {
     std::fs::write(&path, case.yaml).unwrap();
     let file = path.to_string_lossy().into_owned();
     let start: &[&str] = &["start", &file, "--backfill-batch-size", BATCH];
-    let r = reference(&case, &file);
+    let t = std::time::Instant::now();
+    let db = TestDb::new();
+    let url = db.url();
+    let r = reference(&db, &case, &file);
+    eprintln!("{}: reference {:?}", case.name, t.elapsed());
 
     // start, killed at every boundary: then start again, or rollback.
     let mut k = 1;
     loop {
         let at = format!("start:{k}");
-        let db = fresh();
-        let url = db.url();
-        if killed(start, &url, &at).is_none() {
+        reset(&db);
+        if killed(&db, start, &at).is_none() {
             assert!(k > 2, "{at}: start has too few kill points");
+            eprintln!(
+                "{}: {} start kill points, {:?}",
+                case.name,
+                k - 1,
+                t.elapsed()
+            );
             assert_started(&db, &case, &r, &at);
             break;
         }
@@ -280,9 +338,8 @@ fn crash_everywhere(case: Case) {
         assert_old(&db, &r, &format!("{at}, then start, then rollback"));
 
         // The other way out, from the same point.
-        let db = fresh();
-        let url = db.url();
-        killed(start, &url, &at).expect("the same kill point");
+        reset(&db);
+        killed(&db, start, &at).expect("the same kill point");
         checked_status(&db, &case, &at);
         ok(tandem(&["rollback"], &url, None));
         assert_old(&db, &r, &format!("{at}, then rollback"));
@@ -294,11 +351,16 @@ fn crash_everywhere(case: Case) {
     let mut k = 1;
     loop {
         let at = format!("complete:{k}");
-        let db = fresh();
-        let url = db.url();
+        reset(&db);
         ok(tandem(start, &url, None));
-        if killed(&["complete"], &url, &at).is_none() {
+        if killed(&db, &["complete"], &at).is_none() {
             assert!(k > 1, "{at}: complete has too few kill points");
+            eprintln!(
+                "{}: {} complete kill points, {:?}",
+                case.name,
+                k - 1,
+                t.elapsed()
+            );
             assert_completed(&db, &case, &r, &at);
             break;
         }
@@ -330,11 +392,16 @@ fn crash_everywhere(case: Case) {
     let mut k = 1;
     loop {
         let at = format!("rollback:{k}");
-        let db = fresh();
-        let url = db.url();
+        reset(&db);
         ok(tandem(start, &url, None));
-        if killed(&["rollback"], &url, &at).is_none() {
+        if killed(&db, &["rollback"], &at).is_none() {
             assert!(k > 1, "{at}: rollback has too few kill points");
+            eprintln!(
+                "{}: {} rollback kill points, {:?}",
+                case.name,
+                k - 1,
+                t.elapsed()
+            );
             assert_old(&db, &r, &at);
             break;
         }
