@@ -59,6 +59,7 @@ fn create_items(db: &TestDb) {
          INSERT INTO public.items
               SELECT g, 'item ' || g, CASE WHEN g % 7 = 0 THEN NULL ELSE g % 100 END, 'sku' || g
                 FROM generate_series(1, {ROWS}) g;
+         CREATE INDEX items_name_idx ON public.items (name);
          ANALYZE public.items;"
     ));
 }
@@ -337,7 +338,13 @@ fn crash_everywhere(case: Case) {
             // Killed after its last commit: start had finished.
             assert_started(&db, &case, &r, &at);
         } else {
-            ok(tandem(start, &url, None));
+            let o = ok(tandem(start, &url, None));
+            let said = String::from_utf8_lossy(&o.stderr);
+            let expected = match status.as_deref() {
+                Some("starting") => "interrupted while starting; undoing what it left",
+                _ => "interrupted while backfilling; continuing from its checkpoint",
+            };
+            assert!(said.contains(expected), "{at}: start again\n{said}");
             assert_started(&db, &case, &r, &format!("{at}, then start"));
         }
 
@@ -457,7 +464,7 @@ fn create_index() {
     crash_everywhere(Case {
         name: "02_index_name",
         yaml: "operations:
-  - create_index: {name: items_name_idx, table: items, columns: [{column: name}]}
+  - create_index: {name: items_sku_idx, table: items, columns: [{column: sku}]}
 ",
         new_table: "items",
     });
@@ -489,6 +496,20 @@ fn create_unique_constraint_with_up() {
       columns: [sku]
       up: {sku: \"sku || '-' || id\"}
       down: {sku: sku}
+",
+        new_table: "items",
+    });
+}
+
+/// Complete in several steps: the index is dropped concurrently, outside the transaction that
+/// drops the column.
+#[test]
+fn drop_index_and_column() {
+    crash_everywhere(Case {
+        name: "02_drop_name_idx_and_sku",
+        yaml: "operations:
+  - drop_index: {name: items_name_idx}
+  - drop_column: {table: items, column: sku, down: \"'sku' || id\"}
 ",
         new_table: "items",
     });

@@ -112,6 +112,7 @@ pub fn run_steps(
                 ran.push(i);
             }
             run_alone(client, phase, &steps[i], policy, on_event)?;
+            kill_point(phase);
             i += 1;
             continue;
         }
