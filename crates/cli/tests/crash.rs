@@ -515,6 +515,24 @@ fn drop_index_and_column() {
     });
 }
 
+/// The author's `down` cannot run twice, nor before its `up`: rollback may run it only for a
+/// start whose steps committed.
+#[test]
+fn sql_with_down_and_add_column() {
+    crash_everywhere(Case {
+        name: "02_cheap_items",
+        yaml: "operations:
+  - add_column:
+      table: items
+      column: {name: note, type: text, nullable: true}
+  - sql:
+      up: CREATE VIEW public.cheap_items AS SELECT id, name FROM public.items WHERE price < 10
+      down: DROP VIEW public.cheap_items
+",
+        new_table: "items",
+    });
+}
+
 #[test]
 fn rename_table() {
     crash_everywhere(Case {

@@ -184,21 +184,29 @@ impl<'c> Engine<'c> {
         })?;
         let plan_json = serde_json::to_value(&plan).expect("plan serializes");
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
-        self.state.insert_starting(
-            self.client,
-            &crate::state::Starting {
-                schema: &schema,
-                name: &migration.name,
-                version_schema: &version_schema,
-                parent: history.last().map(|h| h.name.as_str()),
-                migration: &file_json,
-                plan: &plan_json,
-            },
-        )?;
-        kill_point(Phase::Start);
+        let starting = crate::state::Starting {
+            schema: &schema,
+            name: &migration.name,
+            version_schema: &version_schema,
+            parent: history.last().map(|h| h.name.as_str()),
+            migration: &file_json,
+            plan: &plan_json,
+        };
+        // The state row commits with the first group of start steps, so that a crash never
+        // leaves `starting` with none of its steps done: `rollback` runs every rollback step
+        // of a `starting` migration, and the author's `down` cannot run before its `up`.
+        let state = State::new(&self.opts.state_schema);
+        let mut record = |tx: &mut postgres::Transaction<'_>| state.insert_starting(tx, &starting);
         // The start steps that ran: a failed start undoes only what they did.
         let mut ran = Vec::new();
-        let expanded = self.expand(&plan, facts.pg_major, &migration.name, &mut ran, on_event);
+        let expanded = self.expand(
+            &plan,
+            facts.pg_major,
+            &migration.name,
+            &mut record,
+            &mut ran,
+            on_event,
+        );
         self.report_or_undo(expanded, &migration.name, &plan, &ran, on_event)
     }
 
@@ -294,6 +302,7 @@ impl<'c> Engine<'c> {
         plan: &Plan,
         pg_major: u32,
         name: &str,
+        record: crate::locks::Finish<'_>,
         ran: &mut Vec<usize>,
         on_event: OnEvent<'_>,
     ) -> Result<u64> {
@@ -304,6 +313,7 @@ impl<'c> Engine<'c> {
             &plan.start,
             &self.opts.retry,
             on_event,
+            Some(record),
             None,
             Some(ran),
         )?;
@@ -358,6 +368,7 @@ impl<'c> Engine<'c> {
             on_event,
             None,
             None,
+            None,
         )?;
         let views = create_version_schema(
             &schema,
@@ -375,6 +386,7 @@ impl<'c> Engine<'c> {
             &views,
             &self.opts.retry,
             on_event,
+            None,
             Some(&mut finish),
             None,
         )?;
@@ -400,6 +412,7 @@ impl<'c> Engine<'c> {
             &steps,
             &self.opts.retry,
             on_event,
+            None,
             Some(&mut finish),
             None,
         )
@@ -501,6 +514,7 @@ impl<'c> Engine<'c> {
             &steps,
             &self.opts.retry,
             on_event,
+            None,
             Some(&mut finish),
             Some(&mut ran),
         );

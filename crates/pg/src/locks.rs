@@ -90,24 +90,33 @@ pub fn lock_holders(client: &mut Client, relation: &str) -> String {
 pub type Finish<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>;
 
 /// Runs steps in order: consecutive transactional steps share one transaction (retried as a
-/// whole on a lock timeout); the others run on their own. `finish`, when given, runs inside the
-/// last transaction so the state bookkeeping commits with the change.
+/// whole on a lock timeout); the others run on their own. `begin`, when given, runs inside the
+/// first transaction, before its steps (in a transaction of its own when the first step runs
+/// outside one), so that the state row recording a change commits with the first part of it;
+/// `finish`, when given, runs inside the last transaction so the state bookkeeping commits with
+/// the change.
 ///
 /// `ran`, when given, receives the index of every step whose effect may have stayed, even when
 /// a later step fails: those of committed transactions, and each non-transactional step once
 /// attempted (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind).
+#[allow(clippy::too_many_arguments)]
 pub fn run_steps(
     client: &mut Client,
     phase: Phase,
     steps: &[Step],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
+    mut begin: Option<Finish<'_>>,
     mut finish: Option<Finish<'_>>,
     mut ran: Option<&mut Vec<usize>>,
 ) -> Result<()> {
     let mut i = 0;
     while i < steps.len() {
         if !steps[i].transactional {
+            if let Some(b) = begin.take() {
+                run_group(client, phase, &[], policy, on_event, Some(b), None)?;
+                kill_point(phase);
+            }
             if let Some(ran) = ran.as_mut() {
                 ran.push(i);
             }
@@ -123,15 +132,15 @@ pub fn run_steps(
         let last_group = end == steps.len();
         let group = &steps[i..end];
         let f = if last_group { finish.take() } else { None };
-        run_group(client, phase, group, policy, on_event, f)?;
+        run_group(client, phase, group, policy, on_event, begin.take(), f)?;
         if let Some(ran) = ran.as_mut() {
             ran.extend(i..end);
         }
         kill_point(phase);
         i = end;
     }
-    if let Some(f) = finish {
-        run_group(client, phase, &[], policy, on_event, Some(f))?;
+    if begin.is_some() || finish.is_some() {
+        run_group(client, phase, &[], policy, on_event, begin, finish)?;
         kill_point(phase);
     }
     Ok(())
@@ -178,6 +187,7 @@ fn run_group(
     steps: &[Step],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
+    mut begin: Option<Finish<'_>>,
     mut finish: Option<Finish<'_>>,
 ) -> Result<()> {
     let mut attempt = 0;
@@ -186,6 +196,9 @@ fn run_group(
         let mut tx = client
             .transaction()
             .context(|| "beginning a transaction".into())?;
+        if let Some(b) = begin.as_mut() {
+            b(&mut tx)?;
+        }
         let mut failed: Option<(&Step, postgres::Error)> = None;
         for step in steps {
             announce(phase, step, on_event);
