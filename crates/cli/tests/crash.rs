@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use tandem_testkit::TestDb;
 
 const ROWS: i32 = 3000;
-/// Three batches and a last, empty one: several kill points inside the backfill.
-const BATCH: &str = "1000";
+/// Two batches and a last, empty one: several kill points inside the backfill.
+const BATCH: &str = "1500";
 
 struct Case {
     /// The migration's name, which is its file's name without extension.
