@@ -160,7 +160,7 @@ fn reference(db: &TestDb, case: &Case, file: &str) -> Reference {
     setup(db);
     let url = db.url();
     let old_dump = db.describe_catalog();
-    let old = old_sum(&db);
+    let old = old_sum(db);
     assert!(old.is_some());
     ok(tandem(
         &["start", file, "--backfill-batch-size", BATCH],
@@ -168,16 +168,16 @@ fn reference(db: &TestDb, case: &Case, file: &str) -> Reference {
         None,
     ));
     assert_eq!(
-        old_sum(&db),
+        old_sum(db),
         old,
         "{}: start changed the old version's rows",
         case.name
     );
     let started_dump = db.describe_catalog();
-    let new_sum = sum_of(&db, &new_view(case));
+    let new_sum = sum_of(db, &new_view(case));
     ok(tandem(&["rollback"], &url, None));
     assert_eq!(db.describe_catalog(), old_dump, "{}: rollback", case.name);
-    assert_eq!(old_sum(&db), old);
+    assert_eq!(old_sum(db), old);
     // The same file starts again after a rollback and reaches the same shape.
     ok(tandem(
         &["start", file, "--backfill-batch-size", BATCH],
@@ -187,7 +187,7 @@ fn reference(db: &TestDb, case: &Case, file: &str) -> Reference {
     assert_eq!(db.describe_catalog(), started_dump);
     ok(tandem(&["complete"], &url, None));
     let completed_dump = db.describe_catalog();
-    let completed_sum = sum_of(&db, &format!("public.{}", case.new_table));
+    let completed_sum = sum_of(db, &format!("public.{}", case.new_table));
     Reference {
         old_dump,
         old_sum: old,

@@ -156,10 +156,12 @@ pub const KILL_AT_VAR: &str = "TANDEM_TEST_KILL_AT";
 /// committed, or a statement outside a transaction ran). When `TANDEM_TEST_KILL_AT` is
 /// `<phase>:<n>` (`start`, `complete` or `rollback`) and this is that phase's `n`-th boundary
 /// in this process, the process sends itself SIGKILL, as a crash or an operator's `kill -9`
-/// would. The boundaries of start are: the state row recorded, each group of start steps,
-/// the backfill checkpoints recorded, each backfill batch, each `after_backfill` group, and
-/// the version schema published; complete and rollback count their status change, then each
-/// group of steps. Without the variable this is one load of an initialised `OnceLock`.
+/// would. The boundaries of start are: each group of start steps (the first one with the
+/// state row), or each step run outside a transaction (preceded by the state row alone), the
+/// backfill checkpoints recorded, each backfill batch, each `after_backfill` step or group,
+/// and the version schema published; complete and rollback count their status change, then
+/// each group or lone step. Without the variable this is one load of an initialised
+/// `OnceLock`.
 pub fn kill_point(phase: Phase) {
     static AT: OnceLock<Option<(Phase, u64)>> = OnceLock::new();
     static PASSED: AtomicU64 = AtomicU64::new(0);
