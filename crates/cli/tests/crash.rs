@@ -543,3 +543,39 @@ fn rename_table() {
         new_table: "products",
     });
 }
+
+/// `migrate` killed while starting its last migration finishes it when run again.
+#[test]
+fn migrate_again_after_a_killed_start() {
+    let db = TestDb::new();
+    setup(&db);
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("02_note.yaml"),
+        "operations:\n  - add_column: {table: items, column: {name: note, type: text, nullable: true}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("03_index.yaml"),
+        "operations:\n  - create_index: {name: items_sku_idx, table: items, columns: [{column: sku}]}\n",
+    )
+    .unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let before = old_sum(&db);
+    // 02's start and complete pass, then 03's state row is recorded alone (its first step runs
+    // outside a transaction) and its index is built: the third boundary of start.
+    killed(&db, &["migrate", &d, "--complete"], "start:3").expect("killed");
+    let o = ok(tandem(&["--json", "status"], &url, None));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["active"]["name"], "03_index", "{doc}");
+    assert_eq!(doc["active"]["status"], "starting", "{doc}");
+    ok(tandem(&["migrate", &d, "--complete"], &url, None));
+    let o = ok(tandem(&["--json", "status"], &url, None));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(doc["active"].is_null(), "{doc}");
+    assert_eq!(doc["latest"]["name"], "03_index", "{doc}");
+    assert_eq!(doc["latest"]["status"], "complete", "{doc}");
+    assert_eq!(old_sum(&db), before);
+    assert!(one(&db, "SELECT to_regclass('public.items_sku_idx')::text").is_some());
+}

@@ -647,8 +647,9 @@ impl<'c> Engine<'c> {
                 // The active migration is the newest of the history: finish it first, unless it
                 // is the last and was not asked to complete.
                 let m = files.iter().find(|f| f.name == a.name).expect("history matched the files");
-                // An interrupted backfill continues through start.
-                todo.push((m, a.status == "backfilling"));
+                // An interrupted backfill continues through start, and an interrupted start
+                // before it starts over.
+                todo.push((m, matches!(a.status.as_str(), "backfilling" | "starting")));
             }
             todo.extend(pending.into_iter().map(|m| (m, true)));
             let n = todo.len();
