@@ -337,6 +337,8 @@ pub fn run(
             batch_size: size.rows,
             done: batch.last,
         });
+        // Test-only: a crash between batches (see `locks::kill_point`).
+        crate::locks::kill_point(tandem_plan::Phase::Start);
         if batch.last {
             return Ok(walked);
         }

@@ -7,7 +7,7 @@ use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::evidence::{Evidence, EvidenceOptions};
 use crate::introspect::{read_schema, schema_exists, server_major};
-use crate::locks::{run_steps, RetryPolicy, RunnerLock};
+use crate::locks::{kill_point, run_steps, RetryPolicy, RunnerLock};
 use crate::state::{BackfillCheckpoint, MigrationRecord, State};
 use postgres::Client;
 use serde::Serialize;
@@ -158,11 +158,17 @@ impl<'c> Engine<'c> {
             if active.name == migration.name && active.status == "backfilling" {
                 return self.resume_locked(active, migration, on_event);
             }
-            return Err(Error::ActiveMigration {
-                schema,
-                name: active.name,
-                status: active.status,
-            });
+            if active.name == migration.name && active.status == "starting" {
+                // Which of its start steps committed is not recorded: undo all of them (the
+                // rollback steps tolerate what is missing), then start afresh below.
+                self.start_over_locked(active, migration, on_event)?;
+            } else {
+                return Err(Error::ActiveMigration {
+                    schema,
+                    name: active.name,
+                    status: active.status,
+                });
+            }
         }
         let history = self.state.history(self.client, &schema)?;
         if history.iter().any(|h| h.name == migration.name) {
@@ -186,20 +192,29 @@ impl<'c> Engine<'c> {
         })?;
         let plan_json = serde_json::to_value(&plan).expect("plan serializes");
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
-        self.state.insert_starting(
-            self.client,
-            &crate::state::Starting {
-                schema: &schema,
-                name: &migration.name,
-                version_schema: &version_schema,
-                parent: history.last().map(|h| h.name.as_str()),
-                migration: &file_json,
-                plan: &plan_json,
-            },
-        )?;
+        let starting = crate::state::Starting {
+            schema: &schema,
+            name: &migration.name,
+            version_schema: &version_schema,
+            parent: history.last().map(|h| h.name.as_str()),
+            migration: &file_json,
+            plan: &plan_json,
+        };
+        // The state row commits with the first group of start steps, so that a crash never
+        // leaves `starting` with none of its steps done: `rollback` runs every rollback step
+        // of a `starting` migration, and the author's `down` cannot run before its `up`.
+        let state = State::new(&self.opts.state_schema);
+        let mut record = |tx: &mut postgres::Transaction<'_>| state.insert_starting(tx, &starting);
         // The start steps that ran: a failed start undoes only what they did.
         let mut ran = Vec::new();
-        let expanded = self.expand(&plan, facts.pg_major, &migration.name, &mut ran, on_event);
+        let expanded = self.expand(
+            &plan,
+            facts.pg_major,
+            &migration.name,
+            &mut record,
+            &mut ran,
+            on_event,
+        );
         self.report_or_undo(expanded, &migration.name, &plan, &ran, on_event)
     }
 
@@ -229,6 +244,32 @@ impl<'c> Engine<'c> {
         let published = self.backfill_and_publish(&plan, pg_major, &active.name, on_event);
         let ran: Vec<usize> = (0..plan.start.len()).collect();
         self.report_or_undo(published, &active.name, &plan, &ran, on_event)
+    }
+
+    /// Removes what a start interrupted before its backfill (status `starting`) left behind, as
+    /// `rollback` would, so that the same file can start again. The file must be the one that
+    /// was started.
+    fn start_over_locked(
+        &mut self,
+        active: MigrationRecord,
+        migration: &Migration,
+        on_event: OnEvent<'_>,
+    ) -> Result<()> {
+        let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
+        if file_json != active.migration {
+            return Err(Error::Other(format!(
+                "migration {:?} did not finish starting, and its file has changed since; run `tandem rollback` first, then start the new file",
+                active.name
+            )));
+        }
+        let (_, plan) = self.active_plan()?;
+        on_event(&Event::Info {
+            message: format!(
+                "{} was interrupted while starting; undoing what it left, then starting again",
+                active.name
+            ),
+        });
+        self.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)
     }
 
     /// The report of a start, or, when it failed, the undoing of what it did. An interrupted
@@ -269,6 +310,7 @@ impl<'c> Engine<'c> {
         plan: &Plan,
         pg_major: u32,
         name: &str,
+        record: crate::locks::Finish<'_>,
         ran: &mut Vec<usize>,
         on_event: OnEvent<'_>,
     ) -> Result<u64> {
@@ -279,6 +321,7 @@ impl<'c> Engine<'c> {
             &plan.start,
             &self.opts.retry,
             on_event,
+            Some(record),
             None,
             Some(ran),
         )?;
@@ -291,6 +334,7 @@ impl<'c> Engine<'c> {
             self.state
                 .begin_backfills(&mut tx, &schema, name, &tables)?;
             tx.commit().context(|| "recording the backfills".into())?;
+            kill_point(Phase::Start);
         }
         self.backfill_and_publish(plan, pg_major, name, on_event)
     }
@@ -332,6 +376,7 @@ impl<'c> Engine<'c> {
             on_event,
             None,
             None,
+            None,
         )?;
         let views = create_version_schema(
             &schema,
@@ -352,6 +397,7 @@ impl<'c> Engine<'c> {
             &views,
             &self.opts.retry,
             on_event,
+            None,
             Some(&mut finish),
             None,
         )?;
@@ -377,6 +423,7 @@ impl<'c> Engine<'c> {
             &steps,
             &self.opts.retry,
             on_event,
+            None,
             Some(&mut finish),
             None,
         )
@@ -509,6 +556,7 @@ impl<'c> Engine<'c> {
         crate::introspect::refuse_dependent_views(self.client, &schema, &plan.dropped, &ours)?;
         self.state
             .set_status(self.client, &schema, &active.name, "completing")?;
+        kill_point(Phase::Complete);
         let mut dropped = Vec::new();
         let mut steps = Vec::new();
         for h in self.state.history(self.client, &schema)? {
@@ -539,6 +587,7 @@ impl<'c> Engine<'c> {
             &steps,
             &self.opts.retry,
             on_event,
+            None,
             Some(&mut finish),
             Some(&mut ran),
         );
@@ -570,6 +619,7 @@ impl<'c> Engine<'c> {
             }
             let schema = e.opts.schema.clone();
             e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
+            kill_point(Phase::Rollback);
             e.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)?;
             Ok(RollbackReport {
                 name: active.name,
@@ -628,7 +678,7 @@ impl<'c> Engine<'c> {
         }
         status.evidence = self.evidence(sample)?;
         status.advice = status.active.as_ref().and_then(|a| match a.status.as_str() {
-            "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left", a.name)),
+            "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left, or `tandem start` with its file again to start over", a.name)),
             "rolling_back" => Some(format!("rollback of {:?} did not finish; run `tandem rollback` again", a.name)),
             "completing" => Some(format!("complete of {:?} did not finish; run `tandem complete` again", a.name)),
             _ => None,
@@ -678,8 +728,9 @@ impl<'c> Engine<'c> {
                 // The active migration is the newest of the history: finish it first, unless it
                 // is the last and was not asked to complete.
                 let m = files.iter().find(|f| f.name == a.name).expect("history matched the files");
-                // An interrupted backfill continues through start.
-                todo.push((m, a.status == "backfilling"));
+                // An interrupted backfill continues through start, and an interrupted start
+                // before it starts over.
+                todo.push((m, matches!(a.status.as_str(), "backfilling" | "starting")));
             }
             todo.extend(pending.into_iter().map(|m| (m, true)));
             let n = todo.len();

@@ -9,6 +9,8 @@ use crate::events::{Event, OnEvent};
 use postgres::error::SqlState;
 use postgres::Client;
 use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tandem_plan::{Lock, Phase, Step};
 
@@ -88,28 +90,38 @@ pub fn lock_holders(client: &mut Client, relation: &str) -> String {
 pub type Finish<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>;
 
 /// Runs steps in order: consecutive transactional steps share one transaction (retried as a
-/// whole on a lock timeout); the others run on their own. `finish`, when given, runs inside the
-/// last transaction so the state bookkeeping commits with the change.
+/// whole on a lock timeout); the others run on their own. `begin`, when given, runs inside the
+/// first transaction, before its steps (in a transaction of its own when the first step runs
+/// outside one), so that the state row recording a change commits with the first part of it;
+/// `finish`, when given, runs inside the last transaction so the state bookkeeping commits with
+/// the change.
 ///
 /// `ran`, when given, receives the index of every step whose effect may have stayed, even when
 /// a later step fails: those of committed transactions, and each non-transactional step once
 /// attempted (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind).
+#[allow(clippy::too_many_arguments)]
 pub fn run_steps(
     client: &mut Client,
     phase: Phase,
     steps: &[Step],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
+    mut begin: Option<Finish<'_>>,
     mut finish: Option<Finish<'_>>,
     mut ran: Option<&mut Vec<usize>>,
 ) -> Result<()> {
     let mut i = 0;
     while i < steps.len() {
         if !steps[i].transactional {
+            if let Some(b) = begin.take() {
+                run_group(client, phase, &[], policy, on_event, Some(b), None)?;
+                kill_point(phase);
+            }
             if let Some(ran) = ran.as_mut() {
                 ran.push(i);
             }
             run_alone(client, phase, &steps[i], policy, on_event)?;
+            kill_point(phase);
             i += 1;
             continue;
         }
@@ -120,16 +132,55 @@ pub fn run_steps(
         let last_group = end == steps.len();
         let group = &steps[i..end];
         let f = if last_group { finish.take() } else { None };
-        run_group(client, phase, group, policy, on_event, f)?;
+        run_group(client, phase, group, policy, on_event, begin.take(), f)?;
         if let Some(ran) = ran.as_mut() {
             ran.extend(i..end);
         }
+        kill_point(phase);
         i = end;
     }
-    if let Some(f) = finish {
-        run_group(client, phase, &[], policy, on_event, Some(f))?;
+    if begin.is_some() || finish.is_some() {
+        run_group(client, phase, &[], policy, on_event, begin, finish)?;
+        kill_point(phase);
     }
     Ok(())
+}
+
+/// **Test-only.** The environment variable that makes the process kill itself with SIGKILL at
+/// a step boundary, so that tests can interrupt a command at every point where its work is
+/// partly committed, deterministically. `TANDEM_TEST_KILL_AT=start:3` kills at the third
+/// boundary of the start phase. Never set it outside tests.
+pub const KILL_AT_VAR: &str = "TANDEM_TEST_KILL_AT";
+
+/// **Test-only** crash hook: a step boundary of `phase` has just been passed (a transaction
+/// committed, or a statement outside a transaction ran). When `TANDEM_TEST_KILL_AT` is
+/// `<phase>:<n>` (`start`, `complete` or `rollback`) and this is that phase's `n`-th boundary
+/// in this process, the process sends itself SIGKILL, as a crash or an operator's `kill -9`
+/// would. The boundaries of start are: each group of start steps (the first one with the
+/// state row), or each step run outside a transaction (preceded by the state row alone), the
+/// backfill checkpoints recorded, each backfill batch, each `after_backfill` step or group,
+/// and the version schema published; complete and rollback count their status change, then
+/// each group or lone step. Without the variable this is one load of an initialised
+/// `OnceLock`.
+pub fn kill_point(phase: Phase) {
+    static AT: OnceLock<Option<(Phase, u64)>> = OnceLock::new();
+    static PASSED: AtomicU64 = AtomicU64::new(0);
+    let at = AT.get_or_init(|| {
+        let value = std::env::var(KILL_AT_VAR).ok()?;
+        let (name, n) = value.split_once(':')?;
+        let phase = match name {
+            "start" => Phase::Start,
+            "complete" => Phase::Complete,
+            "rollback" => Phase::Rollback,
+            _ => return None,
+        };
+        Some((phase, n.parse().ok()?))
+    });
+    if let Some((at_phase, n)) = *at {
+        if at_phase == phase && PASSED.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            die();
+        }
+    }
 }
 
 fn run_group(
@@ -138,6 +189,7 @@ fn run_group(
     steps: &[Step],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
+    mut begin: Option<Finish<'_>>,
     mut finish: Option<Finish<'_>>,
 ) -> Result<()> {
     let mut attempt = 0;
@@ -146,6 +198,9 @@ fn run_group(
         let mut tx = client
             .transaction()
             .context(|| "beginning a transaction".into())?;
+        if let Some(b) = begin.as_mut() {
+            b(&mut tx)?;
+        }
         let mut failed: Option<(&Step, postgres::Error)> = None;
         for step in steps {
             announce(phase, step, on_event);
@@ -278,6 +333,15 @@ fn first_line(sql: &str) -> String {
     } else {
         line.to_string()
     }
+}
+
+#[allow(unsafe_code)]
+fn die() -> ! {
+    // SAFETY: getpid and kill on our own pid have no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
 }
 
 /// The advisory lock mutating commands hold for a schema; released when the session ends.
