@@ -744,3 +744,50 @@ fn an_index_made_before_a_type_change_in_the_same_migration_survives_it() {
         3000
     );
 }
+
+/// Once the backfill is done, an UPDATE that changes none of the columns `up` and `down` read
+/// does not go through the trigger function; one that changes them does.
+#[test]
+fn after_the_backfill_only_updates_of_the_columns_read_go_through_the_trigger() {
+    let mut env = setup();
+    exec(&mut env.db.connect(), "CREATE SEQUENCE public.bump");
+    let m = migration(
+        "02_rating_bumped",
+        "operations:\n  - alter_column: {table: items, column: rating, type: bigint, up: \"CAST(rating AS bigint) * 1000000 + nextval('public.bump')\", down: CAST(rating / 1000000 AS text)}\n",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let mut old = env.version("public_01_items");
+    let mut new = env.version("public_02_rating_bumped");
+    let value = |new: &mut postgres::Client| -> i64 {
+        new.query_one("SELECT rating FROM items WHERE id = 7", &[])
+            .unwrap()
+            .get(0)
+    };
+    let before = value(&mut new);
+    exec(&mut old, "UPDATE items SET name = 'renamed' WHERE id = 7");
+    assert_eq!(
+        value(&mut new),
+        before,
+        "an update of another column leaves it"
+    );
+    exec(&mut old, "UPDATE items SET rating = '4' WHERE id = 7");
+    let after = value(&mut new);
+    assert_ne!(after, before);
+    assert_eq!(after / 1_000_000, 4, "an update of rating recomputes it");
+    exec(&mut new, "UPDATE items SET rating = 9000001 WHERE id = 8");
+    assert_eq!(
+        one::<String>(&mut old, "SELECT rating FROM items WHERE id = 8"),
+        "9",
+        "the new version's write reaches the old column"
+    );
+    drop((old, new));
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.items'::regclass"
+        ),
+        0
+    );
+}

@@ -357,10 +357,14 @@ impl<'a> Cx<'a> {
         let mut start = self.start;
         let mut complete = Vec::new();
         let mut rollback = Vec::new();
+        let mut narrow = Vec::new();
         for (table, trig) in &self.triggers {
             let part = || Part::Trigger(table.clone());
             let tagged = |steps: Vec<Step>| steps.into_iter().map(move |s| s.part(part()));
             start.extend(tagged(trig.create_steps(schema, &version_schema, table)));
+            if self.input.facts.pg_major >= 14 {
+                narrow.extend(trig.narrow_steps(schema, table));
+            }
             complete.extend(trig.drop_steps(schema, table));
             rollback.extend(tagged(trig.drop_steps(schema, table)));
         }
@@ -428,7 +432,7 @@ impl<'a> Cx<'a> {
             version_schema,
             start,
             backfills: self.backfills,
-            after_backfill: self.after_backfill,
+            after_backfill: narrow.into_iter().chain(self.after_backfill).collect(),
             dropped: self.dropped,
             complete,
             rollback,

@@ -50,6 +50,11 @@ fn stage_sql(target: &str, stage: &Stage) -> String {
     format!("    NEW.{} := ({expr});\n", quote_ident(target))
 }
 
+/// The name of the trigger that takes over UPDATEs once the backfill is done.
+pub fn update_trigger_name(table: &str) -> String {
+    shorten_name(&format!("_tandem_{table}_update"))
+}
+
 /// A dollar-quote tag that does not occur in `body`.
 fn dollar_tag(body: &str) -> String {
     let mut tag = String::from("$tandem$");
@@ -159,13 +164,77 @@ impl TableTrigger {
         ]
     }
 
+    /// The physical columns the expressions read: an UPDATE that changes none of them leaves
+    /// every computed column as it was.
+    fn read_columns(&self) -> Vec<String> {
+        let mut cols: Vec<String> = Vec::new();
+        for a in self.from_old.iter().chain(&self.from_new) {
+            for stage in &a.stages {
+                for (name, col) in &stage.binds {
+                    if crate::sqltext::mentions(&stage.expr, name) && !cols.contains(col) {
+                        cols.push(col.clone());
+                    }
+                }
+            }
+        }
+        cols
+    }
+
+    /// Once every existing row is filled, UPDATEs that change none of the columns the
+    /// expressions read no longer need the trigger: the insert trigger keeps firing for every
+    /// row, the update trigger only when one of those columns changes (tested before the
+    /// function is called, so such an UPDATE costs next to nothing more). Not before: the
+    /// backfill skips rows written after the trigger was in place, so until it is done every
+    /// write must go through the function. CREATE OR REPLACE TRIGGER needs PostgreSQL 14.
+    pub fn narrow_steps(&self, schema: &str, table: &str) -> Vec<Step> {
+        let name = trigger_name(table);
+        let update = update_trigger_name(table);
+        let qtable = qualified(schema, table);
+        let function = qualified(schema, &name);
+        let skip = format!(
+            "current_setting({}, true) IS DISTINCT FROM 'on'",
+            quote_literal(crate::BACKFILL_SETTING)
+        );
+        let mut sql = format!(
+            "CREATE OR REPLACE TRIGGER {} BEFORE INSERT ON {qtable} FOR EACH ROW WHEN ({skip}) EXECUTE FUNCTION {function}()",
+            quote_ident(&name)
+        );
+        let cols = self.read_columns();
+        if !cols.is_empty() {
+            let list = |side: &str| {
+                cols.iter()
+                    .map(|c| format!("{side}.{}", quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let changed = if cols.len() == 1 {
+                format!("{} IS DISTINCT FROM {}", list("OLD"), list("NEW"))
+            } else {
+                format!("ROW({}) IS DISTINCT FROM ROW({})", list("OLD"), list("NEW"))
+            };
+            sql.push_str(&format!(
+                ";\nCREATE OR REPLACE TRIGGER {} BEFORE UPDATE ON {qtable} FOR EACH ROW WHEN ({skip} AND {changed}) EXECUTE FUNCTION {function}()",
+                quote_ident(&update)
+            ));
+        }
+        vec![Step::tx(
+            format!("narrow trigger {name} on {table} to the writes that need it"),
+            sql,
+        )
+        .lock(LockMode::ShareRowExclusive, qtable)]
+    }
+
     pub fn drop_steps(&self, schema: &str, table: &str) -> Vec<Step> {
         let name = trigger_name(table);
         let qtable = qualified(schema, table);
         vec![
             Step::tx(
                 format!("drop trigger {name} on {table}"),
-                format!("DROP TRIGGER IF EXISTS {} ON {qtable}", quote_ident(&name)),
+                format!(
+                    "DROP TRIGGER IF EXISTS {} ON {qtable};\nDROP TRIGGER IF EXISTS {} ON {qtable}",
+                    quote_ident(&name),
+                    quote_ident(&update_trigger_name(table))
+                ),
             )
             .lock(LockMode::AccessExclusive, qtable.clone()),
             Step::tx(
