@@ -238,28 +238,33 @@ fn rustls_connector(
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions");
-    let config = match tls {
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match tls {
         Tls::VerifyCa | Tls::VerifyFull => {
             let roots = Arc::new(root_store(root_cert)?);
-            let verifier =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-                    .build()
-                    .map_err(|e| Error::Connect(format!("setting up TLS verification: {e}")))?;
-            let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match tls {
-                Tls::VerifyCa => Arc::new(IgnoreName(verifier)),
-                _ => verifier,
-            };
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth()
+            let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                roots,
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::Connect(format!("setting up TLS verification: {e}")))?;
+            if tls == Tls::VerifyFull {
+                chain
+            } else {
+                Arc::new(LaxVerifier {
+                    provider,
+                    chain: Some(chain),
+                })
+            }
         }
-        // sslmode=require and prefer encrypt without checking the certificate, as libpq does.
-        _ => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth(),
+        _ => Arc::new(LaxVerifier {
+            provider,
+            chain: None,
+        }),
     };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
@@ -327,12 +332,17 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `sslmode=verify-ca`: the chain is checked as for verify-full, but a certificate that does not
-/// name the host is accepted.
+/// The certificate check of `sslmode` require and prefer (none: they encrypt without checking,
+/// as libpq does) and of verify-ca (the chain is checked as for verify-full, but a certificate
+/// that does not name the host is accepted). verify-full uses rustls's own verifier.
 #[derive(Debug)]
-struct IgnoreName(Arc<rustls::client::WebPkiServerVerifier>);
+struct LaxVerifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// `None` for require and prefer.
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+}
 
-impl rustls::client::danger::ServerCertVerifier for IgnoreName {
+impl rustls::client::danger::ServerCertVerifier for LaxVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &rustls::pki_types::CertificateDer<'_>,
@@ -342,10 +352,10 @@ impl rustls::client::danger::ServerCertVerifier for IgnoreName {
         now: rustls::pki_types::UnixTime,
     ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             // webpki checks the name only after the chain, so this error means the chain is good.
             Err(rustls::Error::InvalidCertificate(
                 NotValidForName | NotValidForNameContext { .. },
@@ -360,49 +370,11 @@ impl rustls::client::danger::ServerCertVerifier for IgnoreName {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -416,12 +388,14 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
