@@ -45,7 +45,7 @@ pub(crate) fn foreign_key_body(
         .map_or(clause.clone(), |(_, rest)| format!("FOREIGN KEY {rest}"))
 }
 
-fn validate(table: &str, constraint: &str) -> Step {
+pub(crate) fn validate(table: &str, constraint: &str) -> Step {
     Step::tx(
         format!("validate constraint {constraint}"),
         format!(
@@ -56,7 +56,7 @@ fn validate(table: &str, constraint: &str) -> Step {
     .lock(LockMode::ShareUpdateExclusive, table.to_string())
 }
 
-fn drop_constraint(table: &str, constraint: &str) -> Step {
+pub(crate) fn drop_constraint(table: &str, constraint: &str) -> Step {
     Step::tx(
         format!("drop constraint {constraint}"),
         format!(

@@ -82,38 +82,6 @@ pub struct Plan {
     pub dropped: Vec<(String, String)>,
 }
 
-/// An expression written against the names a version sees (`logical → physical` columns of one
-/// table), as SQL over the table's physical columns. When every name the expression may mention
-/// is also the physical name it is used as is; otherwise the names are bound in a one-row
-/// subquery, so `up: full_name` still means the column that is physically `name`.
-pub fn row_expression<'a>(
-    names: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
-    expr: &str,
-) -> String {
-    let renamed: Vec<(&String, &String)> = names
-        .into_iter()
-        .flatten()
-        .filter(|(logical, physical)| logical != physical && sqltext::mentions(expr, logical))
-        .collect();
-    if renamed.is_empty() {
-        return format!("({expr})");
-    }
-    let binds: Vec<String> = renamed
-        .iter()
-        .map(|(logical, physical)| {
-            format!(
-                "{} AS {}",
-                tandem_model::quote_ident(physical),
-                tandem_model::quote_ident(logical)
-            )
-        })
-        .collect();
-    format!(
-        "(SELECT ({expr}) FROM (SELECT {}) AS _tandem_row)",
-        binds.join(", ")
-    )
-}
-
 /// The names an expression may use for a table at this point of the migration: each column's
 /// current name, and its physical name, bound to the physical column.
 pub(crate) fn name_binds(cx: &Cx<'_>, physical_table: &str) -> Vec<(String, String)> {

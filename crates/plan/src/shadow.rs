@@ -78,6 +78,12 @@ impl Cx<'_> {
             .contains(&(physical_table.to_string(), physical.to_string()))
     }
 
+    /// Whether every change to the column goes to a shadow: it has one, or must get one.
+    pub fn shadowed(&self, physical_table: &str, physical: &str) -> bool {
+        self.shadow_index(physical_table, physical).is_some()
+            || self.forced_shadow(physical_table, physical)
+    }
+
     /// Records that an operation changed a column in place (no shadow). A later operation that
     /// needs a shadow for it makes the planner start over with the shadow from the beginning.
     pub fn touched_in_place(&mut self, physical_table: &str, physical: &str) {
@@ -389,13 +395,8 @@ END$tandem$",
                 .lock(LockMode::AccessExclusive, table.clone()),
             );
             if c.validated {
-                self.after_backfill.push(
-                    Step::tx(
-                        format!("validate constraint {temp}"),
-                        format!("ALTER TABLE {table} VALIDATE CONSTRAINT {q}"),
-                    )
-                    .lock(LockMode::ShareUpdateExclusive, table.clone()),
-                );
+                self.after_backfill
+                    .push(constraint::validate(&table, &temp));
             }
             renamed_after.push(Step::tx(
                 format!("rename constraint {temp} to {}", c.name),

@@ -111,7 +111,11 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
         if not_null {
             constraint::not_null(cx, &physical_table, name);
         }
-        let expr = crate::row_expression(cx.columns.get(&physical_table), &up);
+        let binds: Vec<(String, String)> = crate::name_binds(cx, &physical_table)
+            .into_iter()
+            .map(|(name, physical)| (name, quote_ident(&physical)))
+            .collect();
+        let expr = crate::bind_expression(&binds, &up);
         cx.backfill(&physical_table, name, expr);
     }
 

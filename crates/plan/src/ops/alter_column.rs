@@ -36,8 +36,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
     let needs_shadow = type_changes
         || !is_identity(&op.up, &op.column)
         || !(is_identity(&op.down, &op.column) || is_identity(&op.down, &new_name))
-        || cx.shadow_index(&physical_table, &current).is_some()
-        || cx.forced_shadow(&physical_table, &current);
+        || cx.shadowed(&physical_table, &current);
 
     if needs_shadow {
         let data_type = if type_changes {

@@ -22,8 +22,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateConstraint) -> Result<(), PlanErr
         let shadowed = !created
             && (!is_identity(up, column)
                 || !is_identity(down, column)
-                || cx.shadow_index(&physical_table, &current).is_some()
-                || cx.forced_shadow(&physical_table, &current));
+                || cx.shadowed(&physical_table, &current));
         let target = if shadowed {
             let index = cx.ensure_shadow(&op.table, column, None)?;
             cx.shadow_change(index, vec![column.clone()], up, down);

@@ -4,10 +4,8 @@
 //! a second column without the constraint (shadow.rs), and complete's swap removes it.
 
 use crate::sqltext::is_identity;
-use crate::step::{LockMode, Step};
 use crate::{Cx, PlanError};
 use std::collections::BTreeMap;
-use tandem_model::quote_ident;
 
 pub(crate) fn plan(
     cx: &mut Cx<'_>,
@@ -18,14 +16,7 @@ pub(crate) fn plan(
 ) -> Result<(), PlanError> {
     let physical_table = cx.physical_table(table);
     let qtable = cx.qualified_table(table);
-    let drop = Step::tx(
-        format!("drop constraint {name}"),
-        format!(
-            "ALTER TABLE {qtable} DROP CONSTRAINT IF EXISTS {}",
-            quote_ident(name)
-        ),
-    )
-    .lock(LockMode::AccessExclusive, qtable.clone());
+    let drop = crate::constraint::drop_constraint(&qtable, name);
     if cx.created.contains(&physical_table) {
         cx.start.push(drop);
         return Ok(());
@@ -53,8 +44,7 @@ pub(crate) fn plan(
         let d = down.get(column).map(String::as_str).unwrap_or("");
         if is_identity(u, column)
             && is_identity(d, column)
-            && cx.shadow_index(&physical_table, physical).is_none()
-            && !cx.forced_shadow(&physical_table, physical)
+            && !cx.shadowed(&physical_table, physical)
         {
             cx.touched_in_place(&physical_table, physical);
             continue;
