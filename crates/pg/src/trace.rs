@@ -97,19 +97,25 @@ pub fn blocked_statements(mode: &str) -> Vec<&'static str> {
     }
 }
 
-/// The lock rows of `pid`, as (locktype, relation oid, mode), without the virtual transaction
-/// and transaction id locks every transaction holds.
-fn locks_of(observer: &mut Client, pid: i32) -> Result<BTreeSet<(String, Option<u32>, String)>> {
+/// One granted lock: locktype, relation oid, mode, and whether other sessions can still reach
+/// the relation. An index PostgreSQL has marked dead (`indislive` false, the last phase of
+/// REINDEX and DROP INDEX CONCURRENTLY) is skipped by every query, so a lock on it blocks nobody.
+type SeenLock = (String, Option<u32>, String, bool);
+
+/// The lock rows of `pid`, without the virtual transaction and transaction id locks every
+/// transaction holds.
+fn locks_of(observer: &mut Client, pid: i32) -> Result<BTreeSet<SeenLock>> {
     let rows = observer
         .query(
-            "SELECT locktype, relation, mode FROM pg_locks \
-             WHERE pid = $1 AND granted AND locktype NOT IN ('virtualxid', 'transactionid')",
+            "SELECT l.locktype, l.relation, l.mode, coalesce(i.indislive, true) \
+             FROM pg_locks l LEFT JOIN pg_index i ON i.indexrelid = l.relation \
+             WHERE l.pid = $1 AND l.granted AND l.locktype NOT IN ('virtualxid', 'transactionid')",
             &[&pid],
         )
         .context(|| "reading pg_locks".into())?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get::<_, Option<u32>>(1), r.get(2)))
+        .map(|r| (r.get(0), r.get::<_, Option<u32>>(1), r.get(2), r.get(3)))
         .collect())
 }
 
@@ -350,14 +356,15 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Names the locked relations and says what each lock blocks. A relation the statement itself
-/// created (absent from `before`) is invisible to other sessions, so its locks block nothing.
+/// created (absent from `before`) is invisible to other sessions, so its locks block nothing;
+/// neither do locks on an index already marked dead.
 fn describe_locks<'a>(
-    locks: impl Iterator<Item = &'a (String, Option<u32>, String)>,
+    locks: impl Iterator<Item = &'a SeenLock>,
     before: &HashMap<u32, (u32, String, String)>,
     relations: &HashMap<u32, (u32, String, String)>,
 ) -> Vec<ObservedLock> {
     let mut out: Vec<ObservedLock> = locks
-        .filter_map(|(locktype, oid, mode)| {
+        .filter_map(|(locktype, oid, mode, live)| {
             // A relation the statement dropped is only in `before`.
             let rel = oid.and_then(|o| relations.get(&o).or_else(|| before.get(&o)));
             // Locks on catalogs and on the trace's own queries are not the statement's business.
@@ -369,7 +376,10 @@ fn describe_locks<'a>(
                 locktype: locktype.clone(),
                 relation: rel.map(|r| r.1.clone()),
                 relkind: rel.map(|r| r.2.clone()),
-                blocks: if locktype == "relation" && oid.is_some_and(|o| before.contains_key(&o)) {
+                blocks: if locktype == "relation"
+                    && *live
+                    && oid.is_some_and(|o| before.contains_key(&o))
+                {
                     blocked_statements(mode)
                 } else {
                     Vec::new()
@@ -441,4 +451,36 @@ fn rewrites(
         .collect();
     out.sort_by(|a, b| a.relation.cmp(&b.relation));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The drop phase of REINDEX CONCURRENTLY takes ACCESS EXCLUSIVE on the old index only once
+    /// it is dead; a sampler that catches that moment must not report it as blocking queries.
+    #[test]
+    fn a_lock_on_a_dead_index_blocks_nothing() {
+        let before: HashMap<u32, (u32, String, String)> = [
+            (1, (1, "public.t".to_owned(), "table".to_owned())),
+            (2, (2, "public.t_idx".to_owned(), "index".to_owned())),
+        ]
+        .into();
+        let after: HashMap<_, _> = [(1, before[&1].clone())].into();
+        let lock =
+            |oid, mode: &str, live| ("relation".to_owned(), Some(oid), mode.to_owned(), live);
+        let seen = [
+            lock(1, "ShareUpdateExclusiveLock", true),
+            lock(2, "AccessExclusiveLock", false),
+        ];
+        let locks = describe_locks(seen.iter(), &before, &after);
+        assert_eq!(locks.len(), 2);
+        assert!(
+            locks.iter().all(|l| !l.blocks.contains(&"SELECT")),
+            "{locks:#?}"
+        );
+        let live = [lock(2, "AccessExclusiveLock", true)];
+        let locks = describe_locks(live.iter(), &before, &after);
+        assert!(locks[0].blocks.contains(&"SELECT"), "{locks:#?}");
+    }
 }
