@@ -108,6 +108,8 @@ pub enum Command {
     JsonSchema,
     /// Lint SQL migrations and tandem migration files for statements that lock or break a running application.
     Lint(LintArgs),
+    /// Turn a plain SQL migration into a tandem migration file of safe operations.
+    Convert(ConvertArgs),
     /// Run SQL statement by statement and report the locks each statement took, what they block and what was rewritten.
     Trace(TraceArgs),
     /// Run an expand/contract migration on a throwaway cluster while simulated clients keep working.
@@ -170,6 +172,24 @@ pub enum LintFormat {
     Json,
     Github,
     Sarif,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct ConvertArgs {
+    /// The SQL migration to convert (`-` reads standard input).
+    pub file: PathBuf,
+    /// Output format of the migration file.
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: ConvertFormat,
+    /// Write the migration to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvertFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(ClapArgs, Debug, Clone)]

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod convert;
 mod demo;
 mod lint;
 mod monitor_view;

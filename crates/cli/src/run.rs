@@ -301,6 +301,7 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         Command::Lint(args) => crate::lint::run(args, json)?,
+        Command::Convert(args) => crate::convert::run(args, json)?,
         Command::Trace(args) => {
             let live = (!args.throwaway && g.database_url.is_some()).then(|| connect_options(&g));
             crate::trace::run(args, live, json)?

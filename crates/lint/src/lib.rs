@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod context;
+pub mod convert;
 pub mod docs;
 pub mod locks;
 pub mod migration;
@@ -54,6 +55,8 @@ pub enum LintError {
     Migration(#[from] tandem_model::LoadError),
     #[error("{file}: {message}")]
     Config { file: String, message: String },
+    #[error("{file}: nothing to convert: the file has no statement that changes the schema")]
+    NothingToConvert { file: String },
 }
 
 /// Where statements of a source sit in the file: SQL embedded in a migration file is offset by
@@ -178,7 +181,7 @@ pub(crate) fn finding(
 }
 
 /// 1-based line and character column of byte `offset`, shifted by where the source sits.
-fn line_col(source: &str, offset: usize, at: Placement) -> (usize, usize) {
+pub(crate) fn line_col(source: &str, offset: usize, at: Placement) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count();
     let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]

@@ -88,6 +88,17 @@ pub fn validate(migration: &Migration, base: &Schema) -> Result<Validated, Valid
         }
     }
     for (index, op) in migration.operations.iter().enumerate() {
+        if let Some(field) = placeholder_field(op) {
+            return Err(ValidationError {
+                file: migration.file.clone(),
+                op_index: index,
+                op_kind: op.kind(),
+                field,
+                message: format!(
+                    "still holds the placeholder `tandem convert` left ({PLACEHOLDER} ...): write the SQL expression it asks for"
+                ),
+            });
+        }
         let mut cx = Cx {
             schema: &mut schema,
             checks: &mut live_checks,
@@ -123,6 +134,48 @@ pub fn validate(migration: &Migration, base: &Schema) -> Result<Validated, Valid
         schema,
         live_checks,
     })
+}
+
+/// What `tandem convert` writes where a person must supply an expression; no migration that
+/// still holds one is valid.
+pub const PLACEHOLDER: &str = "TODO(tandem convert):";
+
+/// The first `up`/`down` field of `op` that still holds the placeholder.
+fn placeholder_field(op: &Operation) -> Option<String> {
+    let held = |v: &str| v.trim_start().starts_with(PLACEHOLDER);
+    let map = |name: &str, m: &crate::operation::ColumnExprs| {
+        m.iter()
+            .find(|(_, v)| held(v))
+            .map(|(k, _)| format!("{name}.{k}"))
+    };
+    let pair = |up: &str, down: &str| {
+        if held(up) {
+            Some("up".to_string())
+        } else if held(down) {
+            Some("down".to_string())
+        } else {
+            None
+        }
+    };
+    match op {
+        Operation::AddColumn(o) => pair(&o.up, ""),
+        Operation::DropColumn(o) => pair("", &o.down),
+        Operation::AlterColumn(o) => pair(&o.up, &o.down),
+        Operation::DropConstraint(o) => pair(&o.up, &o.down),
+        Operation::CreateConstraint(o) => map("up", &o.up).or_else(|| map("down", &o.down)),
+        Operation::DropMulticolumnConstraint(o) => {
+            map("up", &o.up).or_else(|| map("down", &o.down))
+        }
+        Operation::Sql(o) => pair(&o.up, &o.down),
+        Operation::CreateTable(_)
+        | Operation::DropTable(_)
+        | Operation::RenameTable(_)
+        | Operation::RenameColumn(_)
+        | Operation::CreateIndex(_)
+        | Operation::DropIndex(_)
+        | Operation::RenameConstraint(_)
+        | Operation::SetReplicaIdentity(_) => None,
+    }
 }
 
 /// What an operation's check sees: the snapshot as earlier operations left it.

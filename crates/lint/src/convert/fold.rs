@@ -1,0 +1,416 @@
+//! Joins statements that together make one safe operation: `ADD COLUMN`, its backfill `UPDATE`
+//! and `SET NOT NULL` become one `add_column` with `up`; a backfill before `SET NOT NULL` becomes
+//! that change's `up`; `NOT VALID` then `VALIDATE` becomes one constraint; a unique index then
+//! `ADD CONSTRAINT ... USING INDEX` becomes one unique constraint; consecutive changes of one
+//! column become one `alter_column`; comments on a new table go into its `create_table`.
+
+use super::statement::{Draft, Item};
+use super::NoteKind;
+use tandem_model::operation::*;
+use tandem_model::{quote_ident, Operation};
+
+pub fn fold(items: Vec<Item>) -> Vec<Item> {
+    let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    validate_into_constraint(&mut items);
+    using_index_into_constraint(&mut items);
+    into_add_column(&mut items);
+    backfill_into_not_null(&mut items);
+    merge_alter_columns(&mut items);
+    into_create_table(&mut items);
+    items.into_iter().flatten().collect()
+}
+
+fn op(item: &Option<Item>) -> Option<&Operation> {
+    match &item.as_ref()?.draft {
+        Draft::Op(op) => Some(op),
+        _ => None,
+    }
+}
+
+fn op_mut(item: &mut Option<Item>) -> Option<&mut Operation> {
+    match &mut item.as_mut()?.draft {
+        Draft::Op(op) => Some(op),
+        _ => None,
+    }
+}
+
+/// Whether a later item could change what `table`.`column` is, so folding must stop there.
+fn touches(item: &Item, table: &str, column: &str) -> bool {
+    match &item.draft {
+        Draft::Op(op) => match op {
+            Operation::Sql(_) => true,
+            Operation::DropTable(t) => t.name == table,
+            Operation::RenameTable(r) => r.from == table || r.to == table,
+            Operation::CreateTable(t) => t.name == table,
+            Operation::AddColumn(a) => a.table == table && a.column.name == column,
+            Operation::DropColumn(d) => d.table == table && d.column == column,
+            Operation::RenameColumn(r) => r.table == table && (r.from == column || r.to == column),
+            Operation::AlterColumn(a) => a.table == table && a.column == column,
+            Operation::CreateConstraint(c) => {
+                c.table == table && c.columns.iter().any(|c| c == column)
+            }
+            Operation::CreateIndex(_)
+            | Operation::DropIndex(_)
+            | Operation::DropConstraint(_)
+            | Operation::DropMulticolumnConstraint(_)
+            | Operation::RenameConstraint(_)
+            | Operation::SetReplicaIdentity(_) => false,
+        },
+        Draft::Backfill {
+            table: t,
+            column: c,
+            ..
+        } => t == table && c == column,
+        Draft::Validate { .. } | Draft::UsingIndex { .. } | Draft::TableComment { .. } => false,
+    }
+}
+
+fn validate_into_constraint(items: &mut [Option<Item>]) {
+    for j in 0..items.len() {
+        let Some(Item {
+            draft: Draft::Validate { table, name, .. },
+            ..
+        }) = &items[j]
+        else {
+            continue;
+        };
+        let (table, name) = (table.clone(), name.clone());
+        let found = (0..j).rev().find(|&i| {
+            items[i]
+                .as_ref()
+                .is_some_and(|it| it.not_valid.as_deref() == Some(&name))
+                && match op(&items[i]) {
+                    Some(Operation::CreateConstraint(c)) => c.table == table,
+                    Some(Operation::AlterColumn(a)) => a.table == table,
+                    _ => false,
+                }
+        });
+        if let Some(i) = found {
+            if let Some(it) = items[i].as_mut() {
+                it.not_valid = None;
+            }
+            items[j] = None;
+        }
+    }
+}
+
+fn using_index_into_constraint(items: &mut [Option<Item>]) {
+    for j in 0..items.len() {
+        let Some(Item {
+            draft:
+                Draft::UsingIndex {
+                    table,
+                    name,
+                    index,
+                    primary,
+                    ..
+                },
+            span,
+            ..
+        }) = &items[j]
+        else {
+            continue;
+        };
+        let (table, name, index, primary, span) =
+            (table.clone(), name.clone(), index.clone(), *primary, *span);
+        let found = (0..j).rev().find_map(|i| match op(&items[i]) {
+            Some(Operation::CreateIndex(ci))
+                if ci.name == index
+                    && ci.table == table
+                    && ci.unique
+                    && ci.predicate.is_empty()
+                    && ci.method == IndexMethod::Btree
+                    && ci.columns.iter().all(|f| {
+                        f.collate.is_empty()
+                            && f.opclass.is_none()
+                            && f.sort.is_none()
+                            && f.nulls.is_none()
+                    }) =>
+            {
+                Some((i, ci.clone()))
+            }
+            _ => None,
+        });
+        let Some((i, ci)) = found else { continue };
+        items[i] = None;
+        let storage = (!ci.storage_parameters.is_empty()).then(|| IndexParameters {
+            tablespace: String::new(),
+            storage_parameters: ci.storage_parameters.clone(),
+            include_columns: Vec::new(),
+        });
+        let mut item = items[j].take().expect("checked above");
+        item.span = span;
+        item.draft = Draft::Op(Operation::CreateConstraint(CreateConstraint {
+            table,
+            name,
+            kind: if primary {
+                CreateConstraintType::PrimaryKey
+            } else {
+                CreateConstraintType::Unique
+            },
+            columns: ci.columns.iter().map(|f| f.column.clone()).collect(),
+            check: None,
+            no_inherit: false,
+            index_parameters: storage,
+            references: None,
+            up: ColumnExprs::new(),
+            down: ColumnExprs::new(),
+        }));
+        items[j] = Some(item);
+    }
+}
+
+/// An `alter_column` that changes only the fields `f` accepts.
+fn only<'a>(op: &'a AlterColumn, f: impl Fn(&AlterColumn) -> bool) -> Option<&'a AlterColumn> {
+    (op.name.is_none()
+        && op.up.is_empty()
+        && op.down.is_empty()
+        && op.data_type.is_none()
+        && op.check.is_none()
+        && op.unique.is_none()
+        && op.references.is_none()
+        && f(op))
+    .then_some(op)
+}
+
+fn into_add_column(items: &mut [Option<Item>]) {
+    for i in 0..items.len() {
+        let Some(Operation::AddColumn(add)) = op(&items[i]) else {
+            continue;
+        };
+        let (table, column) = (add.table.clone(), add.column.name.clone());
+        for j in i + 1..items.len() {
+            let Some(later) = items[j].as_ref() else {
+                continue;
+            };
+            if !touches(later, &table, &column) {
+                continue;
+            }
+            let Some(Operation::AddColumn(add)) = op(&items[i]).cloned() else {
+                unreachable!()
+            };
+            let mut add = add;
+            let mut folded = true;
+            match &later.draft {
+                Draft::Backfill { value, .. } if add.up.is_empty() => add.up = value.clone(),
+                Draft::Op(Operation::AlterColumn(a)) => {
+                    if let Some(a) = only(a, |a| {
+                        a.nullable == Some(false) && a.default.is_absent() && a.comment.is_absent()
+                    }) {
+                        let _ = a;
+                        add.column.nullable = false;
+                    } else if let Some(a) = only(a, |a| {
+                        a.nullable.is_none() && !a.default.is_absent() && a.comment.is_absent()
+                    }) {
+                        match (&a.default, add.column.default.clone()) {
+                            (Nullable::Null, Some(d)) => {
+                                if add.up.is_empty() {
+                                    add.up = d;
+                                }
+                                add.column.default = None;
+                            }
+                            (Nullable::Value(v), Some(d)) => {
+                                if add.up.is_empty() {
+                                    add.up = d;
+                                }
+                                add.column.default = Some(v.clone());
+                            }
+                            (Nullable::Value(v), None) if !add.up.is_empty() => {
+                                add.column.default = Some(v.clone());
+                            }
+                            _ => folded = false,
+                        }
+                    } else if let Some(a) = only(a, |a| {
+                        a.nullable.is_none() && a.default.is_absent() && !a.comment.is_absent()
+                    }) {
+                        add.column.comment = match &a.comment {
+                            Nullable::Value(v) => Some(v.clone()),
+                            _ => None,
+                        };
+                    } else {
+                        folded = false;
+                    }
+                }
+                _ => folded = false,
+            }
+            if !folded {
+                break;
+            }
+            let notes = items[j].take().map(|it| it.notes).unwrap_or_default();
+            let target = items[i].as_mut().expect("checked above");
+            target.notes.extend(notes);
+            // What `up` now gives makes the earlier remark about it moot.
+            if !add.up.is_empty() {
+                target
+                    .notes
+                    .retain(|(k, m)| !(*k == NoteKind::Info && m.starts_with("NOT NULL without")));
+            }
+            target.draft = Draft::Op(Operation::AddColumn(add));
+        }
+    }
+}
+
+fn backfill_into_not_null(items: &mut [Option<Item>]) {
+    for j in 0..items.len() {
+        let Some(Item {
+            draft:
+                Draft::Backfill {
+                    table,
+                    column,
+                    value,
+                    only_nulls,
+                    ..
+                },
+            ..
+        }) = &items[j]
+        else {
+            continue;
+        };
+        let (table, column, value, only_nulls) =
+            (table.clone(), column.clone(), value.clone(), *only_nulls);
+        let Some(k) = (j + 1..items.len()).find(|&k| {
+            items[k]
+                .as_ref()
+                .is_some_and(|it| touches(it, &table, &column))
+        }) else {
+            continue;
+        };
+        let Some(Operation::AlterColumn(a)) = op_mut(&mut items[k]) else {
+            continue;
+        };
+        if a.nullable != Some(false) || !a.up.is_empty() || a.name.is_some() {
+            continue;
+        }
+        a.up = if only_nulls {
+            format!("COALESCE({}, {value})", quote_ident(&column))
+        } else {
+            value
+        };
+        items[j] = None;
+    }
+}
+
+fn merge_alter_columns(items: &mut [Option<Item>]) {
+    let mut prev: Option<usize> = None;
+    for j in 0..items.len() {
+        if items[j].is_none() {
+            continue;
+        }
+        let merged = prev.and_then(|i| {
+            let (Some(Operation::AlterColumn(a)), Some(Operation::AlterColumn(b))) =
+                (op(&items[i]), op(&items[j]))
+            else {
+                return None;
+            };
+            merge(a, b)
+        });
+        match merged {
+            Some(m) => {
+                let i = prev.expect("merged with it");
+                let notes = items[j].take().map(|it| it.notes).unwrap_or_default();
+                let target = items[i].as_mut().expect("merged with it");
+                target.notes.extend(notes);
+                target.draft = Draft::Op(Operation::AlterColumn(m));
+            }
+            None => prev = Some(j),
+        }
+    }
+}
+
+/// Two changes of one column as one `alter_column`, when they change different things.
+fn merge(a: &AlterColumn, b: &AlterColumn) -> Option<AlterColumn> {
+    fn pick<T: Clone>(x: &Option<T>, y: &Option<T>) -> Option<Option<T>> {
+        match (x, y) {
+            (Some(_), Some(_)) => None,
+            _ => Some(x.clone().or_else(|| y.clone())),
+        }
+    }
+    fn pick_n(x: &Nullable<String>, y: &Nullable<String>) -> Option<Nullable<String>> {
+        match (x.is_absent(), y.is_absent()) {
+            (false, false) => None,
+            (true, _) => Some(y.clone()),
+            (false, true) => Some(x.clone()),
+        }
+    }
+    if a.table != b.table || a.column != b.column || a.name.is_some() || b.name.is_some() {
+        return None;
+    }
+    // The second change's `up` would read the first one's result: keep them apart.
+    if !b.up.is_empty() || (!a.down.is_empty() && !b.down.is_empty()) {
+        return None;
+    }
+    Some(AlterColumn {
+        table: a.table.clone(),
+        column: a.column.clone(),
+        name: None,
+        data_type: pick(&a.data_type, &b.data_type)?,
+        nullable: pick(&a.nullable, &b.nullable)?,
+        check: pick(&a.check, &b.check)?,
+        unique: pick(&a.unique, &b.unique)?,
+        references: pick(&a.references, &b.references)?,
+        default: pick_n(&a.default, &b.default)?,
+        comment: pick_n(&a.comment, &b.comment)?,
+        up: a.up.clone(),
+        down: if a.down.is_empty() {
+            b.down.clone()
+        } else {
+            a.down.clone()
+        },
+    })
+}
+
+fn into_create_table(items: &mut [Option<Item>]) {
+    for i in 0..items.len() {
+        let Some(Operation::CreateTable(t)) = op(&items[i]) else {
+            continue;
+        };
+        let name = t.name.clone();
+        for j in i + 1..items.len() {
+            let Some(Operation::CreateTable(mut t)) = op(&items[i]).cloned() else {
+                unreachable!()
+            };
+            let folded = match items[j].as_ref().map(|it| &it.draft) {
+                Some(Draft::TableComment { table, comment, .. }) if *table == name => {
+                    t.comment = comment.clone();
+                    true
+                }
+                Some(Draft::Op(Operation::AlterColumn(a))) if a.table == name => {
+                    match (
+                        only(a, |a| a.nullable.is_none() && a.default.is_absent()),
+                        t.columns.iter_mut().find(|c| c.name == a.column),
+                    ) {
+                        (Some(a), Some(col)) if !a.comment.is_absent() => {
+                            col.comment = match &a.comment {
+                                Nullable::Value(v) => Some(v.clone()),
+                                _ => None,
+                            };
+                            true
+                        }
+                        _ => break,
+                    }
+                }
+                Some(other) => {
+                    let stop = match other {
+                        Draft::Op(Operation::Sql(_)) => true,
+                        Draft::Op(Operation::RenameTable(r)) => r.from == name,
+                        Draft::Op(Operation::DropTable(d)) => d.name == name,
+                        Draft::Op(Operation::RenameColumn(r)) => r.table == name,
+                        Draft::Op(Operation::DropColumn(d)) => d.table == name,
+                        _ => false,
+                    };
+                    if stop {
+                        break;
+                    }
+                    false
+                }
+                None => false,
+            };
+            if folded {
+                let notes = items[j].take().map(|it| it.notes).unwrap_or_default();
+                let target = items[i].as_mut().expect("checked above");
+                target.notes.extend(notes);
+                target.draft = Draft::Op(Operation::CreateTable(t));
+            }
+        }
+    }
+}
