@@ -222,6 +222,11 @@ impl<'a> Cx<'a> {
                     ));
                 }
             }
+            NodeEnum::ConstraintsSetStmt(_) => self.dropped.push((
+                span,
+                NoteKind::Info,
+                "SET CONSTRAINTS dropped: it only changes when the constraints of its own transaction are checked".into(),
+            )),
             NodeEnum::CreateStmt(c) => self.create_table(span, c),
             NodeEnum::AlterTableStmt(a) if a.objtype == ObjectType::ObjectTable as i32 => {
                 self.alter_table(span, a)
@@ -504,6 +509,26 @@ impl<'a> Cx<'a> {
                         initially_deferred: con.initdeferred,
                     });
                 }
+                // DEFERRABLE and INITIALLY DEFERRED follow the REFERENCES they qualify.
+                ConstrType::ConstrAttrDeferrable
+                | ConstrType::ConstrAttrDeferred
+                | ConstrType::ConstrAttrNotDeferrable
+                | ConstrType::ConstrAttrImmediate => {
+                    let Some(r) = def.references.as_mut() else {
+                        return Err(
+                            "DEFERRABLE on a column constraint other than REFERENCES".into()
+                        );
+                    };
+                    match kind {
+                        ConstrType::ConstrAttrDeferrable => r.deferrable = true,
+                        ConstrType::ConstrAttrDeferred => {
+                            r.deferrable = true;
+                            r.initially_deferred = true;
+                        }
+                        ConstrType::ConstrAttrNotDeferrable => r.deferrable = false,
+                        _ => r.initially_deferred = false,
+                    }
+                }
                 _ => return Err("this column constraint has no field in tandem's column".into()),
             }
         }
@@ -641,7 +666,20 @@ impl<'a> Cx<'a> {
             };
             let text = if several { alone() } else { self.text(span) };
             if let Err(why) = self.alter_action(span, &table, cmd, &text, a.missing_ok) {
-                self.keep_sql(span, text, &why, String::new());
+                // A column added as written is dropped again on rollback.
+                let added = match cmd.def.as_deref().and_then(|d| d.node.as_ref()) {
+                    Some(NodeEnum::ColumnDef(c))
+                        if cmd.subtype == AlterTableType::AtAddColumn as i32 =>
+                    {
+                        format!(
+                            "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+                            quote_ident(&table),
+                            quote_ident(&c.colname)
+                        )
+                    }
+                    _ => String::new(),
+                };
+                self.keep_sql(span, text, &why, added);
             }
         }
     }
