@@ -17,7 +17,31 @@ pub fn fold(items: Vec<Item>) -> Vec<Item> {
     backfill_into_not_null(&mut items);
     merge_alter_columns(&mut items);
     into_create_table(&mut items);
-    items.into_iter().flatten().collect()
+    let mut items: Vec<Item> = items.into_iter().flatten().collect();
+    sql_after_renames(&mut items);
+    items
+}
+
+/// `sql` runs at start on the physical tables, which tandem renames only at complete: SQL
+/// after a rename in the same file must use the old names.
+fn sql_after_renames(items: &mut [Item]) {
+    let mut renamed: Vec<String> = Vec::new();
+    for item in items.iter_mut() {
+        match &item.draft {
+            Draft::Op(Operation::RenameTable(r)) => renamed.push(format!("table {:?} to {:?}", r.from, r.to)),
+            Draft::Op(Operation::RenameColumn(r)) => {
+                renamed.push(format!("column {:?}.{:?} to {:?}", r.table, r.from, r.to))
+            }
+            Draft::Op(Operation::Sql(_)) if !renamed.is_empty() => item.notes.push((
+                NoteKind::Warning,
+                format!(
+                    "this SQL runs at start, but tandem renames ({}) only at complete: write the old names in it",
+                    renamed.join(", ")
+                ),
+            )),
+            _ => {}
+        }
+    }
 }
 
 fn op(item: &Option<Item>) -> Option<&Operation> {
@@ -74,14 +98,20 @@ fn validate_into_constraint(items: &mut [Option<Item>]) {
         else {
             continue;
         };
-        let (table, name) = (table.clone(), name.clone());
+        // Walking back, the table carries the names earlier renames gave it.
+        let (mut current, name) = (table.clone(), name.clone());
         let found = (0..j).rev().find(|&i| {
+            if let Some(Operation::RenameTable(r)) = op(&items[i]) {
+                if r.to == current {
+                    current = r.from.clone();
+                }
+            }
             items[i]
                 .as_ref()
                 .is_some_and(|it| it.not_valid.as_deref() == Some(&name))
                 && match op(&items[i]) {
-                    Some(Operation::CreateConstraint(c)) => c.table == table,
-                    Some(Operation::AlterColumn(a)) => a.table == table,
+                    Some(Operation::CreateConstraint(c)) => c.table == current,
+                    Some(Operation::AlterColumn(a)) => a.table == current,
                     _ => false,
                 }
         });
@@ -113,10 +143,16 @@ fn using_index_into_constraint(items: &mut [Option<Item>]) {
         };
         let (table, name, index, primary, span) =
             (table.clone(), name.clone(), index.clone(), *primary, *span);
+        // Walking back, the table carries the names earlier renames gave it.
+        let mut current = table.clone();
         let found = (0..j).rev().find_map(|i| match op(&items[i]) {
+            Some(Operation::RenameTable(r)) if r.to == current => {
+                current = r.from.clone();
+                None
+            }
             Some(Operation::CreateIndex(ci))
                 if ci.name == index
-                    && ci.table == table
+                    && ci.table == current
                     && ci.unique
                     && ci.predicate.is_empty()
                     && ci.method == IndexMethod::Btree
