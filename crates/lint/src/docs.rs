@@ -64,7 +64,7 @@ pub fn rule_page(rule: &Rule) -> String {
         rule.safe_alternative
     ));
     if let Some(t) = rule.tandem {
-        s.push_str(&format!("## With tandem\n\n```yaml\n{t}\n```\n\n"));
+        s.push_str(&format!("## With tandem\n\n```yaml\n{t}\n```\n\n`tandem convert FILE` writes such a migration from a SQL file.\n\n"));
     }
     s.push_str(&format!(
         "## Ignoring it\n\n```sql\n-- tandem-lint: ignore {} (say why)\n```\n\nor in `tandem.toml`:\n\n```toml\n[lint]\nexclude = [\"{}\"]\n```\n",

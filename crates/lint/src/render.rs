@@ -60,6 +60,13 @@ pub fn human(reports: &[FileReport]) -> String {
                     "{gutter} = with tandem:\n{}\n",
                     indent(tandem, &format!("{gutter}     "))
                 ));
+                // Plain SQL only: a migration file is already in tandem's format.
+                if f.origin.is_none() {
+                    out.push_str(&format!(
+                        "{gutter} = `tandem convert {}` writes such a migration from this file\n",
+                        report.file
+                    ));
+                }
             }
             out.push('\n');
         }
