@@ -1,7 +1,8 @@
 //! `tandem lint`: reads plain SQL migrations with PostgreSQL's own grammar, and tandem/pgroll
 //! migration files, and reports every statement that would lock or break a live application,
-//! with the safe alternative. Pure: no database, no file system beyond what the caller passes in
-//! (config loading reads the file it is given).
+//! with the safe alternative; `convert` turns plain SQL into a tandem migration of safe
+//! operations. Pure: no database, no file system beyond what the caller passes in (config
+//! loading reads the file it is given).
 
 pub mod config;
 pub mod context;

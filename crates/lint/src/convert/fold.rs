@@ -197,7 +197,7 @@ fn using_index_into_constraint(items: &mut [Option<Item>]) {
 }
 
 /// An `alter_column` that changes only the fields `f` accepts.
-fn only<'a>(op: &'a AlterColumn, f: impl Fn(&AlterColumn) -> bool) -> Option<&'a AlterColumn> {
+fn only(op: &AlterColumn, f: impl Fn(&AlterColumn) -> bool) -> Option<&AlterColumn> {
     (op.name.is_none()
         && op.up.is_empty()
         && op.down.is_empty()

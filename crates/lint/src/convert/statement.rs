@@ -15,8 +15,10 @@ use std::collections::BTreeMap;
 use tandem_model::operation::*;
 use tandem_model::{qualified, quote_ident, Operation};
 
-/// What a statement turned into, before folding.
+/// What a statement turned into, before folding. A file has tens of these, so the size of
+/// the `Operation` variant does not matter.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Draft {
     Op(Operation),
     /// `UPDATE t SET column = value [WHERE column IS NULL]`.
