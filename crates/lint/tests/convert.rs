@@ -281,3 +281,19 @@ fn what_has_no_operation_stays_sql_with_a_warning_naming_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn every_kind_of_note_is_written_where_it_belongs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/convert_notes.sql");
+    let c = convert("convert_notes.sql", &read(&path)).unwrap();
+    let yaml = c.to_yaml();
+    Migration::parse(&yaml, Format::Yaml, "n.yaml", "n").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    insta::assert_snapshot!("convert_notes", yaml);
+    let stderr: Vec<String> = c
+        .notes()
+        .into_iter()
+        .filter(|n| n.kind.is_for_stderr())
+        .map(|n| format!("{}:{}: {}: {}", n.line, n.column, n.kind.label(), n.message))
+        .collect();
+    insta::assert_snapshot!("convert_notes_stderr", stderr.join("\n"));
+}

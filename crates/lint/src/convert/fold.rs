@@ -25,23 +25,62 @@ pub fn fold(items: Vec<Item>) -> Vec<Item> {
 /// `sql` runs at start on the physical tables, which tandem renames only at complete: SQL
 /// after a rename in the same file must use the old names.
 fn sql_after_renames(items: &mut [Item]) {
-    let mut renamed: Vec<String> = Vec::new();
+    // (what was renamed, the new name the SQL would use)
+    let mut renamed: Vec<(String, String)> = Vec::new();
     for item in items.iter_mut() {
         match &item.draft {
-            Draft::Op(Operation::RenameTable(r)) => renamed.push(format!("table {:?} to {:?}", r.from, r.to)),
-            Draft::Op(Operation::RenameColumn(r)) => {
-                renamed.push(format!("column {:?}.{:?} to {:?}", r.table, r.from, r.to))
+            Draft::Op(Operation::RenameTable(r)) => {
+                renamed.push((format!("table {:?} to {:?}", r.from, r.to), r.to.clone()))
             }
-            Draft::Op(Operation::Sql(_)) if !renamed.is_empty() => item.notes.push((
-                NoteKind::Warning,
-                format!(
-                    "this SQL runs at start, but tandem renames ({}) only at complete: write the old names in it",
-                    renamed.join(", ")
-                ),
+            Draft::Op(Operation::RenameColumn(r)) => renamed.push((
+                format!("column {:?}.{:?} to {:?}", r.table, r.from, r.to),
+                r.to.clone(),
             )),
+            Draft::Op(Operation::Sql(sql)) => {
+                let words = words(&sql.up);
+                let named: Vec<&str> = renamed
+                    .iter()
+                    .filter(|(_, to)| words.iter().any(|w| w == to))
+                    .map(|(what, _)| what.as_str())
+                    .collect();
+                if !named.is_empty() {
+                    item.notes.push((
+                        NoteKind::Warning,
+                        format!(
+                            "this SQL runs at start, but tandem renames ({}) only at complete: write the old names in it",
+                            named.join(", ")
+                        ),
+                    ));
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// The identifiers of a SQL text as PostgreSQL reads them: unquoted ones lower-cased, quoted
+/// ones as written.
+fn words(sql: &str) -> Vec<String> {
+    let Ok(scan) = pg_query::scan(sql) else {
+        return Vec::new();
+    };
+    scan.tokens
+        .iter()
+        .filter_map(|t| {
+            let text = sql.get(t.start as usize..t.end as usize)?;
+            if let Some(q) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                Some(q.replace("\"\"", "\""))
+            } else if text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+            {
+                Some(text.to_lowercase())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn op(item: &Option<Item>) -> Option<&Operation> {

@@ -201,6 +201,21 @@ impl<'a> Cx<'a> {
     }
 
     pub fn statement(&mut self, span: Span, node: &NodeEnum) {
+        let relation = match node {
+            NodeEnum::CreateStmt(c) => c.relation.as_ref(),
+            NodeEnum::AlterTableStmt(a) => a.relation.as_ref(),
+            NodeEnum::IndexStmt(i) => i.relation.as_ref(),
+            NodeEnum::RenameStmt(r) => r.relation.as_ref(),
+            NodeEnum::UpdateStmt(u) => u.relation.as_ref(),
+            _ => None,
+        };
+        if let Some(schema) = relation.map(|r| &r.schemaname).filter(|s| !s.is_empty()) {
+            self.dropped.push((
+                span,
+                NoteKind::Info,
+                format!("schema {schema:?} dropped from the table's name: tandem works in the schema `--schema` names (default public)"),
+            ));
+        }
         match node {
             NodeEnum::TransactionStmt(t) => {
                 if t.kind == TransactionStmtKind::TransStmtRollback as i32 {

@@ -1,0 +1,25 @@
+-- Every kind of note tandem convert writes, on one file.
+BEGIN;
+SET lock_timeout = '2s';
+SET search_path = app, public;
+CREATE TABLE app.accounts (id bigserial PRIMARY KEY, name text NOT NULL, CHECK (length(name) > 0));
+COMMENT ON COLUMN accounts.name IS 'shown on invoices';
+ALTER TABLE users ALTER COLUMN score TYPE integer USING round(score)::integer, ALTER COLUMN score SET NOT NULL;
+ALTER TABLE users ADD COLUMN age integer NOT NULL;
+CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);
+ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;
+ALTER TABLE users ADD CONSTRAINT users_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id) NOT VALID;
+ALTER TABLE users ADD CHECK (age > 0);
+CREATE INDEX IF NOT EXISTS users_lower_email ON users (lower(email));
+ALTER TABLE users ALTER COLUMN plan SET DEFAULT 'free', ALTER COLUMN plan DROP NOT NULL;
+ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid() NOT NULL;
+ALTER TABLE users ADD COLUMN id2 bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE users SET (fillfactor = 70);
+ALTER TABLE users RENAME TO members;
+ALTER TABLE members DROP COLUMN legacy CASCADE;
+DELETE FROM members WHERE age IS NULL;
+UPDATE members SET plan = 'pro' WHERE plan = 'gold';
+DROP TABLE IF EXISTS old_members CASCADE;
+ALTER TABLE members REPLICA IDENTITY USING INDEX users_email_key;
+CREATE EXTENSION IF NOT EXISTS citext;
+COMMIT;
