@@ -15,7 +15,7 @@ fn pruned(op: &Operation) -> serde_json::Value {
                     serde_json::Value::Bool(b) => !*b && k != "nullable",
                     serde_json::Value::Object(m) => m.is_empty() && (k == "up" || k == "down"),
                     serde_json::Value::String(s) => {
-                        (k == "index" && s.is_empty())
+                        ((k == "index" || k == "up" || k == "down") && s.is_empty())
                             || (k == "match_type" && s == "SIMPLE")
                             || ((k == "on_delete" || k == "on_update") && s == "NO ACTION")
                             || (k == "method" && s == "btree")

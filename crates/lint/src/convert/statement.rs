@@ -105,11 +105,21 @@ impl Item {
                 "the index is not created in this file; attaching it takes a brief ACCESS EXCLUSIVE lock",
                 &mut self.notes,
             ),
-            Draft::TableComment { sql, .. } => kept(
-                sql,
-                "no tandem operation comments an existing table; COMMENT ON is a catalog change that blocks no reads or writes for long",
-                &mut self.notes,
-            ),
+            Draft::TableComment { sql, table, .. } => {
+                let mut op = kept(
+                    sql,
+                    "no tandem operation comments an existing table; COMMENT ON is a catalog change that blocks no reads or writes for long",
+                    &mut self.notes,
+                );
+                if let Operation::Sql(raw) = &mut op {
+                    raw.down = format!("COMMENT ON TABLE {} IS NULL", quote_ident(&table));
+                }
+                self.notes.push((
+                    NoteKind::Info,
+                    "`down` assumes the table had no comment before; write the old one if it had".into(),
+                ));
+                op
+            }
         };
         if let Some(name) = &self.not_valid {
             self.notes.push((
