@@ -119,3 +119,21 @@ fn pgroll_examples_replay() {
             .schema;
     }
 }
+
+#[test]
+fn the_placeholder_tandem_convert_leaves_is_refused_until_written() {
+    assert_eq!(
+        err("operations:\n  - alter_column: {table: users, column: name, type: varchar(10), up: 'left(name, 10)', down: 'TODO(tandem convert): the old value'}\n"),
+        "m.yaml: operations[0].alter_column.down: still holds the placeholder `tandem convert` left (TODO(tandem convert): ...): write the SQL expression it asks for"
+    );
+    assert!(err(
+        "operations:\n  - create_constraint: {table: users, name: c, type: check, columns: [name], check: name <> '', up: {name: 'TODO(tandem convert): x'}}\n"
+    )
+    .contains("operations[0].create_constraint.up.name: still holds the placeholder"));
+    // The word alone, in an expression a person wrote, is no placeholder.
+    validate(
+        &mig("operations:\n  - add_column: {table: users, up: \"'TODO'\", column: {name: note, type: text}}\n"),
+        &base(),
+    )
+    .unwrap();
+}
