@@ -11,6 +11,7 @@ use tandem_model::{quote_ident, Operation};
 
 pub fn fold(items: Vec<Item>) -> Vec<Item> {
     let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    drop_before_rebuild(&mut items);
     validate_into_constraint(&mut items);
     using_index_into_constraint(&mut items);
     into_add_column(&mut items);
@@ -124,7 +125,39 @@ fn touches(item: &Item, table: &str, column: &str) -> bool {
             column: c,
             ..
         } => t == table && c == column,
-        Draft::Validate { .. } | Draft::UsingIndex { .. } | Draft::TableComment { .. } => false,
+        Draft::Validate { .. }
+        | Draft::UsingIndex { .. }
+        | Draft::TableComment { .. }
+        | Draft::DropIndexIfExists { .. } => false,
+    }
+}
+
+/// `DROP INDEX IF EXISTS x` then `CREATE INDEX x`: the drop clears what a failed
+/// concurrent build left, which `create_index` does itself. (An index kept as `sql` has no
+/// such cleanup, so its drop stays.)
+fn drop_before_rebuild(items: &mut [Option<Item>]) {
+    for i in 0..items.len() {
+        let Some(Item {
+            draft: Draft::DropIndexIfExists { name },
+            ..
+        }) = &items[i]
+        else {
+            continue;
+        };
+        let name = name.clone();
+        let rebuilt = (i + 1..items.len()).find(|&j| match op(&items[j]) {
+            Some(Operation::CreateIndex(c)) => c.name == name,
+            _ => false,
+        });
+        if let Some(j) = rebuilt {
+            items[i] = None;
+            if let Some(it) = items[j].as_mut() {
+                it.notes.push((
+                    NoteKind::Info,
+                    format!("the DROP INDEX IF EXISTS {name:?} before it is dropped: tandem drops an INVALID index a failed build left, and refuses a valid one"),
+                ));
+            }
+        }
     }
 }
 

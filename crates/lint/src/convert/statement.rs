@@ -43,6 +43,10 @@ pub enum Draft {
         primary: bool,
         sql: String,
     },
+    /// `DROP INDEX [CONCURRENTLY] IF EXISTS name`.
+    DropIndexIfExists {
+        name: String,
+    },
     /// `COMMENT ON TABLE`.
     TableComment {
         table: String,
@@ -90,6 +94,13 @@ impl Item {
         };
         let operation = match self.draft {
             Draft::Op(op) => op,
+            Draft::DropIndexIfExists { name } => {
+                self.notes.push((
+                    NoteKind::Info,
+                    "IF EXISTS dropped: tandem refuses to drop what does not exist".into(),
+                ));
+                Operation::DropIndex(DropIndex { name })
+            }
             Draft::Backfill { sql, .. } => kept(
                 sql,
                 "an UPDATE that is not the backfill of a column added or made NOT NULL in this file; it updates every matching row in one transaction, holding their row locks until it ends (give the column's `up` instead, which tandem backfills in batches)",
@@ -1136,6 +1147,19 @@ impl<'a> Cx<'a> {
             } else {
                 Operation::DropTable(DropTable { name })
             };
+            // `DROP INDEX IF EXISTS` before building the same index again is the retry idiom
+            // for a build that failed and left an INVALID index: `fold` hands it to tandem.
+            if d.missing_ok {
+                if let Operation::DropIndex(DropIndex { name }) = op {
+                    self.items.push(Item {
+                        span,
+                        draft: Draft::DropIndexIfExists { name },
+                        notes: Vec::new(),
+                        not_valid: None,
+                    });
+                    continue;
+                }
+            }
             let item = self.push(span, op);
             if d.missing_ok {
                 item.notes.push((

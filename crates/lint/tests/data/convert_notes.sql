@@ -22,4 +22,6 @@ UPDATE members SET plan = 'pro' WHERE plan = 'gold';
 DROP TABLE IF EXISTS old_members CASCADE;
 ALTER TABLE members REPLICA IDENTITY USING INDEX users_email_key;
 CREATE EXTENSION IF NOT EXISTS citext;
+DROP INDEX CONCURRENTLY IF EXISTS members_plan_idx;
+CREATE INDEX CONCURRENTLY members_plan_idx ON members (plan);
 COMMIT;
