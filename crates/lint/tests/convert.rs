@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use tandem_lint::convert::{convert, Conversion, NoteKind};
 use tandem_model::migration::Format;
-use tandem_model::{quote_ident, Migration};
+use tandem_model::{quote_ident, Migration, Operation};
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, Event};
 use tandem_testkit::TestDb;
 
@@ -128,30 +128,30 @@ fn engine_client(db: &TestDb) -> postgres::Client {
     .expect("connect")
 }
 
-#[test]
-fn corpus_conversions_reach_the_schema_the_sql_reaches() {
+/// Applies `migration` with the engine on a database set up with `setup` (start, rollback back
+/// to the same catalog, start, complete) and `sql` on a twin; both must end with one catalog.
+fn round_trip(name: &str, setup: &str, sql: &str, c: &Conversion, migration: &Migration) {
     let ignore = |_: &Event| {};
-    for (name, path) in corpus() {
-        let (c, migration) = converted(&name, &path);
-        assert!(
-            !c.has_placeholders(),
-            "{name}: the corpus cases need no hand-written expression"
-        );
-        let setup = read(&path.with_file_name(format!("{name}.setup.sql")));
+    let twin = TestDb::new();
+    run_sql(&twin, setup);
+    run_sql(&twin, sql);
 
-        let twin = TestDb::new();
-        run_sql(&twin, &setup);
-        run_sql(&twin, &read(&path));
-
-        let db = TestDb::new();
-        run_sql(&db, &setup);
-        let mut client = engine_client(&db);
-        Engine::new(&mut client, EngineOptions::default())
-            .init()
-            .expect("init");
+    let db = TestDb::new();
+    run_sql(&db, setup);
+    let mut client = engine_client(&db);
+    Engine::new(&mut client, EngineOptions::default())
+        .init()
+        .expect("init");
+    // A `sql` operation without `down` cannot be undone, and says so: such a migration only
+    // starts and completes.
+    let undoable = migration
+        .operations
+        .iter()
+        .all(|o| !matches!(o, Operation::Sql(s) if s.down.is_empty()));
+    if undoable {
         let before = db.dump_schema();
         Engine::new(&mut client, EngineOptions::default())
-            .start(&migration, &ignore)
+            .start(migration, &ignore)
             .unwrap_or_else(|e| panic!("{name}: start: {e}"));
         Engine::new(&mut client, EngineOptions::default())
             .rollback(&ignore)
@@ -161,44 +161,88 @@ fn corpus_conversions_reach_the_schema_the_sql_reaches() {
             db.dump_schema(),
             "{name}: rollback returns the original schema"
         );
-        Engine::new(&mut client, EngineOptions::default())
-            .start(&migration, &ignore)
-            .unwrap_or_else(|e| panic!("{name}: second start: {e}"));
-        Engine::new(&mut client, EngineOptions::default())
-            .complete(&ignore)
-            .unwrap_or_else(|e| panic!("{name}: complete: {e}"));
-        // tandem's state and the version schema are tandem's own; the twin has neither.
-        let mut plain = db.connect();
-        for row in plain
-            .query(
-                "SELECT nspname::text FROM pg_namespace WHERE nspname <> 'public' AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'",
-                &[],
-            )
-            .unwrap()
-        {
-            let schema: String = row.get(0);
-            plain
-                .batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
-                .unwrap();
-        }
-        let got: Vec<String> = catalog(&db).iter().map(|l| uncast_default(l)).collect();
-        let want = catalog(&twin);
-        if got != want {
-            let only = |a: &[String], b: &[String]| {
-                a.iter()
-                    .filter(|l| !b.contains(l))
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
-            panic!(
-                "{name}: the converted migration ends elsewhere than the SQL.\nonly after tandem:\n{}\nonly after the SQL:\n{}\nmigration:\n{}",
-                only(&got, &want),
-                only(&want, &got),
-                c.to_yaml()
-            );
-        }
     }
+    Engine::new(&mut client, EngineOptions::default())
+        .start(migration, &ignore)
+        .unwrap_or_else(|e| panic!("{name}: second start: {e}"));
+    Engine::new(&mut client, EngineOptions::default())
+        .complete(&ignore)
+        .unwrap_or_else(|e| panic!("{name}: complete: {e}"));
+    // tandem's state and the version schema are tandem's own; the twin has neither.
+    let mut plain = db.connect();
+    for row in plain
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname <> 'public' AND nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'",
+            &[],
+        )
+        .unwrap()
+    {
+        let schema: String = row.get(0);
+        plain
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
+            .unwrap();
+    }
+    let got: Vec<String> = catalog(&db).iter().map(|l| uncast_default(l)).collect();
+    let want = catalog(&twin);
+    if got != want {
+        let only = |a: &[String], b: &[String]| {
+            a.iter()
+                .filter(|l| !b.contains(l))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "{name}: the converted migration ends elsewhere than the SQL.\nonly after tandem:\n{}\nonly after the SQL:\n{}\nmigration:\n{}",
+            only(&got, &want),
+            only(&want, &got),
+            c.to_yaml()
+        );
+    }
+}
+
+#[test]
+fn corpus_conversions_reach_the_schema_the_sql_reaches() {
+    for (name, path) in corpus() {
+        let (c, migration) = converted(&name, &path);
+        assert!(
+            !c.has_placeholders(),
+            "{name}: the corpus cases need no hand-written expression"
+        );
+        let setup = read(&path.with_file_name(format!("{name}.setup.sql")));
+        round_trip(&name, &setup, &read(&path), &c, &migration);
+    }
+}
+
+/// The bad example of every statement rule is the kind of SQL people write: converted, it
+/// reaches the schema it reaches. Left out: examples PostgreSQL refuses, examples whose
+/// conversion leaves an expression to write, and `uncommitted-begin`, whose SQL commits nothing.
+#[test]
+fn lint_bad_examples_converted_reach_the_schema_the_sql_reaches() {
+    let mut tried = 0;
+    for rule in tandem_lint::RULES {
+        if !matches!(rule.check, tandem_lint::rules::Check::Statement(_))
+            || rule.bad_fails_with.is_some()
+            || rule.name == "uncommitted-begin"
+        {
+            continue;
+        }
+        let name = format!("{} bad example", rule.name);
+        let c = match convert("bad.sql", rule.bad) {
+            Ok(c) => c,
+            // VACUUM FULL, for one, is dropped with a warning: no schema change is left.
+            Err(tandem_lint::LintError::NothingToConvert { .. }) => continue,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        if c.has_placeholders() {
+            continue;
+        }
+        let yaml = c.to_yaml();
+        let m = Migration::parse(&yaml, Format::Yaml, "bad.yaml", "bad").unwrap();
+        round_trip(&name, rule.setup, rule.bad, &c, &m);
+        tried += 1;
+    }
+    assert!(tried >= 20, "only {tried} examples were tried");
 }
 
 #[test]
@@ -253,7 +297,7 @@ fn a_type_change_with_using_leaves_down_to_write_and_validate_refuses_it() {
 fn what_has_no_operation_stays_sql_with_a_warning_naming_its_line() {
     let c = convert(
         "m.sql",
-        "BEGIN;\nSET lock_timeout = '1s';\nALTER TABLE t ADD COLUMN a int;\nVACUUM FULL t;\nCOMMIT;\n",
+        "BEGIN;\nSET lock_timeout = '1s';\nALTER TABLE t ADD COLUMN a int;\nALTER TABLE t SET (fillfactor = 70);\nCOMMIT;\n",
     )
     .unwrap();
     assert_eq!(
@@ -296,4 +340,34 @@ fn every_kind_of_note_is_written_where_it_belongs() {
         .map(|n| format!("{}:{}: {}: {}", n.line, n.column, n.kind.label(), n.message))
         .collect();
     insta::assert_snapshot!("convert_notes_stderr", stderr.join("\n"));
+}
+
+/// Every lint rule's SQL examples, good and bad, convert into a file that reads back as
+/// converted, or are refused with a message (nothing to convert, a syntax error).
+#[test]
+fn every_lint_example_converts_into_a_file_that_reads_back() {
+    for rule in tandem_lint::RULES {
+        if !matches!(rule.check, tandem_lint::rules::Check::Statement(_)) {
+            continue;
+        }
+        for (which, sql) in [("bad", rule.bad), ("good", rule.good)] {
+            let name = format!("{}_{which}", rule.name.replace('-', "_"));
+            match convert(&format!("{name}.sql"), sql) {
+                Ok(c) => {
+                    let yaml = c.to_yaml();
+                    let m = Migration::parse(&yaml, Format::Yaml, "m.yaml", "m")
+                        .unwrap_or_else(|e| panic!("{name}: {e}\n{yaml}"));
+                    assert_eq!(m.operations.len(), c.operations.len(), "{name}");
+                }
+                Err(e) => assert!(
+                    matches!(
+                        e,
+                        tandem_lint::LintError::NothingToConvert { .. }
+                            | tandem_lint::LintError::Syntax { .. }
+                    ),
+                    "{name}: {e}"
+                ),
+            }
+        }
+    }
 }

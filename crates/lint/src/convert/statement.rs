@@ -164,6 +164,8 @@ pub struct Cx<'a> {
     names: Taken,
     /// Tables created in the file, with their primary-key columns.
     created: BTreeMap<String, Vec<String>>,
+    /// A `BEGIN` no `COMMIT` has ended yet.
+    open_transaction: Option<Span>,
 }
 
 const TODO_DOWN: &str = "the old value computed from the new one, the inverse of `up`";
@@ -176,11 +178,19 @@ impl<'a> Cx<'a> {
             dropped: Vec::new(),
             names: Taken::default(),
             created: BTreeMap::new(),
+            open_transaction: None,
         }
     }
 
     #[allow(clippy::type_complexity)]
-    pub fn finish(self) -> (Vec<Item>, Vec<(Span, NoteKind, String)>) {
+    pub fn finish(mut self) -> (Vec<Item>, Vec<(Span, NoteKind, String)>) {
+        if let Some(span) = self.open_transaction {
+            self.dropped.push((
+                span,
+                NoteKind::Warning,
+                "BEGIN without COMMIT: run as it is, the file commits nothing after it; the migration carries out every statement".into(),
+            ));
+        }
         (self.items, self.dropped)
     }
 
@@ -238,7 +248,30 @@ impl<'a> Cx<'a> {
             ));
         }
         match node {
+            NodeEnum::VacuumStmt(v) => {
+                let full = v.options.iter().any(|o| {
+                    matches!(o.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname.eq_ignore_ascii_case("full"))
+                });
+                let message = if !v.is_vacuumcmd {
+                    return self.keep(span, "no tandem operation does this; it runs as written at start", String::new());
+                } else if full {
+                    "VACUUM FULL dropped: it rewrites the table under an ACCESS EXCLUSIVE lock, blocking every read and write until it ends, and cannot run in a migration's transaction; use pg_repack or pg_squeeze instead"
+                } else {
+                    "VACUUM dropped: it is maintenance, not a schema change, and cannot run in a migration's transaction; autovacuum or a scheduled job does it"
+                };
+                self.dropped.push((span, NoteKind::Warning, message.into()));
+            }
             NodeEnum::TransactionStmt(t) => {
+                if t.kind == TransactionStmtKind::TransStmtBegin as i32
+                    || t.kind == TransactionStmtKind::TransStmtStart as i32
+                {
+                    self.open_transaction = Some(span);
+                } else if matches!(
+                    TransactionStmtKind::try_from(t.kind),
+                    Ok(TransactionStmtKind::TransStmtCommit | TransactionStmtKind::TransStmtRollback)
+                ) {
+                    self.open_transaction = None;
+                }
                 if t.kind == TransactionStmtKind::TransStmtRollback as i32 {
                     self.dropped.push((
                         span,
