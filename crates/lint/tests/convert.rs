@@ -214,35 +214,41 @@ fn corpus_conversions_reach_the_schema_the_sql_reaches() {
     }
 }
 
-/// The bad example of every statement rule is the kind of SQL people write: converted, it
-/// reaches the schema it reaches. Left out: examples PostgreSQL refuses, examples whose
-/// conversion leaves an expression to write, and `uncommitted-begin`, whose SQL commits nothing.
+/// Every statement rule's examples are the kind of SQL people write: converted, each reaches
+/// the schema it reaches. Left out: examples PostgreSQL refuses, examples whose conversion
+/// leaves an expression to write or no operation at all, and `uncommitted-begin`'s bad one,
+/// whose SQL commits nothing.
 #[test]
-fn lint_bad_examples_converted_reach_the_schema_the_sql_reaches() {
+fn lint_examples_converted_reach_the_schema_the_sql_reaches() {
     let mut tried = 0;
     for rule in tandem_lint::RULES {
-        if !matches!(rule.check, tandem_lint::rules::Check::Statement(_))
-            || rule.bad_fails_with.is_some()
-            || rule.name == "uncommitted-begin"
-        {
+        if !matches!(rule.check, tandem_lint::rules::Check::Statement(_)) {
             continue;
         }
-        let name = format!("{} bad example", rule.name);
-        let c = match convert("bad.sql", rule.bad) {
-            Ok(c) => c,
-            // VACUUM FULL, for one, is dropped with a warning: no schema change is left.
-            Err(tandem_lint::LintError::NothingToConvert { .. }) => continue,
-            Err(e) => panic!("{name}: {e}"),
-        };
-        if c.has_placeholders() {
-            continue;
+        for (which, sql) in [("bad", rule.bad), ("good", rule.good)] {
+            if (which == "bad"
+                && (rule.bad_fails_with.is_some() || rule.name == "uncommitted-begin"))
+                || sql.trim().is_empty()
+            {
+                continue;
+            }
+            let name = format!("{} {which} example", rule.name);
+            let c = match convert("example.sql", sql) {
+                Ok(c) => c,
+                // VACUUM FULL, for one, is dropped with a warning: no schema change is left.
+                Err(tandem_lint::LintError::NothingToConvert { .. }) => continue,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            if c.has_placeholders() {
+                continue;
+            }
+            let yaml = c.to_yaml();
+            let m = Migration::parse(&yaml, Format::Yaml, "example.yaml", "example").unwrap();
+            round_trip(&name, rule.setup, sql, &c, &m);
+            tried += 1;
         }
-        let yaml = c.to_yaml();
-        let m = Migration::parse(&yaml, Format::Yaml, "bad.yaml", "bad").unwrap();
-        round_trip(&name, rule.setup, rule.bad, &c, &m);
-        tried += 1;
     }
-    assert!(tried >= 20, "only {tried} examples were tried");
+    assert!(tried >= 40, "only {tried} examples were tried");
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub fn fold(items: Vec<Item>) -> Vec<Item> {
     backfill_into_not_null(&mut items);
     merge_alter_columns(&mut items);
     into_create_table(&mut items);
+    created_then_dropped(&mut items);
     let mut items: Vec<Item> = items.into_iter().flatten().collect();
     sql_after_renames(&mut items);
     items
@@ -465,6 +466,80 @@ fn merge(a: &AlterColumn, b: &AlterColumn) -> Option<AlterColumn> {
             a.down.clone()
         },
     })
+}
+
+/// The table an operation works on, if it works on one.
+fn table_of(op: &Operation) -> Option<&str> {
+    Some(match op {
+        Operation::CreateTable(o) => &o.name,
+        Operation::DropTable(o) => &o.name,
+        Operation::RenameTable(o) => &o.from,
+        Operation::AddColumn(o) => &o.table,
+        Operation::DropColumn(o) => &o.table,
+        Operation::RenameColumn(o) => &o.table,
+        Operation::AlterColumn(o) => &o.table,
+        Operation::CreateIndex(o) => &o.table,
+        Operation::CreateConstraint(o) => &o.table,
+        Operation::DropConstraint(o) => &o.table,
+        Operation::DropMulticolumnConstraint(o) => &o.table,
+        Operation::RenameConstraint(o) => &o.table,
+        Operation::SetReplicaIdentity(o) => &o.table,
+        Operation::DropIndex(_) | Operation::Sql(_) => return None,
+    })
+}
+
+/// A table created and dropped again in the same file lives only inside the migration: what
+/// the file does to it in between is nothing to carry out.
+fn created_then_dropped(items: &mut [Option<Item>]) {
+    for j in 0..items.len() {
+        let Some(Operation::DropTable(d)) = op(&items[j]) else {
+            continue;
+        };
+        let name = d.name.clone();
+        let Some(i) = (0..j)
+            .rev()
+            .find(|&i| matches!(op(&items[i]), Some(Operation::CreateTable(t)) if t.name == name))
+        else {
+            continue;
+        };
+        let between_clear = (i + 1..j).all(|k| match items[k].as_ref().map(|it| &it.draft) {
+            None => true,
+            Some(Draft::Op(Operation::Sql(_))) => false,
+            Some(Draft::Op(Operation::RenameTable(r))) => r.from != name && r.to != name,
+            Some(Draft::Op(o)) => match o {
+                Operation::CreateConstraint(c) => {
+                    c.references.as_ref().is_none_or(|r| r.table != name)
+                }
+                Operation::CreateTable(t) => {
+                    !t.columns
+                        .iter()
+                        .any(|c| c.references.as_ref().is_some_and(|r| r.table == name))
+                        && !t
+                            .constraints
+                            .iter()
+                            .any(|c| c.references.as_ref().is_some_and(|r| r.table == name))
+                }
+                _ => true,
+            },
+            Some(_) => true,
+        });
+        if !between_clear {
+            continue;
+        }
+        for k in i..=j {
+            let on_table = match items[k].as_ref().map(|it| &it.draft) {
+                Some(Draft::Op(o)) => table_of(o) == Some(name.as_str()),
+                Some(Draft::Backfill { table, .. })
+                | Some(Draft::Validate { table, .. })
+                | Some(Draft::UsingIndex { table, .. })
+                | Some(Draft::TableComment { table, .. }) => *table == name,
+                _ => false,
+            };
+            if on_table {
+                items[k] = None;
+            }
+        }
+    }
 }
 
 fn into_create_table(items: &mut [Option<Item>]) {
