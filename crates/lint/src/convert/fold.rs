@@ -526,8 +526,8 @@ fn created_then_dropped(items: &mut [Option<Item>]) {
         if !between_clear {
             continue;
         }
-        for k in i..=j {
-            let on_table = match items[k].as_ref().map(|it| &it.draft) {
+        for slot in &mut items[i..=j] {
+            let on_table = match slot.as_ref().map(|it| &it.draft) {
                 Some(Draft::Op(o)) => table_of(o) == Some(name.as_str()),
                 Some(Draft::Backfill { table, .. })
                 | Some(Draft::Validate { table, .. })
@@ -536,7 +536,7 @@ fn created_then_dropped(items: &mut [Option<Item>]) {
                 _ => false,
             };
             if on_table {
-                items[k] = None;
+                *slot = None;
             }
         }
     }
