@@ -36,6 +36,15 @@ pub fn run(
     }
 }
 
+/// `75` as `1m15s`.
+fn human_seconds(s: i64) -> String {
+    match s {
+        ..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 fn secs(s: Option<f64>) -> String {
     s.map_or("?".into(), |s| format!("{s:.1}s"))
 }
@@ -99,12 +108,32 @@ pub fn draw(s: &MonitorSnapshot) -> String {
                     m.old_version_schemas.join(", ")
                 }
             );
-            for b in &m.backfills {
+            for p in &m.backfills {
+                let b = &p.checkpoint;
                 let total = b.rows_estimate.max(b.rows_done);
                 let percent = (b.rows_done * 100).checked_div(total).unwrap_or(100);
+                let rate = match b.rows_per_second {
+                    Some(r) if !b.done => format!(", {r:.0} rows/s"),
+                    _ => String::new(),
+                };
+                let eta = match p.eta_seconds {
+                    Some(s) => format!(", ETA {}", human_seconds(s)),
+                    None => String::new(),
+                };
+                let state = match (&b.yield_state, b.done, p.running) {
+                    (_, true, _) => String::new(),
+                    (Some(y), _, _) => format!(
+                        "\n    {}{}: {}",
+                        y,
+                        if p.running { "" } else { " (when last run; not running now)" },
+                        b.yield_reason.as_deref().unwrap_or("?")
+                    ),
+                    (None, _, false) => "\n    not running: interrupted; `tandem start` with its file continues it".into(),
+                    (None, _, true) => String::new(),
+                };
                 let _ = writeln!(
                     o,
-                    "  backfill {}: {} ({} of ~{} rows), updated {}",
+                    "  backfill {}: {} ({} of ~{} rows{rate}{eta}), updated {}{state}",
                     b.table,
                     if b.done {
                         "done".to_string()
