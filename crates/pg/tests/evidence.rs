@@ -316,11 +316,13 @@ fn migrate_refuses_to_complete_the_active_migration_while_an_old_version_client_
 
     stop.store(true, Ordering::Relaxed);
     old.join().unwrap();
+    // (With 03 after it, migrate would keep public_01_nick for the running application until
+    // 03 completes, and that view still reads the column 02 drops; so 02 goes last here.)
     let report = engine(&mut c, sampling(500))
-        .migrate(&directory(), true, &on_event)
+        .migrate(&directory()[..2], true, &on_event)
         .expect("migrate proceeds once the old version is gone");
-    assert_eq!(report.started, vec!["03_age"]);
-    assert_eq!(report.completed, vec!["02_drop_legacy", "03_age"]);
+    assert!(report.started.is_empty());
+    assert_eq!(report.completed, vec!["02_drop_legacy"]);
     let history = engine(&mut c, EvidenceOptions::default())
         .status()
         .unwrap()
@@ -371,4 +373,48 @@ fn migrate_takes_force_and_min_age_as_complete_does() {
         .and_then(|h| h.forced_complete.clone())
         .expect("the forced complete is recorded");
     assert!(forced.to_string().contains(&format!("pid {pid}")), "{forced}");
+}
+
+/// The version schema migrate keeps for the application that ran when it began is not held
+/// against the migrations migrate starts and completes on its way (those completes leave it in
+/// place); the complete that drops it weighs it like `complete` does.
+#[test]
+fn migrate_weighs_the_kept_version_schema_only_when_it_would_drop_it() {
+    let db = TestDb::new();
+    db.execute(
+        "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, legacy text);
+         INSERT INTO users (name, legacy) SELECT 'u' || g, 'l' || g FROM generate_series(1, 50) g;",
+    );
+    let mut c = client(&db);
+    let on_event = |_: &tandem_pg::Event| {};
+    let files = vec![
+        directory().remove(0),
+        migration(
+            "02_a",
+            "operations:\n  - add_column: {table: users, column: {name: a, type: int, nullable: true}}\n",
+        ),
+        migration(
+            "03_b",
+            "operations:\n  - add_column: {table: users, column: {name: b, type: int, nullable: true}}\n",
+        ),
+    ];
+    engine(&mut c, EvidenceOptions::default())
+        .migrate(&files[..1], true, &on_event)
+        .expect("01");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pid, old) = old_client(&db, stop.clone());
+    let report = engine(&mut c, sampling(1000))
+        .migrate(&files, false, &on_event)
+        .expect("02_a completes on the way: public_01_nick is kept");
+    assert_eq!(report.completed, vec!["02_a"]);
+    assert_eq!(report.active.as_deref(), Some("03_b"));
+    let err = engine(&mut c, sampling(1000))
+        .migrate(&files, true, &on_event)
+        .expect_err("completing 03_b drops public_01_nick, which the old client uses");
+    assert!(
+        err.to_string().contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    old.join().unwrap();
 }
