@@ -440,7 +440,10 @@ fn batches_much_slower_than_the_target_throttle_the_backfill() {
 /// Autovacuum vacuuming the table to prevent wraparound pauses the backfill until that vacuum
 /// ends. The table is made to need one (`autovacuum_freeze_max_age` at its minimum, then more
 /// transaction ids than that burnt) and the vacuum slow (a high cost delay), on a cluster of the
-/// test's own whose autovacuum wakes every second.
+/// test's own whose autovacuum wakes every second. Autovacuum is otherwise off for the table, so
+/// no ordinary vacuum freezes its pages first (the wraparound vacuum would then skip them and
+/// be over at once), and `vacuum_freeze_min_age = 0` lets the wraparound vacuum freeze every
+/// row, so that the table does not need another one as soon as it ends.
 #[test]
 fn a_wraparound_vacuum_on_the_table_pauses_the_backfill_until_it_ends() {
     let cluster = tandem_testkit::Cluster::start(tandem_testkit::ClusterOptions {
@@ -456,9 +459,9 @@ fn a_wraparound_vacuum_on_the_table_pauses_the_backfill_until_it_ends() {
     exec(
         &mut admin,
         "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL)
-           WITH (autovacuum_freeze_max_age = 100000, autovacuum_vacuum_cost_delay = 20,
-                 autovacuum_vacuum_cost_limit = 1);
-         INSERT INTO items SELECT g, g FROM generate_series(1, 40000) g;
+           WITH (autovacuum_freeze_max_age = 100000, autovacuum_vacuum_cost_delay = 50,
+                 autovacuum_vacuum_cost_limit = 1, autovacuum_enabled = false);
+         INSERT INTO items SELECT g, g FROM generate_series(1, 20000) g;
          CREATE TABLE burn (i int);",
     );
     let mut client = tandem_pg::connect(&ConnectOptions {
@@ -535,14 +538,19 @@ fn a_wraparound_vacuum_on_the_table_pauses_the_backfill_until_it_ends() {
     assert_eq!(cause.as_deref(), Some("wraparound_vacuum"));
     assert!(reason.unwrap().contains("wraparound"));
     assert_eq!(rows_done, 1000, "the batch before the pause is kept");
+    // Autovacuum may come back for another pass; each pause is followed by its resumption.
     let y = yields(&events);
-    assert_eq!(
-        y,
-        vec![
-            (YieldAction::Paused, "wraparound_vacuum"),
-            (YieldAction::Resumed, "wraparound_vacuum")
-        ]
-    );
+    assert!(!y.is_empty(), "{y:?}");
+    for pair in y.chunks(2) {
+        assert_eq!(
+            pair,
+            [
+                (YieldAction::Paused, "wraparound_vacuum"),
+                (YieldAction::Resumed, "wraparound_vacuum")
+            ],
+            "{y:?}"
+        );
+    }
     assert_eq!(
         count(
             &mut admin,
