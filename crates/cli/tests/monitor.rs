@@ -234,7 +234,8 @@ fn a_paused_backfill_shows_its_reason_rate_and_eta() {
     assert!(
         text.contains("backfill items: 46% (1400 of ~3000 rows, ")
             && text.contains(" rows/s, ETA ")
-            && text.contains("paused: a batch could not get its row locks"),
+            && text.contains("paused since ")
+            && text.contains(": a batch could not get its row locks"),
         "{text}"
     );
 

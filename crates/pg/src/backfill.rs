@@ -86,6 +86,10 @@ impl Default for BackfillOptions {
     }
 }
 
+/// The conditions the backfill yields to are looked at before a batch when this long has
+/// passed since they were last looked at.
+const CHECK_EVERY: Duration = Duration::from_millis(200);
+
 /// The adaptive size starts here, grows or shrinks at most twofold per batch, within bounds.
 const FIRST_BATCH: u64 = 1_000;
 const MIN_BATCH: u64 = 100;
@@ -336,9 +340,12 @@ pub fn run(
     };
     // What the backfill yields to right now, as last recorded in its checkpoint.
     let mut holding: Option<Hold> = None;
+    let mut last_check: Option<Instant> = None;
     loop {
-        // Wait, without losing the place, while something the backfill yields to holds.
-        loop {
+        // Wait, without losing the place, while something the backfill yields to holds. Short
+        // batches look at most every `CHECK_EVERY`, so watching costs them little.
+        while last_check.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
+            last_check = Some(Instant::now());
             let hold = watch
                 .check(client)
                 .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?
@@ -352,6 +359,7 @@ pub fn run(
             }
             holding = Some(hold);
             std::thread::sleep(opts.recheck);
+            last_check = None;
         }
         if let Some(hold) = holding.take() {
             announce(YieldAction::Resumed, &hold);

@@ -158,10 +158,7 @@ impl Watch {
             .context(|| "reading pg_stat_replication".into())?
             .get(0);
         out.push(format!(
-            "replication lag cannot be seen: role {user} is not a member of pg_monitor (or pg_read_all_stats), so pg_stat_replication hides the lag of {standbys} standby(s) and the backfill cannot yield to it; GRANT pg_monitor TO {user} to let it"
-        ));
-        out.push(format!(
-            "autovacuum's wraparound vacuums cannot be seen: role {user} is not a member of pg_monitor, so the backfill cannot yield to them"
+            "replication lag cannot be seen: role {user} is not a member of pg_monitor (or pg_read_all_stats), so pg_stat_replication hides the standbys' lag ({standbys} connected now) and pg_stat_progress_vacuum hides autovacuum's wraparound vacuums; the backfill cannot yield to either. GRANT pg_monitor TO {user} to let it"
         ));
         Ok(out)
     }
