@@ -278,7 +278,11 @@ pub fn parse_size(s: &str) -> Result<i64, String> {
         "mb" | "m" => 1024.0 * 1024.0,
         "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
         "tb" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use B, kB, MB, GB or TB)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use B, kB, MB, GB or TB)"
+            ))
+        }
     };
     Ok((n * factor) as i64)
 }

@@ -129,10 +129,17 @@ pub fn draw(s: &MonitorSnapshot) -> String {
                             .as_deref()
                             .map(|t| format!(" since {t}"))
                             .unwrap_or_default(),
-                        if p.running { "" } else { " (when last run; not running now)" },
+                        if p.running {
+                            ""
+                        } else {
+                            " (when last run; not running now)"
+                        },
                         b.yield_reason.as_deref().unwrap_or("?")
                     ),
-                    (None, _, false) => "\n    not running: interrupted; `tandem start` with its file continues it".into(),
+                    (None, _, false) => {
+                        "\n    not running: interrupted; `tandem start` with its file continues it"
+                            .into()
+                    }
                     (None, _, true) => String::new(),
                 };
                 let _ = writeln!(
@@ -313,7 +320,8 @@ mod tests {
     /// A snapshot of a busy moment: a backfill paused for a lagging standby beside one done, a
     /// blocked session, a long query, an idle transaction, a standby, a slot, versions in use.
     fn busy() -> MonitorSnapshot {
-        let checkpoint = |table: &str, done: i64, paused: bool| BackfillCheckpoint {
+        let checkpoint = |table: &str, done: i64, paused: bool| {
+            BackfillCheckpoint {
             position: 0,
             table: table.into(),
             rows_done: done,
@@ -326,6 +334,7 @@ mod tests {
             yield_since: paused.then(|| "2026-01-01 11:59:58+00".into()),
             yield_reason: paused.then(|| "standby \"replica1\" replays 14.2 s (73400320 bytes) behind, more than --max-replication-lag 10.0 s; waiting until it catches up".into()),
             ..BackfillCheckpoint::default()
+        }
         };
         let paused = checkpoint("users", 400_000, true);
         MonitorSnapshot {
@@ -354,7 +363,12 @@ mod tests {
                 started_at: Some("2026-01-01 11:50:00+00".into()),
             }),
             lock_waits: vec![LockWait {
-                waiting: session(200, "web", "active", "UPDATE users SET name = $1 WHERE id = $2"),
+                waiting: session(
+                    200,
+                    "web",
+                    "active",
+                    "UPDATE users SET name = $1 WHERE id = $2",
+                ),
                 wait_seconds: Some(1.5),
                 locktype: "relation".into(),
                 mode: "RowExclusiveLock".into(),
@@ -362,7 +376,12 @@ mod tests {
                 touches_migration: true,
                 blocking: vec![session(100, "psql", "idle in transaction", "LOCK users")],
             }],
-            long_queries: vec![session(300, "report", "active", "SELECT count(*) FROM orders")],
+            long_queries: vec![session(
+                300,
+                "report",
+                "active",
+                "SELECT count(*) FROM orders",
+            )],
             idle_in_transaction: vec![session(100, "psql", "idle in transaction", "LOCK users")],
             standbys: vec![Standby {
                 application_name: Some("replica1".into()),

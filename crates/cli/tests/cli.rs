@@ -410,7 +410,15 @@ fn migrate_refuses_like_complete_and_takes_force() {
     assert!(tandem(&["init"], Some(&url)).status.success());
     assert!(tandem(&["start", &first], Some(&url)).status.success());
     let o = tandem(
-        &["migrate", &d, "--complete", "--min-age", "24h", "--sample", "100ms"],
+        &[
+            "migrate",
+            &d,
+            "--complete",
+            "--min-age",
+            "24h",
+            "--sample",
+            "100ms",
+        ],
         Some(&url),
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -421,12 +429,25 @@ fn migrate_refuses_like_complete_and_takes_force() {
         stderr(&o)
     );
     let o = tandem(
-        &["--json", "migrate", &d, "--complete", "--min-age", "24h", "--sample", "100ms", "--force"],
+        &[
+            "--json",
+            "migrate",
+            &d,
+            "--complete",
+            "--min-age",
+            "24h",
+            "--sample",
+            "100ms",
+            "--force",
+        ],
         Some(&url),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(doc["migrate"]["completed"], serde_json::json!(["01_users", "02_nick"]));
+    assert_eq!(
+        doc["migrate"]["completed"],
+        serde_json::json!(["01_users", "02_nick"])
+    );
     let o = tandem(&["--json", "status"], Some(&url));
     let status: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let forced: Vec<&str> = status["history"]

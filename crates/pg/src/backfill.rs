@@ -1,7 +1,10 @@
 //! The batched backfill: fills the new columns of rows that existed before start, in short
 //! transactions that walk the table in keyset order of its key (or in ranges of blocks when it
 //! has none), with a batch size that adapts to a target duration and a checkpoint saved with
-//! each batch so an interrupted backfill continues where it stopped.
+//! each batch so an interrupted backfill continues where it stopped. It yields to the database
+//! (`crate::throttle`): it pauses between batches while a standby lags, a slot retains too much
+//! WAL, autovacuum fights wraparound on the table or its own batch cannot get its locks, and it
+//! slows down after a batch far slower than the target.
 //!
 //! Each batch is one transaction: `SET LOCAL tandem.backfill = 'on'` (so the table's trigger,
 //! whose `WHEN` tests that setting, stays out of the way), then one `UPDATE <table> SET col =

@@ -341,9 +341,10 @@ impl Cluster {
                 .arg(self.port.to_string())
                 .args(["-U", SUPERUSER]);
             prepare(&mut command, layout.dir.path(), owner, libc::SIGKILL);
-            let output = command
-                .output()
-                .map_err(ClusterError::io(format!("running {}", basebackup.display())))?;
+            let output = command.output().map_err(ClusterError::io(format!(
+                "running {}",
+                basebackup.display()
+            )))?;
             if !output.status.success() {
                 return Err(ClusterError::CommandFailed {
                     program: basebackup,
@@ -424,7 +425,8 @@ impl Cluster {
         ];
         for (name, text) in files {
             let path = layout.data_dir.join(name);
-            fs::write(&path, text).map_err(ClusterError::io(format!("writing {}", path.display())))?;
+            fs::write(&path, text)
+                .map_err(ClusterError::io(format!("writing {}", path.display())))?;
             chown(&path, owner)?;
         }
         Ok(())
@@ -482,7 +484,8 @@ fn copy_data_dir(from: &Path, to: &Path, owner: Option<ServerUser>) -> Result<()
     fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(ClusterError::io(format!("chmod {}", to.display())))?;
     chown(to, owner)?;
-    let entries = fs::read_dir(from).map_err(ClusterError::io(format!("reading {}", from.display())))?;
+    let entries =
+        fs::read_dir(from).map_err(ClusterError::io(format!("reading {}", from.display())))?;
     for entry in entries {
         let entry = entry.map_err(ClusterError::io(format!("reading {}", from.display())))?;
         let name = entry.file_name();

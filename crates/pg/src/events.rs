@@ -1,8 +1,8 @@
 //! Progress events: the library never prints; it reports what it does through a callback and
 //! the binary draws it.
 
-use serde::Serialize;
 use crate::throttle::{Hold, YieldAction};
+use serde::Serialize;
 use tandem_plan::{Lock, Phase};
 
 #[derive(Debug, Clone, Serialize)]

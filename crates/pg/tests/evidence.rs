@@ -372,7 +372,10 @@ fn migrate_takes_force_and_min_age_as_complete_does() {
         .find(|h| h.name == "02_drop_legacy")
         .and_then(|h| h.forced_complete.clone())
         .expect("the forced complete is recorded");
-    assert!(forced.to_string().contains(&format!("pid {pid}")), "{forced}");
+    assert!(
+        forced.to_string().contains(&format!("pid {pid}")),
+        "{forced}"
+    );
 }
 
 /// The version schema migrate keeps for the application that ran when it began is not held
@@ -411,10 +414,7 @@ fn migrate_weighs_the_kept_version_schema_only_when_it_would_drop_it() {
     let err = engine(&mut c, sampling(1000))
         .migrate(&files, true, &on_event)
         .expect_err("completing 03_b drops public_01_nick, which the old client uses");
-    assert!(
-        err.to_string().contains(&format!("pid {pid}")),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("pid {pid}")), "{err}");
     stop.store(true, Ordering::Relaxed);
     old.join().unwrap();
 }

@@ -60,7 +60,14 @@ fn yields(events: &[Event]) -> Vec<(YieldAction, &'static str)> {
 /// Whether the events report the backfill slowing down after a slow batch.
 fn throttled(events: &[Event]) -> bool {
     events.iter().any(|e| {
-        matches!(e, Event::BackfillYield { action: YieldAction::Throttled, hold: Hold::SlowBatch { .. }, .. })
+        matches!(
+            e,
+            Event::BackfillYield {
+                action: YieldAction::Throttled,
+                hold: Hold::SlowBatch { .. },
+                ..
+            }
+        )
     })
 }
 
@@ -267,7 +274,10 @@ fn backfill_pauses_while_a_slot_retains_too_much_wal() {
             &[&slot],
         )
         .unwrap();
-    exec(&mut admin, "CREATE TABLE filler AS SELECT generate_series(1, 1000) g");
+    exec(
+        &mut admin,
+        "CREATE TABLE filler AS SELECT generate_series(1, 1000) g",
+    );
     let observer = Mutex::new(admin);
     let seen = std::sync::Arc::new(Mutex::new(None));
     let seen_in = seen.clone();
@@ -390,9 +400,16 @@ fn a_batch_waiting_on_a_row_lock_pauses_the_backfill_and_keeps_its_place() {
         reason.contains(&format!("pid {pid}")) && reason.contains("row-holder"),
         "{reason}"
     );
-    assert_eq!(rows_done, 1400, "the batches before the locked row are kept");
+    assert_eq!(
+        rows_done, 1400,
+        "the batches before the locked row are kept"
+    );
     let y = yields(&events);
-    assert_eq!(y.first(), Some(&(YieldAction::Paused, "lock_wait")), "{y:?}");
+    assert_eq!(
+        y.first(),
+        Some(&(YieldAction::Paused, "lock_wait")),
+        "{y:?}"
+    );
     assert!(y.contains(&(YieldAction::Resumed, "lock_wait")), "{y:?}");
     let mut c = db.connect();
     assert_eq!(
@@ -425,7 +442,9 @@ fn batches_much_slower_than_the_target_throttle_the_backfill() {
         |_| {},
     );
     assert!(throttled(&events), "{events:#?}");
-    assert!(events.iter().any(|e| matches!(e, Event::BackfillYield { reason, .. }
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::BackfillYield { reason, .. }
         if reason.contains("more than 4x the target of 5 ms"))));
     let mut c = db.connect();
     assert_eq!(
@@ -509,7 +528,10 @@ fn a_wraparound_vacuum_on_the_table_pauses_the_backfill_until_it_ends() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(seen_vacuum, "autovacuum never started a wraparound vacuum on items");
+    assert!(
+        seen_vacuum,
+        "autovacuum never started a wraparound vacuum on items"
+    );
     let seen = std::sync::Arc::new(Mutex::new(None));
     let seen_in = seen.clone();
     let observer = Mutex::new(cluster.connect("app").unwrap());
