@@ -434,9 +434,10 @@ pub fn run(
         if !opts.delay.is_zero() {
             std::thread::sleep(opts.delay);
         }
-        if took > opts.target * SLOW_FACTOR {
-            // The server is slow to serve even a batch: rest as long as the batch took, which
-            // at least halves what the backfill asks of it, and say so.
+        if opts.batch_size.is_none() && took > opts.target * SLOW_FACTOR {
+            // The server became slow to serve a batch sized for the target (a fixed size is the
+            // user's choice, whatever it takes): rest as long as the batch took, which at least
+            // halves what the backfill asks of it while the size shrinks, and say so.
             let hold = Hold::SlowBatch {
                 took_ms: took.as_millis() as u64,
                 target_ms: opts.target.as_millis() as u64,

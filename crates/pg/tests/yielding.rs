@@ -421,21 +421,21 @@ fn a_batch_waiting_on_a_row_lock_pauses_the_backfill_and_keeps_its_place() {
     );
 }
 
-/// Batches far slower than the target throttle the backfill, which says so and still finishes.
+/// Batches far slower than the target throttle a backfill whose batch size adapts to it, which
+/// says so and still finishes.
 #[test]
 fn batches_much_slower_than_the_target_throttle_the_backfill() {
     let (db, client) = db_with_table();
-    // Every row costs at least 1 ms, so a batch of 100 takes at least 100 ms: far above 4x a
-    // target of 5 ms, whatever the machine.
+    // Every row costs at least 1 ms, so the first batch (1000 rows, as the adaptive size
+    // starts) takes at least a second: far above 4x a target of 5 ms, whatever the machine.
     db.execute(
         "CREATE FUNCTION slow_double(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 2 FROM pg_sleep(0.001)';
-         DELETE FROM items WHERE id > 300;",
+         DELETE FROM items WHERE id > 1500;",
     );
     let (_client, events) = start_watched(
         client,
         add("01_double", "doubled", "slow_double(n)"),
         options(BackfillOptions {
-            batch_size: Some(100),
             target: Duration::from_millis(5),
             ..BackfillOptions::default()
         }),
