@@ -170,6 +170,22 @@ impl Report {
         out
     }
 
+    /// Each distinct error message (without its detail) with how many times it occurred, the most
+    /// frequent first.
+    pub fn distinct_errors(&self) -> Vec<(String, u64)> {
+        let mut counts: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for e in &self.errors {
+            let message = e.message.split("; detail:").next().unwrap_or(&e.message);
+            *counts.entry(message).or_default() += 1;
+        }
+        let mut out: Vec<(String, u64)> = counts
+            .into_iter()
+            .map(|(m, n)| (m.to_string(), n))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
     /// A plain-text table of the phase summaries, for benchmarks and the demo to print.
     pub fn phase_table(&self) -> String {
         let mut out = String::from(

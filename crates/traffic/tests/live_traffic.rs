@@ -147,6 +147,12 @@ const OLD_UPDATE: (&str, &[F]) = (
     "UPDATE items SET name = $2, qty = $3, note = $4 WHERE id = $1",
     &[F::Id, F::Name, F::Qty, F::Note],
 );
+/// The old version also upserts rows of its slice, which through a view runs the trigger for
+/// the proposed row and again for the update.
+const OLD_UPSERT: (&str, &[F]) = (
+    "INSERT INTO items AS i (id, name, qty, code) VALUES ($1, $2, $3, 'unused') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, qty = i.qty + 0 * EXCLUDED.qty + 1",
+    &[F::Id, F::Name, F::Qty],
+);
 const SAME_ROW: &str = "ROW(o.name, o.qty, o.note, o.code, o.grp) IS NOT DISTINCT FROM ROW(n.name, n.qty, n.note, n.code, n.grp)";
 
 const DEFAULT: Scenario = Scenario {
@@ -231,6 +237,13 @@ fn client(
         .op(Op::read("read", &read, move |c| {
             vec![value(F::Id, false, pass, c)]
         }));
+    if name.starts_with("old") {
+        w = w.op(Op::update(
+            "upsert",
+            OLD_UPSERT.0,
+            params(OLD_UPSERT.1, false, pass),
+        ));
+    }
     for op in extra {
         w = w.op(op);
     }
@@ -249,6 +262,7 @@ fn replay(rows: &mut BTreeMap<i64, Row>, report: &Report, s: &Scenario) {
         let fields = match (&*w.op, by) {
             ("insert", By::Old) => OLD_INSERT.1,
             ("update", By::Old) => OLD_UPDATE.1,
+            ("upsert", By::Old) => OLD_UPSERT.1,
             ("insert", _) => s.new_insert.1,
             ("update", _) => s.new_update.1,
             _ => continue, // the extra ops write other tables
@@ -272,6 +286,13 @@ fn replay(rows: &mut BTreeMap<i64, Row>, report: &Report, s: &Scenario) {
             rows.get_mut(&id).unwrap()
         };
         row.by = by;
+        if &*w.op == "upsert" {
+            // Only updates (the ids are of loaded rows): the name, and the quantity plus one.
+            row.name = w.params[1].as_text();
+            let qty: i64 = row.qty.as_deref().expect("qty").parse().expect("a number");
+            row.qty = Some((qty + 1).to_string());
+            continue;
+        }
         for (f, v) in fields.iter().zip(&w.params) {
             let v = v.as_text();
             match f {
@@ -346,8 +367,9 @@ fn assert_no_errors(report: &Report, when: &str) {
     assert_eq!(
         report.error_count(),
         0,
-        "{when}: clients got errors:\n{}",
-        report.describe_errors(10)
+        "{when}: clients got errors:\n{}\nall of them: {:#?}",
+        report.describe_errors(5),
+        report.distinct_errors()
     );
     for client in &report.clients {
         assert!(
@@ -1297,6 +1319,157 @@ fn sql_with_up_and_down() {
                 scalar(c, "SELECT count(*)::text FROM public.audit").as_deref(),
                 Some(written.to_string().as_str())
             );
+        },
+        ..DEFAULT
+    });
+}
+
+// ---- several operations at once ----
+
+#[test]
+fn several_operations_on_one_table() {
+    run(Scenario {
+        name: "02_reshape",
+        yaml: "operations:
+  - rename_table: {from: items, to: products}
+  - rename_column: {table: products, from: name, to: full_name}
+  - alter_column: {table: products, column: qty, name: quantity, type: bigint, up: qty::bigint, down: quantity::int}
+  - alter_column: {table: products, column: note, nullable: false, up: \"COALESCE(note, 'none')\", down: note}
+  - add_column: {table: products, up: length(name), column: {name: name_len, type: int, nullable: false}}
+  - create_index: {name: products_quantity_idx, table: products, columns: [{column: quantity}]}
+",
+        new_table: "products",
+        new_insert: (
+            "INSERT INTO products (id, full_name, quantity, note, code, grp, name_len) VALUES ($1, $2, $3, COALESCE($4, 'given'), $5, $6, length($2))",
+            OLD_INSERT.1,
+        ),
+        new_update: (
+            "UPDATE products SET full_name = $2, quantity = $3, note = COALESCE($4, 'given'), name_len = length($2) WHERE id = $1",
+            OLD_UPDATE.1,
+        ),
+        translation: "ROW(o.name, o.qty, o.code, o.grp) IS NOT DISTINCT FROM ROW(n.full_name, n.quantity, n.code, n.grp) AND n.note = COALESCE(o.note, 'none') AND n.name_len = length(o.name)",
+        final_columns: "full_name, quantity::text, note, code, grp::text, name_len::text, format_type(pg_typeof(quantity), NULL)",
+        expect_old: |r| {
+            let mut v = r.old_shape();
+            v[2] = note_or(r, "given", None);
+            v
+        },
+        expect_complete: |r| {
+            let mut v = r.old_shape();
+            v[2] = note_or(r, "given", Some("none"));
+            v.push(len(&r.name));
+            v.push(Some("bigint".into()));
+            v
+        },
+        extra_check: |c, stage, _| {
+            assert_eq!(
+                index_count(c, "products_quantity_idx").as_deref(),
+                Some(if stage == Stage::Completed { "1" } else { "0" })
+            );
+        },
+        ..DEFAULT
+    });
+}
+
+/// Found by this file: `up` naming the column by its old name, in an `alter_column` that also
+/// renames it, was left unbound in the trigger, so every write of the old version failed with
+/// "column qty does not exist".
+#[test]
+fn alter_column_name_and_type() {
+    run(Scenario {
+        name: "02_quantity_bigint",
+        yaml: "operations:
+  - alter_column: {table: items, column: qty, name: quantity, type: bigint, up: qty::bigint, down: quantity::int}
+",
+        new_insert: (
+            "INSERT INTO items (id, name, quantity, note, code, grp) VALUES ($1, $2, $3, $4, $5, $6)",
+            OLD_INSERT.1,
+        ),
+        new_update: (
+            "UPDATE items SET name = $2, quantity = $3, note = $4 WHERE id = $1",
+            OLD_UPDATE.1,
+        ),
+        translation: "ROW(o.name, o.qty, o.note, o.code, o.grp) IS NOT DISTINCT FROM ROW(n.name, n.quantity, n.note, n.code, n.grp)",
+        final_columns: "name, quantity::text, note, code, grp::text, format_type(pg_typeof(quantity), NULL)",
+        expect_complete: |r| {
+            let mut v = r.old_shape();
+            v.push(Some("bigint".into()));
+            v
+        },
+        ..DEFAULT
+    });
+}
+
+/// Found by this file: a NOT NULL column filled by `up` got its NOT VALID check in the first
+/// start transaction, while the trigger that fills it came after an index built concurrently
+/// (outside any transaction) by a later operation; every write of the old version during the
+/// build failed the check.
+#[test]
+fn not_null_column_beside_an_index_build() {
+    run(Scenario {
+        name: "02_name_len_and_index",
+        yaml: "operations:
+  - add_column: {table: items, up: length(name), column: {name: name_len, type: int, nullable: false}}
+  - create_index: {name: items_code_idx, table: items, columns: [{column: code}]}
+",
+        new_insert: (
+            "INSERT INTO items (id, name, qty, note, code, grp, name_len) VALUES ($1, $2, $3, $4, $5, $6, length($2))",
+            OLD_INSERT.1,
+        ),
+        new_update: (
+            "UPDATE items SET name = $2, qty = $3, note = $4, name_len = length($2) WHERE id = $1",
+            OLD_UPDATE.1,
+        ),
+        translation: "ROW(o.name, o.qty, o.note, o.code, o.grp) IS NOT DISTINCT FROM ROW(n.name, n.qty, n.note, n.code, n.grp) AND n.name_len = length(o.name)",
+        final_columns: "name, qty::text, note, code, grp::text, name_len::text",
+        expect_complete: |r| {
+            let mut v = r.old_shape();
+            v.push(len(&r.name));
+            v
+        },
+        extra_check: |c, stage, _| {
+            assert_eq!(
+                index_count(c, "items_code_idx").as_deref(),
+                Some(if stage == Stage::Completed { "1" } else { "0" })
+            );
+        },
+        ..DEFAULT
+    });
+}
+
+/// Found by this file: complete dropped the trigger in its first transaction and the old column
+/// (NOT NULL, filled from the new version's writes by the trigger) only after an index dropped
+/// concurrently; the new version's inserts in between failed NOT NULL. Rollback had the same
+/// window for the second column's NOT NULL check.
+#[test]
+fn type_change_beside_an_index_drop() {
+    run(Scenario {
+        name: "02_qty_bigint_drop_index",
+        yaml: "operations:
+  - drop_index: {name: items_note_idx}
+  - alter_column: {table: items, column: qty, type: bigint, up: qty::bigint, down: qty::int}
+  - add_column: {table: items, up: length(name), column: {name: name_len, type: int, nullable: false}}
+  - create_index: {name: items_name_len_idx, table: items, columns: [{column: name_len}]}
+",
+        new_insert: (
+            "INSERT INTO items (id, name, qty, note, code, grp, name_len) VALUES ($1, $2, $3, $4, $5, $6, length($2))",
+            OLD_INSERT.1,
+        ),
+        new_update: (
+            "UPDATE items SET name = $2, qty = $3, note = $4, name_len = length($2) WHERE id = $1",
+            OLD_UPDATE.1,
+        ),
+        translation: "ROW(o.name, o.qty, o.note, o.code, o.grp) IS NOT DISTINCT FROM ROW(n.name, n.qty, n.note, n.code, n.grp) AND n.name_len = length(o.name)",
+        final_columns: "name, qty::text, note, code, grp::text, name_len::text",
+        expect_complete: |r| {
+            let mut v = r.old_shape();
+            v.push(len(&r.name));
+            v
+        },
+        extra_check: |c, stage, _| {
+            let (dropped, built) = if stage == Stage::Completed { ("0", "1") } else { ("1", "0") };
+            assert_eq!(index_count(c, "items_note_idx").as_deref(), Some(dropped));
+            assert_eq!(index_count(c, "items_name_len_idx").as_deref(), Some(built));
         },
         ..DEFAULT
     });
