@@ -1474,3 +1474,55 @@ fn type_change_beside_an_index_drop() {
         ..DEFAULT
     });
 }
+
+/// What the README says of applications on the base schema: a statement prepared with `*` on
+/// the table sees the columns start adds and fails, while the same statement through a version
+/// schema's view keeps working.
+#[test]
+fn select_star_on_the_base_schema_sees_added_columns() {
+    let db = TestDb::from_template(template());
+    let url = db.url();
+    let reader = |name: &str, schema: Option<&str>| {
+        let search_path = match schema {
+            Some(s) => format!("{}, public", quote_ident(s)),
+            None => "public".into(),
+        };
+        Workload::new(name, Some(&search_path))
+            .protocol(Protocol::Prepared)
+            .op(Op::read("read", "SELECT * FROM items WHERE id = $1", |c| {
+                vec![Value::Int(1 + c.n as i64 % ROWS)]
+            }))
+    };
+    let traffic = Traffic::start(
+        &url,
+        vec![reader("base", None), reader("view", Some(OLD_SCHEMA))],
+    )
+    .expect("traffic");
+    traffic.wait_for_ops(5);
+    let m = Migration::parse(
+        "operations:\n  - add_column: {table: items, column: {name: extra, type: text, nullable: true}}\n",
+        Format::Yaml,
+        "02_extra.yaml",
+        "02_extra",
+    )
+    .unwrap();
+    start_under_traffic(
+        &mut Engine::new(&mut connect(&url), EngineOptions::default()),
+        &m,
+        &traffic,
+    );
+    traffic.wait_for_ops(5);
+    let report = traffic.stop();
+    assert!(report.errors.iter().all(|e| &*e.client == "base"));
+    assert!(
+        report.errors.iter().any(|e| e
+            .message
+            .contains("cached plan must not change result type")),
+        "{}",
+        report.describe_errors(3)
+    );
+    assert!(report
+        .samples
+        .iter()
+        .any(|s| &*s.client == "view" && &*s.phase == "start"));
+}
