@@ -227,7 +227,7 @@ fn client(
     };
     let mut w = Workload::new(name, Some(&search_path))
         .protocol(protocol)
-        .pace(Pace::Pause(Duration::from_millis(3)))
+        .pace(Pace::Pause(Duration::from_millis(8)))
         .op(Op::insert("insert", insert.0, params(insert.1, true, pass)))
         .op(Op::update(
             "update",
@@ -543,7 +543,7 @@ fn run(s: Scenario) {
     for w in new_clients(0) {
         traffic.spawn(w).expect("new client");
     }
-    traffic.wait_for_ops(30);
+    traffic.wait_for_ops(20);
     assert_translated(&mut check, &s, &new_schema);
     retire(&mut traffic, "new");
     traffic.mark("rollback");
@@ -595,7 +595,7 @@ fn run(s: Scenario) {
     for w in new_clients(1) {
         traffic.spawn(w).expect("new client");
     }
-    traffic.wait_for_ops(30);
+    traffic.wait_for_ops(20);
     assert_translated(&mut check, &s, &new_schema);
     retire(&mut traffic, "old");
     traffic.mark("complete");
@@ -1525,4 +1525,46 @@ fn select_star_on_the_base_schema_sees_added_columns() {
         .samples
         .iter()
         .any(|s| &*s.client == "view" && &*s.phase == "start"));
+}
+
+#[test]
+fn renames_indexes_unique_and_defaults_at_once() {
+    run(Scenario {
+        name: "02_sku_slug",
+        yaml: "operations:
+  - rename_column: {table: items, from: code, to: sku}
+  - create_index: {name: items_sku_idx, table: items, columns: [{column: sku}]}
+  - add_column: {table: items, up: \"'s-' || name\", column: {name: slug, type: text, unique: true}}
+  - add_column: {table: items, column: {name: created, type: timestamptz, default: now()}}
+  - alter_column:
+      table: items
+      column: grp
+      nullable: false
+      references: {name: items_grp_fk, table: groups, column: id}
+      up: COALESCE(grp, 1)
+      down: grp
+",
+        new_insert: (
+            "INSERT INTO items (id, name, qty, note, sku, grp, slug) VALUES ($1, $2, $3, $4, $5, $6, 's-' || $2)",
+            OLD_INSERT.1,
+        ),
+        new_update: (
+            "UPDATE items SET name = $2, qty = $3, note = $4, slug = 's-' || $2 WHERE id = $1",
+            OLD_UPDATE.1,
+        ),
+        translation: "ROW(o.name, o.qty, o.note, o.code, o.grp) IS NOT DISTINCT FROM ROW(n.name, n.qty, n.note, n.sku, n.grp) AND n.slug = 's-' || o.name AND n.created IS NOT NULL",
+        final_columns: "name, qty::text, note, sku, grp::text, slug, (created IS NOT NULL)::text",
+        expect_complete: |r| {
+            let mut v = r.old_shape();
+            v.push(r.name.as_ref().map(|n| format!("s-{n}")));
+            v.push(Some("true".into()));
+            v
+        },
+        extra_check: |c, stage, _| {
+            let done = stage == Stage::Completed;
+            assert_eq!(index_count(c, "items_sku_idx").as_deref(), Some(if done { "1" } else { "0" }));
+            assert_eq!(constraint_count(c, "items_grp_fk").as_deref(), Some(if done { "1" } else { "0" }));
+        },
+        ..DEFAULT
+    });
 }
