@@ -286,16 +286,19 @@ impl Traffic {
             .collect()
     }
 
-    /// Blocks until every running client has sent `n` more statements (successful or not), or a
-    /// client has stopped. Returns at once when no client is running.
-    pub fn wait_for_ops(&self, n: u64) {
-        waiter(&self.clients)(n);
+    /// Blocks until every running client has sent `n` more statements (successful or not) or
+    /// has stopped; returns at once when no client is running. Gives up after
+    /// [`WAIT_LIMIT`] and returns false, so a client stuck behind a lock cannot hang the caller.
+    pub fn wait_for_ops(&self, n: u64) -> bool {
+        waiter(&self.clients)(n)
     }
 
-    /// A `Fn(n)` that does what [`Traffic::wait_for_ops`] does for the clients running now, for a
-    /// callback that cannot borrow the traffic (an engine's event callback, to make sure clients
-    /// ran between two backfill batches).
-    pub fn ops_waiter(&self) -> impl Fn(u64) + Send + Sync + 'static {
+    /// A `Fn(n) -> bool` that does what [`Traffic::wait_for_ops`] does for the clients running
+    /// now, for a callback that cannot borrow the traffic: an engine's event callback, to make
+    /// sure clients ran between two backfill batches. Call it only where the caller holds no lock
+    /// the clients may wait for: a backfill event comes after its batch committed, but a step
+    /// event may come inside an open transaction.
+    pub fn ops_waiter(&self) -> impl Fn(u64) -> bool + Send + Sync + 'static {
         waiter(&self.clients)
     }
 
@@ -352,7 +355,10 @@ impl Drop for Traffic {
     }
 }
 
-fn waiter(clients: &[Running]) -> impl Fn(u64) + Send + Sync + 'static {
+/// How long [`Traffic::wait_for_ops`] waits at most.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+fn waiter(clients: &[Running]) -> impl Fn(u64) -> bool + Send + Sync + 'static {
     let watched: Vec<Arc<Counters>> = clients
         .iter()
         .filter(|c| c.handle.is_some())
@@ -363,11 +369,16 @@ fn waiter(clients: &[Running]) -> impl Fn(u64) + Send + Sync + 'static {
             .iter()
             .map(|counters| counters.ops.load(Ordering::Relaxed) + n)
             .collect();
+        let began = Instant::now();
         while !watched.iter().zip(&targets).all(|(counters, target)| {
             counters.finished.load(Ordering::Relaxed)
                 || counters.ops.load(Ordering::Relaxed) >= *target
         }) {
+            if began.elapsed() > WAIT_LIMIT {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
+        true
     }
 }

@@ -52,15 +52,15 @@ fn clients_of_every_protocol_write_what_they_report() {
         ],
     )
     .expect("traffic starts");
-    traffic.wait_for_ops(30);
+    assert!(traffic.wait_for_ops(30), "every client kept running");
     traffic.mark("second");
     traffic
         .spawn(writer("simple", Protocol::Simple, 3_000_000))
         .expect("spawn");
-    traffic.wait_for_ops(30);
+    assert!(traffic.wait_for_ops(30), "every client kept running");
     assert_eq!(traffic.retire("extended"), 1);
     assert_eq!(traffic.running(), vec!["prepared", "simple"]);
-    traffic.wait_for_ops(9);
+    assert!(traffic.wait_for_ops(9), "every client kept running");
     let report = traffic.stop();
 
     assert_eq!(report.error_count(), 0, "{}", report.describe_errors(10));
@@ -135,10 +135,10 @@ fn a_type_change_by_hand_breaks_a_prepared_statement() {
             |c| vec![Value::Int(1 + (c.n % 1000) as i64)],
         ));
     let traffic = Traffic::start(&db.url(), vec![reader]).expect("traffic starts");
-    traffic.wait_for_ops(20);
+    assert!(traffic.wait_for_ops(20), "every client kept running");
     traffic.mark("alter by hand");
     db.execute("ALTER TABLE items ALTER COLUMN qty TYPE bigint");
-    traffic.wait_for_ops(20);
+    assert!(traffic.wait_for_ops(20), "every client kept running");
     let report = traffic.stop();
     assert!(report.samples_in("baseline").all(|s| s.ok));
     let first = report

@@ -435,7 +435,7 @@ fn start_under_traffic(env: &mut Engine<'_>, m: &Migration, traffic: &Traffic) {
     let on_event = move |e: &Event| match e {
         Event::Backfill { .. } => {
             marker.mark("backfill");
-            wait(1);
+            assert!(wait(1), "clients ran between two backfill batches");
         }
         Event::Step { .. } if marker.current() == "backfill" => marker.mark("after backfill"),
         _ => {}
@@ -533,7 +533,7 @@ fn run(s: Scenario) {
 
     // Pass 0: start, both versions, rollback.
     let mut traffic = Traffic::start(&url, old_clients(0)).expect("traffic");
-    traffic.wait_for_ops(6);
+    assert!(traffic.wait_for_ops(6), "every client kept running");
     start_under_traffic(
         &mut Engine::new(&mut session, EngineOptions::default()),
         &m,
@@ -543,7 +543,7 @@ fn run(s: Scenario) {
     for w in new_clients(0) {
         traffic.spawn(w).expect("new client");
     }
-    traffic.wait_for_ops(20);
+    assert!(traffic.wait_for_ops(20), "every client kept running");
     assert_translated(&mut check, &s, &new_schema);
     retire(&mut traffic, "new");
     traffic.mark("rollback");
@@ -551,7 +551,7 @@ fn run(s: Scenario) {
         .rollback(&tandem_pg::events::ignore)
         .expect("rollback");
     traffic.mark("rolled back");
-    traffic.wait_for_ops(6);
+    assert!(traffic.wait_for_ops(6), "every client kept running");
     let report = traffic.stop();
     eprintln!("{}: start → rollback\n{}", s.name, report.phase_table());
     assert_no_errors(&report, "start → rollback");
@@ -585,7 +585,7 @@ fn run(s: Scenario) {
 
     // Pass 1: start, both versions, the old one retires, complete.
     let mut traffic = Traffic::start(&url, old_clients(1)).expect("traffic");
-    traffic.wait_for_ops(6);
+    assert!(traffic.wait_for_ops(6), "every client kept running");
     start_under_traffic(
         &mut Engine::new(&mut session, EngineOptions::default()),
         &m,
@@ -595,7 +595,7 @@ fn run(s: Scenario) {
     for w in new_clients(1) {
         traffic.spawn(w).expect("new client");
     }
-    traffic.wait_for_ops(20);
+    assert!(traffic.wait_for_ops(20), "every client kept running");
     assert_translated(&mut check, &s, &new_schema);
     retire(&mut traffic, "old");
     traffic.mark("complete");
@@ -603,7 +603,7 @@ fn run(s: Scenario) {
         .complete(&tandem_pg::events::ignore)
         .expect("complete");
     traffic.mark("completed");
-    traffic.wait_for_ops(6);
+    assert!(traffic.wait_for_ops(6), "every client kept running");
     let report = traffic.stop();
     eprintln!("{}: start → complete\n{}", s.name, report.phase_table());
     assert_no_errors(&report, "start → complete");
@@ -1498,7 +1498,7 @@ fn select_star_on_the_base_schema_sees_added_columns() {
         vec![reader("base", None), reader("view", Some(OLD_SCHEMA))],
     )
     .expect("traffic");
-    traffic.wait_for_ops(5);
+    assert!(traffic.wait_for_ops(5), "every client kept running");
     let m = Migration::parse(
         "operations:\n  - add_column: {table: items, column: {name: extra, type: text, nullable: true}}\n",
         Format::Yaml,
@@ -1511,7 +1511,7 @@ fn select_star_on_the_base_schema_sees_added_columns() {
         &m,
         &traffic,
     );
-    traffic.wait_for_ops(5);
+    assert!(traffic.wait_for_ops(5), "every client kept running");
     let report = traffic.stop();
     assert!(report.errors.iter().all(|e| &*e.client == "base"));
     assert!(
