@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the integration tests of the engine (lifecycle and engine) against other PostgreSQL major
-# versions, whose server binaries scripts/fetch-pg.sh installs; extra arguments after `--` go to
-# `cargo test`. The full suite runs on the machine's own PostgreSQL through scripts/test.sh.
+# Runs the integration tests of the engine (lifecycle, engine, and the yielding backfill with its
+# streaming standby) against other PostgreSQL major versions, whose server binaries
+# scripts/fetch-pg.sh installs; extra arguments after `--` go to `cargo test`. The full suite
+# runs on the machine's own PostgreSQL through scripts/test.sh.
 #
 #   scripts/test-matrix.sh               # 14 16 17 18
 #   scripts/test-matrix.sh 14 18
@@ -25,5 +26,5 @@ for major in "${majors[@]}"; do
     bin=$(scripts/fetch-pg.sh "$major")
     echo "test-matrix: PostgreSQL $major from $bin" >&2
     TANDEM_PG_BIN="$bin" TANDEM_PG_EXPECT_MAJOR="$major" \
-        cargo test -p tandem-pg --locked --test lifecycle --test engine "$@"
+        cargo test -p tandem-pg --locked --test lifecycle --test engine --test yielding "$@"
 done

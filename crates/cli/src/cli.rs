@@ -89,6 +89,8 @@ pub enum Command {
         complete: bool,
         #[command(flatten)]
         backfill: BackfillArgs,
+        #[command(flatten)]
+        evidence: EvidenceArgs,
     },
     /// Print the latest version schema, migration name, or a URL selecting the latest version.
     Latest {
@@ -231,6 +233,12 @@ pub struct BackfillArgs {
     /// A pause between backfill batches, e.g. 10ms.
     #[arg(long, value_parser = parse_duration)]
     pub backfill_batch_delay: Option<std::time::Duration>,
+    /// Pause the backfill while a standby replays further behind than this (needs pg_monitor to see).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub max_replication_lag: std::time::Duration,
+    /// Pause the backfill while a replication slot retains more WAL than this, e.g. 1GB.
+    #[arg(long, value_parser = parse_size)]
+    pub max_slot_wal: Option<i64>,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -273,4 +281,28 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(std::time::Duration::from_millis(ms as u64))
+}
+
+/// Parses `1GB`, `512MB`, `64kB`, `100B` or a bare number of bytes (units are powers of 1024).
+pub fn parse_size(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "B"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 512MB or 1GB"))?;
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
+        "b" => 1.0,
+        "kb" | "k" => 1024.0,
+        "mb" | "m" => 1024.0 * 1024.0,
+        "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tb" | "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use B, kB, MB, GB or TB)"
+            ))
+        }
+    };
+    Ok((n * factor) as i64)
 }

@@ -36,6 +36,15 @@ pub fn run(
     }
 }
 
+/// `75` as `1m15s`.
+fn human_seconds(s: i64) -> String {
+    match s {
+        ..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 fn secs(s: Option<f64>) -> String {
     s.map_or("?".into(), |s| format!("{s:.1}s"))
 }
@@ -99,12 +108,43 @@ pub fn draw(s: &MonitorSnapshot) -> String {
                     m.old_version_schemas.join(", ")
                 }
             );
-            for b in &m.backfills {
+            for p in &m.backfills {
+                let b = &p.checkpoint;
                 let total = b.rows_estimate.max(b.rows_done);
                 let percent = (b.rows_done * 100).checked_div(total).unwrap_or(100);
+                let rate = match b.rows_per_second {
+                    Some(r) if !b.done => format!(", {r:.0} rows/s"),
+                    _ => String::new(),
+                };
+                let eta = match p.eta_seconds {
+                    Some(s) => format!(", ETA {}", human_seconds(s)),
+                    None => String::new(),
+                };
+                let state = match (&b.yield_state, b.done, p.running) {
+                    (_, true, _) => String::new(),
+                    (Some(y), _, _) => format!(
+                        "\n    {}{}{}: {}",
+                        y,
+                        b.yield_since
+                            .as_deref()
+                            .map(|t| format!(" since {t}"))
+                            .unwrap_or_default(),
+                        if p.running {
+                            ""
+                        } else {
+                            " (when last run; not running now)"
+                        },
+                        b.yield_reason.as_deref().unwrap_or("?")
+                    ),
+                    (None, _, false) => {
+                        "\n    not running: interrupted; `tandem start` with its file continues it"
+                            .into()
+                    }
+                    (None, _, true) => String::new(),
+                };
                 let _ = writeln!(
                     o,
-                    "  backfill {}: {} ({} of ~{} rows), updated {}",
+                    "  backfill {}: {} ({} of ~{} rows{rate}{eta}), updated {}{state}",
                     b.table,
                     if b.done {
                         "done".to_string()
@@ -253,4 +293,153 @@ pub fn evidence(e: &Evidence) -> String {
         let _ = write!(o, "\n  (not covered: {l})");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_pg::monitor::{
+        ActiveMigration, BackfillProgress, LockWait, Slot, Standby, VersionSession, VersionUse,
+    };
+    use tandem_pg::state::BackfillCheckpoint;
+
+    fn session(pid: i32, app: &str, state: &str, query: &str) -> Session {
+        Session {
+            pid,
+            user: Some("app".into()),
+            application_name: Some(app.into()),
+            client_addr: None,
+            state: Some(state.into()),
+            query: Some(query.into()),
+            query_seconds: Some(12.5),
+            transaction_seconds: Some(30.0),
+            state_seconds: Some(12.5),
+        }
+    }
+
+    /// A snapshot of a busy moment: a backfill paused for a lagging standby beside one done, a
+    /// blocked session, a long query, an idle transaction, a standby, a slot, versions in use.
+    fn busy() -> MonitorSnapshot {
+        let checkpoint = |table: &str, done: i64, paused: bool| {
+            BackfillCheckpoint {
+            position: 0,
+            table: table.into(),
+            rows_done: done,
+            rows_estimate: 1_000_000,
+            done: done == 1_000_000,
+            updated_at: "2026-01-01 12:00:00+00".into(),
+            rows_per_second: Some(25_000.0),
+            yield_state: paused.then(|| "paused".into()),
+            yield_cause: paused.then(|| "replication_lag".into()),
+            yield_since: paused.then(|| "2026-01-01 11:59:58+00".into()),
+            yield_reason: paused.then(|| "standby \"replica1\" replays 14.2 s (73400320 bytes) behind, more than --max-replication-lag 10.0 s; waiting until it catches up".into()),
+            ..BackfillCheckpoint::default()
+        }
+        };
+        let paused = checkpoint("users", 400_000, true);
+        MonitorSnapshot {
+            taken_at: "2026-01-01 12:00:01+00".into(),
+            schema: "public".into(),
+            user: "deploy".into(),
+            sees_all_sessions: true,
+            migration: Some(ActiveMigration {
+                name: "02_email".into(),
+                status: "backfilling".into(),
+                version_schema: "public_02_email".into(),
+                old_version_schemas: vec!["public_01_users".into()],
+                tables: vec!["\"public\".\"users\"".into()],
+                backfills: vec![
+                    BackfillProgress {
+                        eta_seconds: paused.eta_seconds(),
+                        running: true,
+                        checkpoint: paused,
+                    },
+                    BackfillProgress {
+                        checkpoint: checkpoint("orders", 1_000_000, false),
+                        eta_seconds: None,
+                        running: false,
+                    },
+                ],
+                started_at: Some("2026-01-01 11:50:00+00".into()),
+            }),
+            lock_waits: vec![LockWait {
+                waiting: session(
+                    200,
+                    "web",
+                    "active",
+                    "UPDATE users SET name = $1 WHERE id = $2",
+                ),
+                wait_seconds: Some(1.5),
+                locktype: "relation".into(),
+                mode: "RowExclusiveLock".into(),
+                relation: Some("public.users".into()),
+                touches_migration: true,
+                blocking: vec![session(100, "psql", "idle in transaction", "LOCK users")],
+            }],
+            long_queries: vec![session(
+                300,
+                "report",
+                "active",
+                "SELECT count(*) FROM orders",
+            )],
+            idle_in_transaction: vec![session(100, "psql", "idle in transaction", "LOCK users")],
+            standbys: vec![Standby {
+                application_name: Some("replica1".into()),
+                client_addr: Some("10.0.0.2".into()),
+                state: Some("streaming".into()),
+                sync_state: Some("async".into()),
+                write_lag_seconds: Some(0.1),
+                flush_lag_seconds: Some(0.2),
+                replay_lag_seconds: Some(14.2),
+                write_lag_bytes: Some(2048),
+                flush_lag_bytes: Some(4096),
+                replay_lag_bytes: Some(73_400_320),
+            }],
+            slots: vec![Slot {
+                slot_name: "replica1".into(),
+                slot_type: "physical".into(),
+                active: true,
+                retained_wal_bytes: Some(73_400_320),
+            }],
+            versions: vec![VersionUse {
+                version_schema: "public_01_users".into(),
+                role: "old",
+                sessions: vec![VersionSession {
+                    pid: 400,
+                    application_name: Some("web-v1".into()),
+                    because: "holds a lock on public_01_users.users".into(),
+                }],
+            }],
+            limitations: vec!["versions are inferred".into()],
+        }
+    }
+
+    #[test]
+    fn a_busy_moment_renders_every_section() {
+        insta::assert_snapshot!(draw(&busy()));
+    }
+
+    #[test]
+    fn an_interrupted_backfill_says_it_is_not_running() {
+        let mut snap = busy();
+        let m = snap.migration.as_mut().unwrap();
+        m.backfills[0].running = false;
+        let text = draw(&snap);
+        assert!(
+            text.contains("(when last run; not running now): standby \"replica1\""),
+            "{text}"
+        );
+        clear_yield(&mut snap);
+        let text = draw(&snap);
+        assert!(
+            text.contains("not running: interrupted; `tandem start` with its file continues it"),
+            "{text}"
+        );
+    }
+
+    fn clear_yield(snap: &mut MonitorSnapshot) {
+        let c = &mut snap.migration.as_mut().unwrap().backfills[0].checkpoint;
+        c.yield_state = None;
+        c.yield_reason = None;
+    }
 }

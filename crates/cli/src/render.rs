@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tandem_pg::events::Event;
+use tandem_pg::throttle::YieldAction;
 
 /// The backfill progress display: on a terminal one line redrawn in place, otherwise a plain
 /// line every `PLAIN_EVERY`.
@@ -114,6 +115,19 @@ pub fn event(json: bool, e: &Event) {
             )
         }
         Event::Backfill { .. } => Ok(()),
+        Event::BackfillYield {
+            table,
+            action,
+            reason,
+            hold,
+        } => match action {
+            YieldAction::Resumed => writeln!(
+                err,
+                "backfill {table} resumed: {} has cleared",
+                hold.cause().replace('_', " ")
+            ),
+            _ => writeln!(err, "backfill {table} {}: {reason}", action.name()),
+        },
         Event::Info { message } => writeln!(err, "{message}"),
     };
 }

@@ -77,6 +77,8 @@ fn backfill_options(b: &BackfillArgs) -> BackfillOptions {
         batch_size: b.backfill_batch_size,
         target: b.backfill_target,
         delay: b.backfill_batch_delay.unwrap_or_default(),
+        max_replication_lag: b.max_replication_lag,
+        max_slot_wal_bytes: b.max_slot_wal,
         ..BackfillOptions::default()
     }
 }
@@ -217,11 +219,13 @@ pub fn run(args: Args) -> Result<()> {
             dir,
             complete,
             backfill,
+            evidence,
         } => {
             let files = load_all(&migration_files(&dir)?)?;
             let mut client = connect()?;
-            let report = Engine::new(&mut client, engine_options(&g, Some(&backfill)))
-                .migrate(&files, complete, &on_event)?;
+            let mut options = engine_options(&g, Some(&backfill));
+            options.evidence = evidence_options(&evidence);
+            let report = Engine::new(&mut client, options).migrate(&files, complete, &on_event)?;
             let human = format!(
                 "started {}, completed {}{}",
                 report.started.len(),

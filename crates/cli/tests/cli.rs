@@ -392,3 +392,70 @@ fn role_makes_every_session_act_as_that_role() {
         .collect();
     assert_eq!(owners, [owner.clone(), owner.clone(), owner]);
 }
+
+/// `migrate` takes complete's evidence options: `--min-age` refuses to complete the active
+/// migration on the way, naming the rollback window, and `--force` proceeds and is recorded.
+#[test]
+fn migrate_refuses_like_complete_and_takes_force() {
+    let db = TestDb::new();
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(dir.path(), "01_users.yaml", "operations:\n  - create_table: {name: users, columns: [{name: id, type: serial, pk: true}, {name: name, type: text}]}\n");
+    write(
+        dir.path(),
+        "02_nick.yaml",
+        "operations:\n  - add_column: {table: users, column: {name: nick, type: text, nullable: true}}\n",
+    );
+    let d = dir.path().to_string_lossy().into_owned();
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    assert!(tandem(&["start", &first], Some(&url)).status.success());
+    let o = tandem(
+        &[
+            "migrate",
+            &d,
+            "--complete",
+            "--min-age",
+            "24h",
+            "--sample",
+            "100ms",
+        ],
+        Some(&url),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("01_users\" was not completed")
+            && stderr(&o).contains("younger than --min-age"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tandem(
+        &[
+            "--json",
+            "migrate",
+            &d,
+            "--complete",
+            "--min-age",
+            "24h",
+            "--sample",
+            "100ms",
+            "--force",
+        ],
+        Some(&url),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        doc["migrate"]["completed"],
+        serde_json::json!(["01_users", "02_nick"])
+    );
+    let o = tandem(&["--json", "status"], Some(&url));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let forced: Vec<&str> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| !h["forced_complete"].is_null())
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(forced, vec!["01_users", "02_nick"]);
+}

@@ -138,3 +138,124 @@ fn without_pg_monitor_the_limitation_is_reported() {
     drop(holder);
     db.execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
+
+/// A backfill paused by a row lock, as `tandem monitor` shows it while `tandem start` runs it in
+/// another process: rows done of the total, rows/s, ETA, and the pause with its reason; and as
+/// the running start reports it on stderr. It finishes once the lock goes.
+#[test]
+fn a_paused_backfill_shows_its_reason_rate_and_eta() {
+    let db = TestDb::new();
+    db.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL);
+         INSERT INTO items SELECT g, g FROM generate_series(1, 3000) g;
+         ANALYZE items;",
+    );
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("01_double.yaml");
+    std::fs::write(
+        &file,
+        "operations:\n  - add_column: {table: items, up: \"n * 2\", column: {name: doubled, type: int, nullable: true}}\n",
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    assert!(tandem(&["init"], &url).status.success());
+    // Leave the migration backfilling after one batch of 100 rows: the row lock taken next
+    // would otherwise block the start's ALTER TABLE.
+    let mut client = tandem_pg::connect(&tandem_pg::ConnectOptions {
+        url: Some(url.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let stopped = tandem_pg::Engine::new(
+        &mut client,
+        tandem_pg::EngineOptions {
+            backfill: tandem_pg::backfill::BackfillOptions {
+                batch_size: Some(100),
+                stop_after_batches: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .start(
+        &tandem_model::Migration::load(std::path::Path::new(&file)).unwrap(),
+        &tandem_pg::events::ignore,
+    );
+    assert!(stopped.is_err(), "the test hook stops the backfill");
+    drop(client);
+    let mut holder = db.connect();
+    holder
+        .batch_execute(
+            "SET application_name = 'row-holder'; BEGIN; SELECT * FROM items WHERE id = 1450 FOR UPDATE",
+        )
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["start", &file, "--backfill-batch-size", "100"])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tandem start");
+    let mut probe = db.connect();
+    let began = Instant::now();
+    while probe
+        .query_opt(
+            "SELECT 1 FROM tandem.backfills WHERE yield_state = 'paused'",
+            &[],
+        )
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the backfill never recorded a pause"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let snap = snapshot(&url);
+    let m = &snap["migration"];
+    assert_eq!(m["status"], "backfilling", "{snap:#}");
+    let b = &m["backfills"][0];
+    assert_eq!(b["table"], "items");
+    assert_eq!(b["yield_state"], "paused", "{b:#}");
+    assert_eq!(b["yield_cause"], "lock_wait", "{b:#}");
+    assert!(
+        b["yield_reason"].as_str().unwrap().contains("row-holder"),
+        "{b:#}"
+    );
+    assert_eq!(b["rows_done"], 1400, "{b:#}");
+    assert_eq!(b["rows_estimate"], 3000, "{b:#}");
+    assert!(b["rows_per_second"].as_f64().unwrap() > 0.0, "{b:#}");
+    assert!(b["eta_seconds"].as_i64().unwrap() > 0, "{b:#}");
+    assert_eq!(b["running"], true, "{b:#}");
+    let o = tandem(&["monitor", "--once"], &url);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("backfill items: 46% (1400 of ~3000 rows, ")
+            && text.contains(" rows/s, ETA ")
+            && text.contains("paused since ")
+            && text.contains(": a batch could not get its row locks"),
+        "{text}"
+    );
+
+    holder.batch_execute("COMMIT").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("backfill items paused: a batch could not get its row locks")
+            && stderr.contains("backfill items resumed: lock wait has cleared"),
+        "{stderr}"
+    );
+    assert_eq!(
+        probe
+            .query_one(
+                "SELECT count(*) FROM items WHERE doubled IS DISTINCT FROM n * 2",
+                &[]
+            )
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+}

@@ -1,7 +1,10 @@
 //! The batched backfill: fills the new columns of rows that existed before start, in short
 //! transactions that walk the table in keyset order of its key (or in ranges of blocks when it
 //! has none), with a batch size that adapts to a target duration and a checkpoint saved with
-//! each batch so an interrupted backfill continues where it stopped.
+//! each batch so an interrupted backfill continues where it stopped. It yields to the database
+//! (`crate::throttle`): it pauses between batches while a standby lags, a slot retains too much
+//! WAL, autovacuum fights wraparound on the table or its own batch cannot get its locks, and it
+//! slows down after a batch far slower than the target.
 //!
 //! Each batch is one transaction: `SET LOCAL tandem.backfill = 'on'` (so the table's trigger,
 //! whose `WHEN` tests that setting, stays out of the way), then one `UPDATE <table> SET col =
@@ -40,8 +43,9 @@
 
 use crate::error::{Error, Result};
 use crate::events::{Event, OnEvent};
-use crate::locks::{is_lock_timeout, wait_before_retry, RetryPolicy};
+use crate::locks::{is_lock_timeout, lock_holders, wait_before_retry, RetryPolicy};
 use crate::state::BackfillCheckpoint;
+use crate::throttle::{Hold, Limits, Watch, YieldAction, SLOW_FACTOR};
 use postgres::types::private::BytesMut;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Statement, Transaction};
@@ -59,6 +63,13 @@ pub struct BackfillOptions {
     pub target: Duration,
     /// A pause between batches, to leave the server to the application.
     pub delay: Duration,
+    /// Pause while a standby's replay is further behind than this.
+    pub max_replication_lag: Duration,
+    /// Pause while a replication slot retains more WAL than this many bytes; `None` ignores
+    /// slots.
+    pub max_slot_wal_bytes: Option<i64>,
+    /// How often a paused backfill looks again whether it may go on.
+    pub recheck: Duration,
     /// For tests: stop with `Error::BackfillInterrupted` after this many batches of one run.
     #[doc(hidden)]
     pub stop_after_batches: Option<u64>,
@@ -70,10 +81,17 @@ impl Default for BackfillOptions {
             batch_size: None,
             target: Duration::from_millis(150),
             delay: Duration::ZERO,
+            max_replication_lag: Duration::from_secs(10),
+            max_slot_wal_bytes: None,
+            recheck: Duration::from_millis(500),
             stop_after_batches: None,
         }
     }
 }
+
+/// The conditions the backfill yields to are looked at before a batch when this long has
+/// passed since they were last looked at.
+const CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// The adaptive size starts here, grows or shrinks at most twofold per batch, within bounds.
 const FIRST_BATCH: u64 = 1_000;
@@ -301,12 +319,73 @@ pub fn run(
         rows_done: rows_done.max(0) as u64,
         source: Box::new(source),
     };
+    let watch = Watch::new(
+        client,
+        &table,
+        Limits {
+            max_replication_lag: opts.max_replication_lag,
+            max_slot_wal_bytes: opts.max_slot_wal_bytes,
+        },
+    )?;
+    for note in watch.blind_spots(client)? {
+        on_event(&Event::Info {
+            message: format!("backfill of {}: {note}", backfill.table),
+        });
+    }
+    let rate = |walked: u64| walked as f64 / began.elapsed().as_secs_f64().max(1e-3);
+    let announce = |action: YieldAction, hold: &Hold| {
+        on_event(&Event::BackfillYield {
+            table: backfill.table.clone(),
+            action,
+            reason: hold.describe(),
+            hold: hold.clone(),
+        })
+    };
+    // What the backfill yields to right now, as last recorded in its checkpoint.
+    let mut holding: Option<Hold> = None;
+    let mut last_check: Option<Instant> = None;
     loop {
+        // Wait, without losing the place, while something the backfill yields to holds. Short
+        // batches look at most every `CHECK_EVERY`, so watching costs them little.
+        while last_check.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
+            last_check = Some(Instant::now());
+            let hold = watch
+                .check(client)
+                .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?
+                .into_iter()
+                .next();
+            let Some(hold) = hold else { break };
+            if holding.as_ref().map(Hold::cause) != Some(hold.cause()) {
+                record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
+                    .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
+                announce(YieldAction::Paused, &hold);
+            }
+            holding = Some(hold);
+            std::thread::sleep(opts.recheck);
+            last_check = None;
+        }
+        if let Some(hold) = holding.take() {
+            announce(YieldAction::Resumed, &hold);
+        }
+        // The batch's checkpoint records that it runs freely again.
+        runner.checkpoint.rows_per_second = (walked > 0).then(|| rate(walked));
+        runner.checkpoint.yield_state = None;
+        runner.checkpoint.yield_cause = None;
+        runner.checkpoint.yield_reason = None;
         let t = Instant::now();
         let batch = match runner.batch(client, size.rows, save) {
             Ok(b) => b,
             Err(Error::Db { source, .. }) if is_lock_timeout(&source) => {
                 attempt += 1;
+                if attempt == 1 {
+                    let hold = Hold::LockWait {
+                        holders: lock_holders(client, &table),
+                    };
+                    record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
+                        .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
+                    announce(YieldAction::Paused, &hold);
+                    holding = Some(hold);
+                }
                 wait_before_retry(client, &what, Some(lock.clone()), attempt, policy, on_event)
                     .map_err(|e| interrupted(runner.checkpoint.rows_done, e))?;
                 continue;
@@ -314,11 +393,15 @@ pub fn run(
             Err(e) if resumable(&e) => return Err(interrupted(runner.checkpoint.rows_done, e)),
             Err(e) => return Err(e),
         };
+        let took = t.elapsed();
         attempt = 0;
+        if let Some(hold) = holding.take() {
+            announce(YieldAction::Resumed, &hold);
+        }
         batches += 1;
         walked += batch.rows;
         if !batch.last {
-            size.adapt(t.elapsed());
+            size.adapt(took);
         }
         let done = runner.checkpoint.rows_done.max(0) as u64;
         let estimate = if batch.last {
@@ -326,14 +409,14 @@ pub fn run(
         } else {
             (runner.checkpoint.rows_estimate.max(0) as u64).max(done)
         };
-        let rate = (walked as f64 / began.elapsed().as_secs_f64().max(1e-3)) as u64;
+        let per_second = rate(walked) as u64;
         on_event(&Event::Backfill {
             table: backfill.table.clone(),
             column: columns.clone(),
             rows_done: done,
             rows_total_estimate: estimate,
-            rows_per_second: rate,
-            eta_seconds: (rate > 0 && !batch.last).then(|| (estimate - done) / rate),
+            rows_per_second: per_second,
+            eta_seconds: (per_second > 0 && !batch.last).then(|| (estimate - done) / per_second),
             batch_size: size.rows,
             done: batch.last,
         });
@@ -351,6 +434,53 @@ pub fn run(
         if !opts.delay.is_zero() {
             std::thread::sleep(opts.delay);
         }
+        if opts.batch_size.is_none() && took > opts.target * SLOW_FACTOR {
+            // The server became slow to serve a batch sized for the target (a fixed size is the
+            // user's choice, whatever it takes): rest as long as the batch took, which at least
+            // halves what the backfill asks of it while the size shrinks, and say so.
+            let hold = Hold::SlowBatch {
+                took_ms: took.as_millis() as u64,
+                target_ms: opts.target.as_millis() as u64,
+            };
+            record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
+                .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
+            announce(YieldAction::Throttled, &hold);
+            std::thread::sleep(took);
+        }
+    }
+}
+
+/// Records in the checkpoint's row, in a transaction of its own, that the backfill yields to
+/// `hold` (or no longer does), with its rate so far. The position is saved unchanged.
+fn record_yield(
+    client: &mut Client,
+    checkpoint: &mut BackfillCheckpoint,
+    hold: Option<&Hold>,
+    rate: f64,
+    save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+) -> Result<()> {
+    checkpoint.rows_per_second = Some(rate);
+    checkpoint.yield_state = hold.map(|h| h.action().name().to_string());
+    checkpoint.yield_cause = hold.map(|h| h.cause().to_string());
+    checkpoint.yield_reason = hold.map(Hold::describe);
+    let context = || format!("backfill of {}: recording that it yields", checkpoint.table);
+    let mut tx = client.transaction().map_err(|source| Error::Db {
+        context: context(),
+        source,
+    })?;
+    save(&mut tx, checkpoint)?;
+    tx.commit().map_err(|source| Error::Db {
+        context: context(),
+        source,
+    })
+}
+
+/// `e` as an interruption a later run can get past when it is one, else as it is.
+fn resumable_or(e: Error, interrupted: &dyn Fn(i64, Error) -> Error, rows_done: i64) -> Error {
+    if resumable(&e) {
+        interrupted(rows_done, e)
+    } else {
+        e
     }
 }
 

@@ -58,6 +58,24 @@ pub struct ClusterOptions {
     pub tls: bool,
 }
 
+impl ClusterOptions {
+    /// Settings for a primary that [`Cluster::start_standby`] can replicate: WAL for replicas,
+    /// WAL senders, and WAL kept for a standby whose base backup was copied by hand.
+    pub fn replication_primary() -> ClusterOptions {
+        ClusterOptions {
+            settings: [
+                ("wal_level", "replica"),
+                ("max_wal_senders", "5"),
+                ("wal_keep_size", "256MB"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..ClusterOptions::default()
+        }
+    }
+}
+
 /// A cluster could not be found, started, used or stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -279,6 +297,18 @@ impl Cluster {
         )
     }
 
+    /// Creates database `name` as a copy of `template`, which nobody may be connected to.
+    pub fn create_database_from(&self, name: &str, template: &str) -> Result<(), ClusterError> {
+        self.maintenance(
+            &format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                quote_ident(name),
+                quote_ident(template)
+            ),
+            format!("creating database {name:?} from {template:?}"),
+        )
+    }
+
     /// Drops database `name` if it exists, disconnecting its sessions first (PostgreSQL 13+).
     pub fn drop_database(&self, name: &str) -> Result<(), ClusterError> {
         self.maintenance(
@@ -297,6 +327,121 @@ impl Cluster {
     /// Idempotent; dropping the cluster does the same.
     pub fn stop(&mut self) -> Result<(), ClusterError> {
         self.shutdown()
+    }
+
+    /// Starts a streaming standby of this cluster: a base backup of it in a fresh temporary
+    /// directory, `standby.signal` and `primary_conninfo` pointing at this cluster's socket, and
+    /// a postmaster of its own. The primary needs `wal_level` of `replica` or more and a free WAL
+    /// sender ([`ClusterOptions::replication_primary`]). The backup is taken with `pg_basebackup`
+    /// when the cluster's binaries have it; the builds `scripts/fetch-pg.sh` installs have only
+    /// `initdb`, `pg_ctl` and `postgres`, so there the backup is taken by hand with the
+    /// low-level API (`pg_backup_start`, a copy of the data directory, `pg_backup_stop`). The
+    /// standby reports its position every second, so lag shows up on the primary soon.
+    pub fn start_standby(&self) -> Result<Cluster, ClusterError> {
+        let owner = server_user()?;
+        let layout = Layout::create(owner)?;
+        let basebackup = self.bin_dir.join("pg_basebackup");
+        if basebackup.is_file() {
+            let mut command = Command::new(&basebackup);
+            command
+                .arg("-D")
+                .arg(&layout.data_dir)
+                .args(["-X", "stream", "-c", "fast", "-R", "--no-sync"])
+                .arg("-h")
+                .arg(&self.socket_dir)
+                .arg("-p")
+                .arg(self.port.to_string())
+                .args(["-U", SUPERUSER]);
+            prepare(&mut command, layout.dir.path(), owner, libc::SIGKILL);
+            let output = command.output().map_err(ClusterError::io(format!(
+                "running {}",
+                basebackup.display()
+            )))?;
+            if !output.status.success() {
+                return Err(ClusterError::CommandFailed {
+                    program: basebackup,
+                    status: output.status,
+                    output: String::from_utf8_lossy(&output.stdout).into_owned()
+                        + &String::from_utf8_lossy(&output.stderr),
+                });
+            }
+        } else {
+            self.copy_backup(&layout, owner)?;
+        }
+        let settings = vec![
+            ("hot_standby".to_string(), "on".to_string()),
+            ("wal_receiver_status_interval".to_string(), "1s".to_string()),
+        ];
+        let (port, postmaster, keepalive) =
+            start_postmaster(&self.bin_dir, &layout, &settings, owner)?;
+        Ok(Cluster {
+            bin_dir: self.bin_dir.clone(),
+            major_version: self.major_version,
+            socket_dir: layout.socket_dir,
+            port,
+            tls_root_cert: None,
+            server: Mutex::new(Some(Server {
+                postmaster,
+                keepalive,
+                dir: layout.dir,
+            })),
+        })
+    }
+
+    /// A base backup without `pg_basebackup`: the low-level backup API around a copy of the data
+    /// directory, then what `pg_basebackup -R` would write (`standby.signal`, `primary_conninfo`).
+    /// The WAL written during the copy is streamed by the standby from the primary, which keeps
+    /// it (`wal_keep_size` of [`ClusterOptions::replication_primary`]).
+    fn copy_backup(&self, layout: &Layout, owner: Option<ServerUser>) -> Result<(), ClusterError> {
+        let sql = |context: &str| {
+            let context = context.to_string();
+            move |source| ClusterError::Sql { context, source }
+        };
+        let mut session = self.connect("postgres")?;
+        let (start, stop) = if self.major_version >= 15 {
+            (
+                "SELECT pg_backup_start('tandem standby', true)",
+                "SELECT labelfile FROM pg_backup_stop(false)",
+            )
+        } else {
+            (
+                "SELECT pg_start_backup('tandem standby', true, false)",
+                "SELECT labelfile FROM pg_stop_backup(false, false)",
+            )
+        };
+        session
+            .execute(start, &[])
+            .map_err(sql("starting a base backup"))?;
+        let data_dir: String = session
+            .query_one("SELECT current_setting('data_directory')", &[])
+            .map_err(sql("reading data_directory"))?
+            .get(0);
+        let copied = copy_data_dir(Path::new(&data_dir), &layout.data_dir, owner);
+        let label: String = session
+            .query_one(stop, &[])
+            .map_err(sql("ending the base backup"))?
+            .get(0);
+        copied?;
+        let conninfo = format!(
+            "host={} port={} user={SUPERUSER} application_name=tandem_standby",
+            self.socket_dir.display(),
+            self.port
+        );
+        let files = [
+            ("backup_label", label),
+            ("standby.signal", String::new()),
+            (
+                "postgresql.auto.conf",
+                format!("primary_conninfo = '{}'\n", conninfo.replace('\'', "''")),
+            ),
+        ];
+        for (name, text) in files {
+            let path = layout.data_dir.join(name);
+            fs::write(&path, text)
+                .map_err(ClusterError::io(format!("writing {}", path.display())))?;
+            chown(&path, owner)?;
+        }
+        Ok(())
     }
 
     /// [`Cluster::stop`] through a shared reference, for a cluster that lives in a static (as the
@@ -324,6 +469,80 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // Nowhere to report a failure from drop; callers who care call `stop`.
         let _ = self.shutdown();
+    }
+}
+
+/// Copies a running cluster's data directory for a base backup, leaving out what a backup
+/// leaves out: the WAL (streamed instead), the postmaster's pid and options, and temporary files.
+fn copy_data_dir(from: &Path, to: &Path, owner: Option<ServerUser>) -> Result<(), ClusterError> {
+    const SKIP: &[&str] = &[
+        "postmaster.pid",
+        "postmaster.opts",
+        "pg_internal.init",
+        "backup_label",
+        "tablespace_map",
+    ];
+    const EMPTY: &[&str] = &[
+        "pg_wal",
+        "pg_replslot",
+        "pg_dynshmem",
+        "pg_notify",
+        "pg_serial",
+        "pg_snapshots",
+        "pg_stat_tmp",
+        "pg_subtrans",
+    ];
+    fs::create_dir(to).map_err(ClusterError::io(format!("creating {}", to.display())))?;
+    fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(ClusterError::io(format!("chmod {}", to.display())))?;
+    chown(to, owner)?;
+    let entries =
+        fs::read_dir(from).map_err(ClusterError::io(format!("reading {}", from.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(ClusterError::io(format!("reading {}", from.display())))?;
+        let name = entry.file_name();
+        let name_str = name.to_string_lossy();
+        if SKIP.contains(&name_str.as_ref()) || name_str.starts_with("pgsql_tmp") {
+            continue;
+        }
+        let target = to.join(&name);
+        // A file may vanish while the server runs (a dropped relation); the backup does not need it.
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            if EMPTY.contains(&name_str.as_ref()) {
+                fs::create_dir(&target)
+                    .map_err(ClusterError::io(format!("creating {}", target.display())))?;
+                chown(&target, owner)?;
+                if name_str == "pg_wal" {
+                    let status = target.join("archive_status");
+                    fs::create_dir(&status)
+                        .map_err(ClusterError::io(format!("creating {}", status.display())))?;
+                    chown(&status, owner)?;
+                }
+            } else {
+                copy_data_dir(&entry.path(), &target, owner)?;
+            }
+        } else if meta.is_file() {
+            match fs::copy(entry.path(), &target) {
+                Ok(_) => chown(&target, owner)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(ClusterError::Io {
+                        context: format!("copying {}", entry.path().display()),
+                        source: e,
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn chown(path: &Path, owner: Option<ServerUser>) -> Result<(), ClusterError> {
+    match owner {
+        Some(o) => std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid))
+            .map_err(ClusterError::io(format!("chown {}", path.display()))),
+        None => Ok(()),
     }
 }
 

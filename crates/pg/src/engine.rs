@@ -447,7 +447,7 @@ impl<'c> Engine<'c> {
     /// Contracts: drops the previous versions' schemas and what only the old version needed.
     pub fn complete(&mut self, on_event: OnEvent<'_>) -> Result<CompleteReport> {
         self.locked(|e, l| {
-            e.require_evidence(on_event)?;
+            e.require_evidence(on_event, &[])?;
             e.complete_locked(&l, &[], on_event).map_err(|err| {
                 let schema = e.opts.schema.clone();
                 match e.state.active(e.client, &schema) {
@@ -466,6 +466,16 @@ impl<'c> Engine<'c> {
     /// The evidence that the old version of the active migration still runs, when it is
     /// `active` (a `completing` one has already dropped things and can only go forward).
     fn evidence(&mut self, sample: std::time::Duration) -> Result<Option<Evidence>> {
+        self.evidence_excluding(sample, &[])
+    }
+
+    /// The same, leaving out of the old version schemas those in `kept`, which this complete
+    /// does not drop and whose users `migrate` keeps working on purpose.
+    fn evidence_excluding(
+        &mut self,
+        sample: std::time::Duration,
+        kept: &[String],
+    ) -> Result<Option<Evidence>> {
         let schema = self.opts.schema.clone();
         let Some(active) = self.state.active(self.client, &schema)? else {
             return Ok(None);
@@ -476,7 +486,10 @@ impl<'c> Engine<'c> {
         let (_, plan) = self.active_plan()?;
         let mut old = Vec::new();
         for h in self.state.history(self.client, &schema)? {
-            if h.name != active.name && schema_exists(self.client, &h.version_schema)? {
+            if h.name != active.name
+                && !kept.contains(&h.version_schema)
+                && schema_exists(self.client, &h.version_schema)?
+            {
                 old.push(h.version_schema);
             }
         }
@@ -497,8 +510,8 @@ impl<'c> Engine<'c> {
 
     /// Refuses to complete while there is evidence the old version still runs, unless forced;
     /// a forced complete records the evidence it overrode in the migration's row.
-    fn require_evidence(&mut self, on_event: OnEvent<'_>) -> Result<()> {
-        let Some(evidence) = self.evidence(self.opts.evidence.sample)? else {
+    fn require_evidence(&mut self, on_event: OnEvent<'_>, kept: &[String]) -> Result<()> {
+        let Some(evidence) = self.evidence_excluding(self.opts.evidence.sample, kept)? else {
             return Ok(());
         };
         let findings = evidence.findings();
@@ -744,6 +757,14 @@ impl<'c> Engine<'c> {
                 if !last || complete_last {
                     on_event(&Event::Info { message: format!("completing {}", m.name) });
                     let keep_now: &[String] = if last { &[] } else { &keep };
+                    // The same evidence as `complete`, and the same refusal. The version
+                    // schema kept for the application that ran when migrate began is left out
+                    // only for the migrations this run started and does not complete last:
+                    // those completes leave it in place, on purpose. The migration that was
+                    // already active, and the last complete, which drops it, weigh it too.
+                    let started_here = active.as_ref().is_none_or(|a| a.name != m.name);
+                    let unweighed: &[String] = if started_here { keep_now } else { &[] };
+                    e.require_evidence(on_event, unweighed)?;
                     if let Err(err) = e.complete_locked(&l, keep_now, on_event) {
                         return Err(e.migrate_stopped(&m.name, err, keep_now));
                     }
@@ -830,8 +851,12 @@ fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) 
                 } else {
                     0
                 };
+                let yielding = match (&b.yield_state, &b.yield_reason) {
+                    (Some(state), Some(reason)) => format!(", {state}: {reason}"),
+                    _ => String::new(),
+                };
                 format!(
-                    "backfill of {}: {percent}% ({} of ~{estimate} rows)",
+                    "backfill of {}: {percent}% ({} of ~{estimate} rows{yielding})",
                     b.table, b.rows_done
                 )
             }

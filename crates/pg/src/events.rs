@@ -1,6 +1,7 @@
 //! Progress events: the library never prints; it reports what it does through a callback and
 //! the binary draws it.
 
+use crate::throttle::{Hold, YieldAction};
 use serde::Serialize;
 use tandem_plan::{Lock, Phase};
 
@@ -40,6 +41,15 @@ pub enum Event {
         /// Rows (or, on a table without a key, blocks) the next batch will take.
         batch_size: u64,
         done: bool,
+    },
+    /// The backfill of a table paused or slowed down because of `hold`, or (`resumed`) went on
+    /// at full speed again once it cleared.
+    BackfillYield {
+        table: String,
+        action: YieldAction,
+        /// What it yields (or yielded) to, in words.
+        reason: String,
+        hold: Hold,
     },
     Info {
         message: String,

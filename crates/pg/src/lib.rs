@@ -15,6 +15,7 @@ pub mod live;
 pub mod locks;
 pub mod monitor;
 pub mod state;
+pub mod throttle;
 pub mod trace;
 
 pub use connect::{connect, ConnectOptions};

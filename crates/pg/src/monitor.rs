@@ -58,8 +58,21 @@ pub struct ActiveMigration {
     /// Version schemas of earlier migrations still present: the old versions.
     pub old_version_schemas: Vec<String>,
     pub tables: Vec<String>,
-    pub backfills: Vec<BackfillCheckpoint>,
+    pub backfills: Vec<BackfillProgress>,
     pub started_at: Option<String>,
+}
+
+/// A backfill's checkpoint as the monitor shows it: rows done of the estimate, the rate saved
+/// with it, the ETA at that rate, and whether it is paused or throttled and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillProgress {
+    #[serde(flatten)]
+    pub checkpoint: BackfillCheckpoint,
+    /// Seconds left at `rows_per_second`.
+    pub eta_seconds: Option<i64>,
+    /// Whether a tandem run holds the migration's lock, so the backfill is moving (or yielding)
+    /// rather than interrupted.
+    pub running: bool,
 }
 
 /// A session as pg_stat_activity shows it; fields this role may not see are `None`.
@@ -235,7 +248,17 @@ fn active_migration(
                 old.push(h.version_schema);
             }
         }
-        let backfills = state.backfills(client, &opts.schema, &active.name)?;
+        let running = active.status == "backfilling"
+            && crate::locks::RunnerLock::held_elsewhere(client, &opts.state_schema, &opts.schema)?;
+        let backfills = state
+            .backfills(client, &opts.schema, &active.name)?
+            .into_iter()
+            .map(|checkpoint| BackfillProgress {
+                eta_seconds: checkpoint.eta_seconds(),
+                running: running && !checkpoint.done,
+                checkpoint,
+            })
+            .collect();
         let mut tables = BTreeSet::new();
         if let Some(plan) = &plan {
             for step in plan.start.iter().chain(&plan.complete) {

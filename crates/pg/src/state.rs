@@ -8,7 +8,7 @@ use serde::Serialize;
 use tandem_model::{quote_ident, quote_literal};
 
 /// The newest layout of the state tables this tandem knows.
-pub const STATE_VERSION: i32 = 3;
+pub const STATE_VERSION: i32 = 4;
 
 /// Each entry upgrades the state tables from the previous version; entry `i` produces `i + 1`.
 /// `{s}` stands for the quoted state schema.
@@ -70,10 +70,19 @@ CREATE TABLE IF NOT EXISTS {s}.statement_baselines (
     PRIMARY KEY (schema, migration, userid, queryid),
     FOREIGN KEY (schema, migration) REFERENCES {s}.migrations (schema, name) ON DELETE CASCADE
 );
+", "
+-- A backfill that yields: its rate, and whether it is paused or slowed down, why and since when,
+-- so that `tandem monitor` can show it while another process runs the backfill.
+ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS rows_per_second double precision;
+ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_state text
+    CHECK (yield_state IN ('paused', 'throttled'));
+ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_cause text;
+ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_reason text;
+ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_since timestamptz;
 "];
 
 /// Where a backfill is: a row of `backfills`, saved in the transaction of each batch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BackfillCheckpoint {
     /// The backfill's index in the plan's `backfills`.
     pub position: i32,
@@ -90,6 +99,29 @@ pub struct BackfillCheckpoint {
     pub rows_estimate: i64,
     pub done: bool,
     pub updated_at: String,
+    /// Rows per second of the run that saved it, pauses included.
+    pub rows_per_second: Option<f64>,
+    /// `paused` or `throttled` while the backfill yields, `None` while it runs freely.
+    pub yield_state: Option<String>,
+    /// What it yields to: `replication_lag`, `slot_retains_wal`, `wraparound_vacuum`,
+    /// `lock_wait` or `slow_batch` (`throttle::Hold::cause`).
+    pub yield_cause: Option<String>,
+    /// The same in words.
+    pub yield_reason: Option<String>,
+    /// When it began to yield for this cause (read back only).
+    pub yield_since: Option<String>,
+}
+
+impl BackfillCheckpoint {
+    /// Seconds left at the saved rate, when there is a rate and rows left.
+    pub fn eta_seconds(&self) -> Option<i64> {
+        let rate = self.rows_per_second.filter(|r| *r > 0.0)?;
+        if self.done {
+            return None;
+        }
+        let left = (self.rows_estimate - self.rows_done).max(0);
+        Some((left as f64 / rate).ceil() as i64)
+    }
 }
 
 /// A row of the history.
@@ -392,7 +424,8 @@ impl State {
             .query(
                 &format!(
                     "SELECT position, table_name, cutoff_xid, last_key, next_block, end_block,
-                            rows_done, rows_estimate, done, updated_at::text
+                            rows_done, rows_estimate, done, updated_at::text,
+                            rows_per_second, yield_state, yield_cause, yield_reason, yield_since::text
                        FROM {}.backfills WHERE schema = $1 AND migration = $2 ORDER BY position",
                     self.q()
                 ),
@@ -412,6 +445,11 @@ impl State {
                 rows_estimate: r.get(7),
                 done: r.get(8),
                 updated_at: r.get(9),
+                rows_per_second: r.get(10),
+                yield_state: r.get(11),
+                yield_cause: r.get(12),
+                yield_reason: r.get(13),
+                yield_since: r.get(14),
             })
             .collect())
     }
@@ -428,7 +466,13 @@ impl State {
             .execute(
                 &format!(
                     "UPDATE {}.backfills SET last_key = $4, next_block = $5, end_block = $6,
-                            rows_done = $7, rows_estimate = $8, done = $9, updated_at = now()
+                            rows_done = $7, rows_estimate = $8, done = $9, updated_at = now(),
+                            rows_per_second = $10,
+                            yield_since = CASE WHEN $11::text IS NULL THEN NULL
+                                               WHEN yield_cause IS NOT DISTINCT FROM $12::text
+                                                AND yield_state IS NOT DISTINCT FROM $11::text THEN yield_since
+                                               ELSE now() END,
+                            yield_state = $11, yield_cause = $12, yield_reason = $13
                       WHERE schema = $1 AND migration = $2 AND position = $3",
                     self.q()
                 ),
@@ -442,6 +486,10 @@ impl State {
                     &c.rows_done,
                     &c.rows_estimate,
                     &c.done,
+                    &c.rows_per_second,
+                    &c.yield_state,
+                    &c.yield_cause,
+                    &c.yield_reason,
                 ],
             )
             .context(|| format!("saving the backfill checkpoint of {}", c.table))?;

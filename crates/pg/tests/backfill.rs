@@ -243,7 +243,7 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
         rows_done: 0,
         rows_estimate: 0,
         done: false,
-        updated_at: String::new(),
+        ..Default::default()
     };
     let saved = Mutex::new(Vec::new());
     let mut save = |_: &mut postgres::Transaction<'_>, c: &tandem_pg::state::BackfillCheckpoint| {

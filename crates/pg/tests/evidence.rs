@@ -269,3 +269,152 @@ fn pg_stat_statements_names_a_query_on_a_dropped_column_run_after_start() {
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(statements[0].calls_since_start, 3);
 }
+
+/// The directory `two_versions` applied, with a third migration after it.
+fn directory() -> Vec<tandem_model::Migration> {
+    vec![
+        migration(
+            "01_nick",
+            "operations:\n  - add_column: {table: users, column: {name: nick, type: text, nullable: true}}\n",
+        ),
+        migration(
+            "02_drop_legacy",
+            "operations:\n  - drop_column: {table: users, column: legacy, down: \"'x'\"}\n",
+        ),
+        migration(
+            "03_age",
+            "operations:\n  - add_column: {table: users, column: {name: age, type: int, nullable: true}}\n",
+        ),
+    ]
+}
+
+/// `migrate` completes the migration that was active when it began on its way; it weighs the
+/// same evidence as `complete` first, refuses while an old-version client runs and names it,
+/// and goes on once the client is gone.
+#[test]
+fn migrate_refuses_to_complete_the_active_migration_while_an_old_version_client_runs() {
+    let (db, mut c) = two_versions();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pid, old) = old_client(&db, stop.clone());
+    let on_event = |_: &tandem_pg::Event| {};
+    let err = engine(&mut c, sampling(2000))
+        .migrate(&directory(), true, &on_event)
+        .expect_err("migrate must refuse while the old version runs");
+    let text = err.to_string();
+    assert!(matches!(err, Error::OldVersionInUse { .. }), "{text}");
+    assert!(
+        text.contains(&format!("pid {pid}"))
+            && text.contains("old-app")
+            && text.contains("public_01_nick"),
+        "{text}"
+    );
+    // Nothing moved: 02 is still active and 03 was not started.
+    let status = engine(&mut c, EvidenceOptions::default()).status().unwrap();
+    assert_eq!(status.active.as_ref().unwrap().name, "02_drop_legacy");
+    assert_eq!(status.active.as_ref().unwrap().status, "active");
+    assert_eq!(status.history.len(), 2);
+
+    stop.store(true, Ordering::Relaxed);
+    old.join().unwrap();
+    // (With 03 after it, migrate would keep public_01_nick for the running application until
+    // 03 completes, and that view still reads the column 02 drops; so 02 goes last here.)
+    let report = engine(&mut c, sampling(500))
+        .migrate(&directory()[..2], true, &on_event)
+        .expect("migrate proceeds once the old version is gone");
+    assert!(report.started.is_empty());
+    assert_eq!(report.completed, vec!["02_drop_legacy"]);
+    let history = engine(&mut c, EvidenceOptions::default())
+        .status()
+        .unwrap()
+        .history;
+    assert!(history
+        .iter()
+        .all(|h| h.status == "complete" && h.forced_complete.is_none()));
+}
+
+/// `migrate --force` completes despite the evidence and records it on the migration it
+/// overrode; `--min-age` refuses a young active migration as `complete` does.
+#[test]
+fn migrate_takes_force_and_min_age_as_complete_does() {
+    let (db, mut c) = two_versions();
+    let on_event = |_: &tandem_pg::Event| {};
+    let young = EvidenceOptions {
+        min_age: Duration::from_secs(24 * 3600),
+        ..EvidenceOptions::default()
+    };
+    let err = engine(&mut c, young)
+        .migrate(&directory(), true, &on_event)
+        .unwrap_err();
+    assert!(matches!(err, Error::OldVersionInUse { .. }), "{err}");
+    assert!(err.to_string().contains("--min-age"), "{err}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pid, old) = old_client(&db, stop.clone());
+    let report = engine(
+        &mut c,
+        EvidenceOptions {
+            force: true,
+            ..sampling(2000)
+        },
+    )
+    .migrate(&directory()[..2], true, &on_event)
+    .expect("--force completes");
+    assert_eq!(report.completed, vec!["02_drop_legacy"]);
+    stop.store(true, Ordering::Relaxed);
+    // The old version's views are gone, so its loop stops with an error; that is the point.
+    let _ = old.join();
+    let history = engine(&mut c, EvidenceOptions::default())
+        .status()
+        .unwrap()
+        .history;
+    let forced = history
+        .iter()
+        .find(|h| h.name == "02_drop_legacy")
+        .and_then(|h| h.forced_complete.clone())
+        .expect("the forced complete is recorded");
+    assert!(
+        forced.to_string().contains(&format!("pid {pid}")),
+        "{forced}"
+    );
+}
+
+/// The version schema migrate keeps for the application that ran when it began is not held
+/// against the migrations migrate starts and completes on its way (those completes leave it in
+/// place); the complete that drops it weighs it like `complete` does.
+#[test]
+fn migrate_weighs_the_kept_version_schema_only_when_it_would_drop_it() {
+    let db = TestDb::new();
+    db.execute(
+        "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, legacy text);
+         INSERT INTO users (name, legacy) SELECT 'u' || g, 'l' || g FROM generate_series(1, 50) g;",
+    );
+    let mut c = client(&db);
+    let on_event = |_: &tandem_pg::Event| {};
+    let files = vec![
+        directory().remove(0),
+        migration(
+            "02_a",
+            "operations:\n  - add_column: {table: users, column: {name: a, type: int, nullable: true}}\n",
+        ),
+        migration(
+            "03_b",
+            "operations:\n  - add_column: {table: users, column: {name: b, type: int, nullable: true}}\n",
+        ),
+    ];
+    engine(&mut c, EvidenceOptions::default())
+        .migrate(&files[..1], true, &on_event)
+        .expect("01");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (pid, old) = old_client(&db, stop.clone());
+    let report = engine(&mut c, sampling(1000))
+        .migrate(&files, false, &on_event)
+        .expect("02_a completes on the way: public_01_nick is kept");
+    assert_eq!(report.completed, vec!["02_a"]);
+    assert_eq!(report.active.as_deref(), Some("03_b"));
+    let err = engine(&mut c, sampling(1000))
+        .migrate(&files, true, &on_event)
+        .expect_err("completing 03_b drops public_01_nick, which the old client uses");
+    assert!(err.to_string().contains(&format!("pid {pid}")), "{err}");
+    stop.store(true, Ordering::Relaxed);
+    old.join().unwrap();
+}

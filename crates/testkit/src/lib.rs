@@ -80,6 +80,89 @@ fn stop_clusters_at_exit() {
     });
 }
 
+/// A primary of its own with a streaming standby, for tests of what tandem does about
+/// replication. Each test gets its own pair, because pausing replay on a standby is seen by
+/// everything on its primary. Both clusters stop when the value is dropped.
+pub struct Replicated {
+    pub primary: Cluster,
+    pub standby: Cluster,
+}
+
+impl Replicated {
+    /// Starts the primary, takes a base backup of it (`Cluster::start_standby`), starts the
+    /// standby, and waits until the primary shows it streaming. Panics on failure.
+    pub fn start() -> Replicated {
+        let primary = Cluster::start(ClusterOptions::replication_primary())
+            .unwrap_or_else(|e| panic!("tandem-testkit: starting a replication primary: {e}"));
+        let standby = primary
+            .start_standby()
+            .unwrap_or_else(|e| panic!("tandem-testkit: starting a standby: {e}"));
+        let pair = Replicated { primary, standby };
+        let mut c = pair.primary_session("postgres");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let streaming: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                    &[],
+                )
+                .expect("reading pg_stat_replication")
+                .get(0);
+            if streaming > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tandem-testkit: the standby did not start streaming within a minute"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        pair
+    }
+
+    /// A session on the primary's database `db` as the superuser.
+    pub fn primary_session(&self, db: &str) -> postgres::Client {
+        self.primary
+            .connect(db)
+            .unwrap_or_else(|e| panic!("tandem-testkit: {e}"))
+    }
+
+    /// A session on the standby's database `db` as the superuser.
+    pub fn standby_session(&self, db: &str) -> postgres::Client {
+        self.standby
+            .connect(db)
+            .unwrap_or_else(|e| panic!("tandem-testkit: {e}"))
+    }
+
+    /// Waits until the standby has replayed everything the primary has written so far.
+    pub fn wait_for_replay(&self) {
+        let mut p = self.primary_session("postgres");
+        let mut s = self.standby_session("postgres");
+        let target: String = p
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .expect("pg_current_wal_lsn")
+            .get(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let caught_up: bool = s
+                .query_one(
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                    &[&target],
+                )
+                .expect("pg_last_wal_replay_lsn")
+                .get(0);
+            if caught_up {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tandem-testkit: the standby did not replay up to {target} within a minute"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 /// A database of its own for one test, on the shared cluster; dropped with the value.
 pub struct TestDb {
     pub name: String,
@@ -96,18 +179,34 @@ impl TestDb {
 
     /// Creates a database on `cluster`, such as [`tls_cluster`].
     pub fn on(cluster: &'static Cluster) -> TestDb {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "tandem_test_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique_name();
         if let Err(error) = cluster.create_database(&name) {
             panic!("tandem-testkit: {error}");
         }
         TestDb {
             name,
             cluster,
+            session: Mutex::new(None),
+        }
+    }
+
+    /// Creates a database as a copy of `template` (`CREATE DATABASE ... TEMPLATE`), on its
+    /// cluster: many tests get the same loaded tables for the price of one load. Nobody may be
+    /// connected to `template` meanwhile; its `execute` session is closed first.
+    pub fn from_template(template: &TestDb) -> TestDb {
+        template
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let name = unique_name();
+        let created = template.cluster.create_database_from(&name, &template.name);
+        if let Err(error) = created {
+            panic!("tandem-testkit: {error}");
+        }
+        TestDb {
+            name,
+            cluster: template.cluster,
             session: Mutex::new(None),
         }
     }
@@ -265,6 +364,16 @@ fn normalize_dump(dump: &str) -> String {
         }
     }
     out
+}
+
+/// A database name unique within this test binary's run.
+fn unique_name() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "tandem_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The server splits `options` on whitespace and honours backslash escapes, so a search_path
