@@ -604,3 +604,40 @@ fn set_replica_identity_rollback_restores_an_index_identity() {
     env.rollback();
     assert_eq!(before, env.db.dump_schema());
 }
+
+/// A table created and dropped by one migration leaves nothing behind, through rollback and
+/// through complete; neither version ever sees it.
+#[test]
+fn create_and_drop_a_table_in_one_migration() {
+    let env = lifecycle(
+        "02_scratch",
+        "operations:
+  - create_table:
+      name: scratch
+      columns:
+        - {name: id, type: bigint, pk: true}
+  - drop_table:
+      name: scratch
+",
+        |old, new| {
+            for client in [old, new] {
+                let seen: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_class WHERE relname = 'scratch' AND relkind = 'v'",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0);
+                assert_eq!(seen, 0, "no version has a view of the scratch table");
+            }
+        },
+    );
+    let mut client = env.db.connect();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM pg_class WHERE relname = 'scratch'"
+        ),
+        0
+    );
+}

@@ -8,16 +8,17 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropTable) -> Result<(), PlanError> {
     let physical = cx.physical_table(&op.name);
     let table = cx.qualified_table(&op.name);
     cx.tables.remove(&op.name);
+    cx.hidden_tables.insert(physical.clone());
     if cx.created.remove(&physical) {
-        // Created and dropped in one migration: nothing for either version to see.
+        // Created and dropped in one migration: nothing for either version to see, and no
+        // view may depend on it when complete drops it.
         cx.contract.push(Step::tx(
             format!("drop table {}", op.name),
             format!("DROP TABLE IF EXISTS {table}"),
         ));
         return Ok(());
     }
-    cx.dropped.push((physical.clone(), String::new()));
-    cx.hidden_tables.insert(physical);
+    cx.dropped.push((physical, String::new()));
     cx.contract.push(
         Step::tx(
             format!("drop table {}", op.name),
