@@ -168,14 +168,25 @@ impl Plan {
     /// parts that ran, and those of no recorded part, since nothing says they are not needed.
     /// A `sql` operation's `down` thus runs only when its `up` did.
     pub fn rollback_of(&self, ran: &[usize]) -> Vec<Step> {
+        self.rollback_indexes_of(ran)
+            .into_iter()
+            .map(|i| self.rollback[i].clone())
+            .collect()
+    }
+
+    /// [`Plan::rollback_of`], as indexes into `rollback`.
+    pub fn rollback_indexes_of(&self, ran: &[usize]) -> Vec<usize> {
         let parts: Vec<&Part> = ran
             .iter()
             .filter_map(|&i| self.start.get(i)?.part.as_ref())
             .collect();
-        self.rollback
-            .iter()
-            .filter(|step| step.part.as_ref().is_none_or(|p| parts.contains(&p)))
-            .cloned()
+        (0..self.rollback.len())
+            .filter(|&i| {
+                self.rollback[i]
+                    .part
+                    .as_ref()
+                    .is_none_or(|p| parts.contains(&p))
+            })
             .collect()
     }
 }
