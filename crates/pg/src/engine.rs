@@ -579,7 +579,11 @@ impl<'c> Engine<'c> {
             .into_iter()
             .map(|h| h.version_schema)
             .collect();
-        crate::introspect::refuse_dependent_views(self.client, &schema, &plan.dropped, &ours)?;
+        // Columns whose type changes in place count too: PostgreSQL refuses to change the
+        // type of a column a view uses, and tandem recreates only its own views.
+        let changed: Vec<(String, String)> =
+            plan.dropped.iter().chain(&plan.altered).cloned().collect();
+        crate::introspect::refuse_dependent_views(self.client, &schema, &changed, &ours)?;
         self.state
             .set_status(self.client, &schema, &active.name, "completing")?;
         kill_point(Phase::Complete);

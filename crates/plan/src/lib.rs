@@ -29,6 +29,9 @@ pub struct Facts {
     /// `table.column` of added columns whose default PostgreSQL would evaluate once per row
     /// (a volatile default): adding them with the default would rewrite the table.
     pub volatile_defaults: BTreeSet<String>,
+    /// Indexes of the `alter_column` operations whose type change PostgreSQL makes without
+    /// rewriting the table or rebuilding its indexes (it was asked, on a scratch copy).
+    pub in_place_types: BTreeSet<usize>,
 }
 
 pub struct PlanInput<'a> {
@@ -80,6 +83,10 @@ pub struct Plan {
     /// the user's) still depends on them.
     #[serde(default)]
     pub dropped: Vec<(String, String)>,
+    /// Columns whose type complete changes in place, `(physical table, physical column)`:
+    /// complete refuses while a view of the user's uses one, as for `dropped`.
+    #[serde(default)]
+    pub altered: Vec<(String, String)>,
 }
 
 /// The names an expression may use for a table at this point of the migration: each column's
@@ -219,6 +226,7 @@ pub(crate) struct Cx<'a> {
     /// Columns changed in place that a later operation wants shadowed.
     pub replan: BTreeSet<(String, String)>,
     pub dropped: Vec<(String, String)>,
+    pub altered: Vec<(String, String)>,
     /// Defaults the new version's views give columns whose table default changes at complete.
     pub view_defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
@@ -259,6 +267,7 @@ impl<'a> Cx<'a> {
             replan: BTreeSet::new(),
             view_defaults: BTreeMap::new(),
             dropped: Vec::new(),
+            altered: Vec::new(),
         }
     }
 
@@ -413,6 +422,7 @@ impl<'a> Cx<'a> {
             backfills: self.backfills,
             after_backfill: narrow.into_iter().chain(self.after_backfill).collect(),
             dropped: self.dropped,
+            altered: self.altered,
             complete,
             rollback,
             overlay,

@@ -56,7 +56,7 @@ pub fn update_trigger_name(table: &str) -> String {
 }
 
 /// A dollar-quote tag that does not occur in `body`.
-fn dollar_tag(body: &str) -> String {
+pub(crate) fn dollar_tag(body: &str) -> String {
     let mut tag = String::from("$tandem$");
     let mut n = 0;
     while body.contains(&tag) {
