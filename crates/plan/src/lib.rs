@@ -351,7 +351,7 @@ impl<'a> Cx<'a> {
             let tagged = |steps: Vec<Step>| steps.into_iter().map(move |s| s.part(part()));
             start.extend(tagged(trig.create_steps(schema, &version_schema, table)));
             if self.input.facts.pg_major >= 14 {
-                narrow.extend(trig.narrow_steps(schema, table));
+                narrow.extend(trig.narrow_steps(schema, &version_schema, table));
             }
             complete.extend(trig.drop_steps(schema, table));
             rollback.extend(tagged(trig.drop_steps(schema, table)));
