@@ -1038,3 +1038,46 @@ fn complete_refuses_a_type_change_in_place_under_a_users_view() {
         "character varying(40)"
     );
 }
+
+/// `migrate` keeps the version schema of the application version that was running when it
+/// began, and that version must not see a type change: the in-place change stops, as a drop
+/// would, and says why; nothing changes.
+#[test]
+fn migrate_keeps_the_running_versions_type() {
+    let mut env = Env::new();
+    env.apply("01_notes", NOTES);
+    let files = vec![
+        migration("01_notes", NOTES),
+        migration("02_widen", WIDEN),
+        migration(
+            "03_more",
+            "operations:\n  - add_column: {table: notes, column: {name: more, type: int, nullable: true}}\n",
+        ),
+    ];
+    let e = env
+        .engine()
+        .migrate(&files, true, &tandem_pg::events::ignore)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("The version schema \"public_01_notes\" is kept for the application version that was running when migrate began")
+            && e.contains("02_widen is still active and nothing was dropped"),
+        "{e}"
+    );
+    let mut c = env.db.connect();
+    assert_eq!(
+        type_of(&mut c, "public.notes", "title"),
+        "character varying(20)"
+    );
+    assert_eq!(
+        type_of(&mut c, "public_01_notes.notes", "title"),
+        "character varying(20)"
+    );
+    assert_eq!(env.status().active.unwrap().status, "active");
+    // Once that version is retired, complete (which drops its schema) changes the type.
+    env.complete();
+    assert_eq!(
+        type_of(&mut c, "public.notes", "title"),
+        "character varying(40)"
+    );
+}

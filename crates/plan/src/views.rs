@@ -82,18 +82,27 @@ pub fn drop_version_schema(version_schema: &str) -> Step {
 }
 
 /// SQL that runs `alter`, a change of `column`'s type in `table` (schema-qualified), with the
-/// views that use the column dropped just before and created again just after, as they were:
-/// definition, options (`security_invoker`), column defaults, comments and grants. PostgreSQL
-/// refuses to change the type of a column a view uses. Complete checks beforehand that every
-/// such view is one of tandem's version schemas'. The definitions are read with `search_path`
+/// views of `version_schema` that use the column dropped just before and created again just
+/// after, as they were: definition, options (`security_invoker`), column defaults, comments
+/// and grants. PostgreSQL refuses to change the type of a column a view uses. Any other view
+/// that uses the column stops it with SQLSTATE 2BP01 (dependent objects still exist), naming
+/// the views: complete has refused the user's views beforehand, so these are the older
+/// version schemas `migrate` keeps for the application version still running, whose types
+/// must not change under it. The definitions are read with `search_path`
 /// set to `pg_catalog`, so every name in them is schema-qualified and resolves to the same
 /// object when they are replayed.
-pub fn recreating_dependent_views(table: &str, column: &str, alter: &str) -> String {
+pub fn recreating_dependent_views(
+    version_schema: &str,
+    table: &str,
+    column: &str,
+    alter: &str,
+) -> String {
     let body = format!(
         r#"DECLARE
   v record;
   a record;
   drops text := '';
+  others text[] := '{{}}';
   creates text := '';
   path text := current_setting('search_path');
 BEGIN
@@ -109,6 +118,10 @@ BEGIN
        AND d.refobjsubid = (SELECT attnum FROM pg_attribute
                              WHERE attrelid = {table_lit}::regclass AND attname = {column_lit})
   LOOP
+    IF v.nspname <> {schema_lit} THEN
+      others := others || format('%I.%I', v.nspname, v.relname);
+      CONTINUE;
+    END IF;
     drops := drops || format('DROP VIEW %I.%I;', v.nspname, v.relname);
     creates := creates || format('CREATE VIEW %I.%I%s AS %s;', v.nspname, v.relname,
         CASE WHEN v.reloptions IS NULL THEN ''
@@ -144,6 +157,10 @@ BEGIN
     END LOOP;
   END LOOP;
   PERFORM set_config('search_path', path, true);
+  IF others <> '{{}}' THEN
+    RAISE EXCEPTION 'cannot change the type of column % of % in place: views % use it', {column_lit}, {table_lit}, array_to_string(others, ', ')
+      USING ERRCODE = 'dependent_objects_still_exist';
+  END IF;
   IF drops <> '' THEN
     EXECUTE drops;
   END IF;
@@ -154,6 +171,7 @@ BEGIN
 END;
 "#,
         table_lit = quote_literal(table),
+        schema_lit = quote_literal(version_schema),
         column_lit = quote_literal(column),
     );
     let tag = crate::trigger::dollar_tag(&body);

@@ -94,7 +94,12 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
                     "change the type of {}.{} to {t} in place (no rewrite)",
                     op.table, op.column
                 ),
-                crate::views::recreating_dependent_views(&table, &current, &alter),
+                crate::views::recreating_dependent_views(
+                    cx.input.version_schema,
+                    &table,
+                    &current,
+                    &alter,
+                ),
             )
             .lock(LockMode::AccessExclusive, table.clone()),
         );
