@@ -200,9 +200,11 @@ impl<'c> Engine<'c> {
             migration: &file_json,
             plan: &plan_json,
         };
-        // The state row commits with the first group of start steps, so that a crash never
-        // leaves `starting` with none of its steps done: `rollback` runs every rollback step
-        // of a `starting` migration, and the author's `down` cannot run before its `up`.
+        // The state row commits with the first group of start steps (or alone, with the record
+        // of a first step that runs outside a transaction), so that a crash never leaves
+        // `starting` with none of its steps done. `rollback` of a `starting` migration runs the
+        // rollback steps of the start steps recorded, so the author's `down` never runs before
+        // its `up`.
         let state = State::new(&self.opts.state_schema);
         let mut record = |tx: &mut postgres::Transaction<'_>| state.insert_starting(tx, &starting);
         // The start steps that ran: a failed start undoes only what they did.
