@@ -533,6 +533,25 @@ fn sql_with_down_and_add_column() {
     });
 }
 
+/// The author's `down` cannot run twice, nor before its `up`, and it comes after a step that
+/// runs outside a transaction: in start, the index is built before the `sql` runs, so a start
+/// killed after the build must not run the `down`; in rollback, the `down` commits before the
+/// index is dropped, so a rollback killed in between must not run it again. Both are known from
+/// the steps recorded in the state row.
+#[test]
+fn sql_with_down_after_a_concurrent_index() {
+    crash_everywhere(Case {
+        name: "02_index_then_view",
+        yaml: "operations:
+  - create_index: {name: items_sku_idx, table: items, columns: [{column: sku}]}
+  - sql:
+      up: CREATE VIEW public.cheap_items AS SELECT id, name FROM public.items WHERE price < 10
+      down: DROP VIEW public.cheap_items
+",
+        new_table: "items",
+    });
+}
+
 #[test]
 fn rename_table() {
     crash_everywhere(Case {

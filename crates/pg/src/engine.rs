@@ -7,7 +7,7 @@ use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::evidence::{Evidence, EvidenceOptions};
 use crate::introspect::{read_schema, schema_exists, server_major};
-use crate::locks::{kill_point, run_steps, RetryPolicy, RunnerLock};
+use crate::locks::{kill_point, run_steps, Progress, RetryPolicy, RunnerLock};
 use crate::state::{BackfillCheckpoint, MigrationRecord, State};
 use postgres::Client;
 use serde::Serialize;
@@ -159,8 +159,8 @@ impl<'c> Engine<'c> {
                 return self.resume_locked(active, migration, on_event);
             }
             if active.name == migration.name && active.status == "starting" {
-                // Which of its start steps committed is not recorded: undo all of them (the
-                // rollback steps tolerate what is missing), then start afresh below.
+                // Undo what its start steps did (those recorded as run), then start afresh
+                // below.
                 self.start_over_locked(active, migration, on_event)?;
             } else {
                 return Err(Error::ActiveMigration {
@@ -200,9 +200,11 @@ impl<'c> Engine<'c> {
             migration: &file_json,
             plan: &plan_json,
         };
-        // The state row commits with the first group of start steps, so that a crash never
-        // leaves `starting` with none of its steps done: `rollback` runs every rollback step
-        // of a `starting` migration, and the author's `down` cannot run before its `up`.
+        // The state row commits with the first group of start steps (or alone, with the record
+        // of a first step that runs outside a transaction), so that a crash never leaves
+        // `starting` with none of its steps done. `rollback` of a `starting` migration runs the
+        // rollback steps of the start steps recorded, so the author's `down` never runs before
+        // its `up`.
         let state = State::new(&self.opts.state_schema);
         let mut record = |tx: &mut postgres::Transaction<'_>| state.insert_starting(tx, &starting);
         // The start steps that ran: a failed start undoes only what they did.
@@ -269,7 +271,8 @@ impl<'c> Engine<'c> {
                 active.name
             ),
         });
-        self.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)
+        let todo = rollback_todo(&active, &plan);
+        self.undo(&active.name, &plan, &todo, on_event)
     }
 
     /// The report of a start, or, when it failed, the undoing of what it did. An interrupted
@@ -294,8 +297,8 @@ impl<'c> Engine<'c> {
                 on_event(&Event::Info {
                     message: format!("start of {name} failed; undoing what it did"),
                 });
-                let undo = plan.rollback_of(ran);
-                match self.undo(name, &plan.version_schema, &undo, on_event) {
+                let undo = plan.rollback_indexes_of(ran);
+                match self.undo(name, plan, &undo, on_event) {
                     Ok(()) => Err(err),
                     Err(undo) => Err(Error::Other(format!(
                         "{err}\nundoing the failed start also failed: {undo}\n`tandem status` shows the migration as not finished; `tandem rollback` removes what is left"
@@ -315,6 +318,13 @@ impl<'c> Engine<'c> {
         on_event: OnEvent<'_>,
     ) -> Result<u64> {
         let schema = self.opts.schema.clone();
+        let state = &self.state;
+        // Each start step is recorded before it can take effect (with its transaction, or just
+        // before it runs outside one), so that a rerun or rollback undoes only what may have
+        // happened: an author's `down` never runs before its `up`.
+        let mut save = |tx: &mut postgres::Transaction<'_>, steps: &[usize]| {
+            state.add_steps(tx, &schema, name, Phase::Start, steps)
+        };
         run_steps(
             self.client,
             Phase::Start,
@@ -323,7 +333,11 @@ impl<'c> Engine<'c> {
             on_event,
             Some(record),
             None,
-            Some(ran),
+            Progress {
+                ran: Some(ran),
+                save: Some(&mut save),
+                save_lone_before: true,
+            },
         )?;
         if !plan.backfills.is_empty() {
             let tables: Vec<&str> = plan.backfills.iter().map(|b| b.table.as_str()).collect();
@@ -376,7 +390,7 @@ impl<'c> Engine<'c> {
             on_event,
             None,
             None,
-            None,
+            Progress::default(),
         )?;
         let views = create_version_schema(
             &schema,
@@ -399,23 +413,33 @@ impl<'c> Engine<'c> {
             on_event,
             None,
             Some(&mut finish),
-            None,
+            Progress::default(),
         )?;
         Ok(rows)
     }
 
-    /// Drops the version schema, runs `rollback`, and deletes the state row with the last of it.
+    /// Drops the version schema, runs the rollback steps at the indexes `todo` of the plan, and
+    /// deletes the state row with the last of them. Each rollback step is recorded in the state
+    /// row as it commits, so that a rerun after a crash skips it ([`rollback_todo`]).
     fn undo(
         &mut self,
         name: &str,
-        version_schema: &str,
-        rollback: &[tandem_plan::Step],
+        plan: &Plan,
+        todo: &[usize],
         on_event: OnEvent<'_>,
     ) -> Result<()> {
         let schema = self.opts.schema.clone();
-        let mut steps = vec![drop_version_schema(version_schema)];
-        steps.extend(rollback.iter().cloned());
+        let mut steps = vec![drop_version_schema(&plan.version_schema)];
+        steps.extend(todo.iter().map(|&i| plan.rollback[i].clone()));
         let state = &self.state;
+        let mut save = |tx: &mut postgres::Transaction<'_>, local: &[usize]| {
+            // Step 0 is the version schema's drop, which can always run again.
+            let ids: Vec<usize> = local
+                .iter()
+                .filter_map(|&k| Some(todo[k.checked_sub(1)?]))
+                .collect();
+            state.add_steps(tx, &schema, name, Phase::Rollback, &ids)
+        };
         let mut finish = |tx: &mut postgres::Transaction<'_>| state.delete(tx, &schema, name);
         run_steps(
             self.client,
@@ -425,7 +449,11 @@ impl<'c> Engine<'c> {
             on_event,
             None,
             Some(&mut finish),
-            None,
+            Progress {
+                ran: None,
+                save: Some(&mut save),
+                save_lone_before: false,
+            },
         )
     }
 
@@ -566,12 +594,20 @@ impl<'c> Engine<'c> {
             .into_iter()
             .map(|h| h.version_schema)
             .collect();
-        crate::introspect::refuse_dependent_views(self.client, &schema, &plan.dropped, &ours)?;
+        // Columns whose type changes in place count too: PostgreSQL refuses to change the
+        // type of a column a view uses, and tandem recreates only its own views.
+        let changed: Vec<(String, String)> =
+            plan.dropped.iter().chain(&plan.altered).cloned().collect();
+        crate::introspect::refuse_dependent_views(self.client, &schema, &changed, &ours)?;
         self.state
             .set_status(self.client, &schema, &active.name, "completing")?;
         kill_point(Phase::Complete);
         let mut dropped = Vec::new();
         let mut steps = Vec::new();
+        // The complete steps an interrupted complete did not commit.
+        let todo: Vec<usize> = (0..plan.complete.len())
+            .filter(|i| !active.complete_steps.contains(i))
+            .collect();
         for h in self.state.history(self.client, &schema)? {
             if h.name != active.name
                 && !keep.contains(&h.version_schema)
@@ -581,9 +617,18 @@ impl<'c> Engine<'c> {
                 dropped.push(h.version_schema);
             }
         }
-        steps.extend(plan.complete.iter().cloned());
+        // Dropping the older version schemas can run again; it is not recorded.
+        let first = steps.len();
+        steps.extend(todo.iter().map(|&i| plan.complete[i].clone()));
         let state = &self.state;
         let name = active.name.clone();
+        let mut save = |tx: &mut postgres::Transaction<'_>, local: &[usize]| {
+            let ids: Vec<usize> = local
+                .iter()
+                .filter_map(|&k| Some(todo[k.checked_sub(first)?]))
+                .collect();
+            state.add_steps(tx, &schema, &name, Phase::Complete, &ids)
+        };
         let mut finish = |tx: &mut postgres::Transaction<'_>| {
             let snapshot = read_schema(tx, &schema)?;
             state.mark_complete(
@@ -602,7 +647,11 @@ impl<'c> Engine<'c> {
             on_event,
             None,
             Some(&mut finish),
-            Some(&mut ran),
+            Progress {
+                ran: Some(&mut ran),
+                save: Some(&mut save),
+                save_lone_before: false,
+            },
         );
         if let Err(err) = result {
             // When no step committed, nothing was dropped: the migration is still active and
@@ -633,7 +682,8 @@ impl<'c> Engine<'c> {
             let schema = e.opts.schema.clone();
             e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
             kill_point(Phase::Rollback);
-            e.undo(&active.name, &plan.version_schema, &plan.rollback, on_event)?;
+            let todo = rollback_todo(&active, &plan);
+            e.undo(&active.name, &plan, &todo, on_event)?;
             Ok(RollbackReport {
                 name: active.name,
                 version_schema: active.version_schema,
@@ -834,6 +884,19 @@ impl<'c> Engine<'c> {
             .batch_execute(sql)
             .context(|| "running SQL".into())
     }
+}
+
+/// The rollback steps (indexes into the plan's `rollback`) that still have to run for a
+/// migration: those of the start steps recorded as run (all of them once every start step ran,
+/// or when the start was not recorded), less those an interrupted rollback committed. So an
+/// author's `down` runs only after its `up`, and never twice.
+fn rollback_todo(active: &MigrationRecord, plan: &Plan) -> Vec<usize> {
+    let mut todo = match &active.start_steps {
+        Some(ran) if ran.len() < plan.start.len() => plan.rollback_indexes_of(ran),
+        _ => (0..plan.rollback.len()).collect(),
+    };
+    todo.retain(|i| !active.rollback_steps.contains(i));
+    todo
 }
 
 /// What `status` says of a migration that is backfilling, e.g. "backfill of t: 40% (400000 of

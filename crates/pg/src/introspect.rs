@@ -198,7 +198,7 @@ pub fn refuse_dependent_views(
         return Ok(());
     }
     Err(crate::error::Error::Other(format!(
-        "complete would drop what other views still use: {}. tandem does not rewrite views it did not make; drop or change them (for instance to read from the new version's schema), then run `tandem complete` again. Nothing was changed",
+        "complete would drop, or change the type of, what other views still use: {}. tandem does not rewrite views it did not make; drop or change them (for instance to read from the new version's schema), then run `tandem complete` again. Nothing was changed",
         found.join("; ")
     )))
 }

@@ -31,6 +31,18 @@ pub fn validate_live(
         ..Facts::default()
     };
     for (index, op) in migration.operations.iter().enumerate() {
+        if let Operation::AlterColumn(op) = op {
+            let known = physical
+                .table(&op.table)
+                .is_some_and(|t| t.column(&op.column).is_some());
+            if let (Some(t), true, false) = (&op.data_type, known, sql_before(migration, index)) {
+                let table = qualified(&physical.name, &op.table);
+                if type_change_in_place(client, &table, &op.column, t) {
+                    facts.in_place_types.insert(index);
+                }
+            }
+            continue;
+        }
         let Operation::AddColumn(op) = op else {
             continue;
         };
@@ -154,4 +166,33 @@ fn default_is_volatile(
             crate::error::describe(&e)
         )
     })
+}
+
+/// Asks PostgreSQL whether changing a column's type rewrites the table or rebuilds one of its
+/// indexes: on a scratch temporary table with the same columns and indexes (`LIKE ... INCLUDING
+/// INDEXES`), the type is changed and the files of the table and its indexes compared. A change
+/// PostgreSQL refuses without a `USING` counts as a rewrite. Nothing of this survives the
+/// rolled-back transaction.
+fn type_change_in_place(client: &mut Client, table: &str, column: &str, data_type: &str) -> bool {
+    let Ok(mut tx) = client.transaction() else {
+        return false;
+    };
+    let files = "SELECT string_agg(c.relname || '=' || pg_relation_filenode(c.oid), ',' ORDER BY c.relname)
+                   FROM pg_class c
+                  WHERE c.oid = '_tandem_probe'::regclass
+                     OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = '_tandem_probe'::regclass)";
+    let probe = (|| {
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE _tandem_probe (LIKE {table} INCLUDING INDEXES) ON COMMIT DROP"
+        ))?;
+        let before: String = tx.query_one(files, &[])?.get(0);
+        tx.batch_execute(&format!(
+            "ALTER TABLE _tandem_probe ALTER COLUMN {} TYPE {data_type}",
+            tandem_model::quote_ident(column)
+        ))?;
+        let after: String = tx.query_one(files, &[])?.get(0);
+        Ok::<bool, postgres::Error>(before == after)
+    })();
+    let _ = tx.rollback();
+    probe.unwrap_or(false)
 }

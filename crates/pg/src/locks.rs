@@ -89,16 +89,32 @@ pub fn lock_holders(client: &mut Client, relation: &str) -> String {
 /// State bookkeeping that runs inside a transaction of [`run_steps`].
 pub type Finish<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>;
 
+/// Saves, in the state row, the indexes of steps that have run (see [`Progress::save`]).
+pub type Save<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>, &[usize]) -> Result<()>;
+
+/// What [`run_steps`] reports about the steps it runs, as they run.
+#[derive(Default)]
+pub struct Progress<'a> {
+    /// Receives the index of every step whose effect may have stayed, even when a later step
+    /// fails: those of committed transactions, and each step run outside a transaction once
+    /// attempted (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind).
+    pub ran: Option<&'a mut Vec<usize>>,
+    /// Records step indexes in the state row, so that a run interrupted by a crash can be
+    /// told what already happened: inside the transaction of each group, with that group's
+    /// steps, so the record commits with them; for a step that runs outside a transaction, in
+    /// a transaction of its own, before the step when `save_lone_before` is set (start: the
+    /// step's effect may stay even if it fails half-way), after it otherwise (complete and
+    /// rollback: a rerun skips only what surely finished, and those steps can run twice).
+    pub save: Option<Save<'a>>,
+    pub save_lone_before: bool,
+}
+
 /// Runs steps in order: consecutive transactional steps share one transaction (retried as a
 /// whole on a lock timeout); the others run on their own. `begin`, when given, runs inside the
 /// first transaction, before its steps (in a transaction of its own when the first step runs
 /// outside one), so that the state row recording a change commits with the first part of it;
 /// `finish`, when given, runs inside the last transaction so the state bookkeeping commits with
-/// the change.
-///
-/// `ran`, when given, receives the index of every step whose effect may have stayed, even when
-/// a later step fails: those of committed transactions, and each non-transactional step once
-/// attempted (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind).
+/// the change. `progress` says which steps ran (see [`Progress`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run_steps(
     client: &mut Client,
@@ -108,20 +124,45 @@ pub fn run_steps(
     on_event: OnEvent<'_>,
     mut begin: Option<Finish<'_>>,
     mut finish: Option<Finish<'_>>,
-    mut ran: Option<&mut Vec<usize>>,
+    mut progress: Progress<'_>,
 ) -> Result<()> {
     let mut i = 0;
     while i < steps.len() {
         if !steps[i].transactional {
-            if let Some(b) = begin.take() {
-                run_group(client, phase, &[], policy, on_event, Some(b), None)?;
+            let before = progress.save_lone_before;
+            if begin.is_some() || (before && progress.save.is_some()) {
+                let save = progress.save.as_mut().filter(|_| before);
+                run_group(
+                    client,
+                    phase,
+                    &[],
+                    &[i],
+                    policy,
+                    on_event,
+                    begin.take(),
+                    save,
+                    None,
+                )?;
                 kill_point(phase);
             }
-            if let Some(ran) = ran.as_mut() {
+            if let Some(ran) = progress.ran.as_mut() {
                 ran.push(i);
             }
             run_alone(client, phase, &steps[i], policy, on_event)?;
             kill_point(phase);
+            if let Some(save) = progress.save.as_mut().filter(|_| !before) {
+                run_group(
+                    client,
+                    phase,
+                    &[],
+                    &[i],
+                    policy,
+                    on_event,
+                    None,
+                    Some(save),
+                    None,
+                )?;
+            }
             i += 1;
             continue;
         }
@@ -131,16 +172,38 @@ pub fn run_steps(
             .map_or(steps.len(), |p| i + p);
         let last_group = end == steps.len();
         let group = &steps[i..end];
+        let indexes: Vec<usize> = (i..end).collect();
         let f = if last_group { finish.take() } else { None };
-        run_group(client, phase, group, policy, on_event, begin.take(), f)?;
-        if let Some(ran) = ran.as_mut() {
+        let save = progress.save.as_mut();
+        run_group(
+            client,
+            phase,
+            group,
+            &indexes,
+            policy,
+            on_event,
+            begin.take(),
+            save,
+            f,
+        )?;
+        if let Some(ran) = progress.ran.as_mut() {
             ran.extend(i..end);
         }
         kill_point(phase);
         i = end;
     }
     if begin.is_some() || finish.is_some() {
-        run_group(client, phase, &[], policy, on_event, begin, finish)?;
+        run_group(
+            client,
+            phase,
+            &[],
+            &[],
+            policy,
+            on_event,
+            begin,
+            None,
+            finish,
+        )?;
         kill_point(phase);
     }
     Ok(())
@@ -183,13 +246,18 @@ pub fn kill_point(phase: Phase) {
     }
 }
 
+/// Runs `steps` in one transaction, with `begin` before them, and `save` (given `indexes`, the
+/// steps it records) and `finish` after them.
+#[allow(clippy::too_many_arguments)]
 fn run_group(
     client: &mut Client,
     phase: Phase,
     steps: &[Step],
+    indexes: &[usize],
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
     mut begin: Option<Finish<'_>>,
+    mut save: Option<&mut Save<'_>>,
     mut finish: Option<Finish<'_>>,
 ) -> Result<()> {
     let mut attempt = 0;
@@ -211,6 +279,9 @@ fn run_group(
         }
         match failed {
             None => {
+                if let Some(s) = save.as_mut() {
+                    s(&mut tx, indexes)?;
+                }
                 if let Some(f) = finish.as_mut() {
                     f(&mut tx)?;
                 }

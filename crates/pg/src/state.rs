@@ -6,9 +6,10 @@ use crate::error::{Context, Error, Result};
 use postgres::GenericClient;
 use serde::Serialize;
 use tandem_model::{quote_ident, quote_literal};
+use tandem_plan::Phase;
 
 /// The newest layout of the state tables this tandem knows.
-pub const STATE_VERSION: i32 = 4;
+pub const STATE_VERSION: i32 = 5;
 
 /// Each entry upgrades the state tables from the previous version; entry `i` produces `i + 1`.
 /// `{s}` stands for the quoted state schema.
@@ -79,6 +80,14 @@ ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_state text
 ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_cause text;
 ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_reason text;
 ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_since timestamptz;
+", "
+-- Which steps of the stored plan have taken effect, so that a run interrupted by a crash is
+-- not repeated step by step: start steps that may have taken effect (NULL for a migration
+-- started by a tandem that did not record them: all of them, then), and complete and rollback
+-- steps that committed. Each is recorded in the transaction of the steps it names.
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS start_steps int[];
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS complete_steps int[] NOT NULL DEFAULT '{}';
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS rollback_steps int[] NOT NULL DEFAULT '{}';
 "];
 
 /// Where a backfill is: a row of `backfills`, saved in the transaction of each batch.
@@ -142,6 +151,29 @@ pub struct MigrationRecord {
     /// The evidence that the old version was still in use which `complete --force` overrode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forced_complete: Option<serde_json::Value>,
+    /// Indexes of the plan's start steps that may have taken effect; `None` when unknown
+    /// (started by a tandem that did not record them).
+    #[serde(skip)]
+    pub start_steps: Option<Vec<usize>>,
+    /// Indexes of the plan's complete steps that committed.
+    #[serde(skip)]
+    pub complete_steps: Vec<usize>,
+    /// Indexes of the plan's rollback steps that committed.
+    #[serde(skip)]
+    pub rollback_steps: Vec<usize>,
+}
+
+/// The column of `migrations` that records the steps of a phase that have run.
+fn steps_column(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Start => "start_steps",
+        Phase::Complete => "complete_steps",
+        Phase::Rollback => "rollback_steps",
+    }
+}
+
+fn indexes(v: Option<Vec<i32>>) -> Option<Vec<usize>> {
+    v.map(|v| v.into_iter().map(|i| i as usize).collect())
 }
 
 /// The row `start` records before it changes anything.
@@ -253,7 +285,8 @@ impl State {
     }
 
     const COLUMNS: &'static str = "schema, name, version_schema, parent, status, migration, plan,
-        created_at::text, started_at::text, completed_at::text, forced_complete";
+        created_at::text, started_at::text, completed_at::text, forced_complete,
+        start_steps, complete_steps, rollback_steps";
 
     fn record(row: &postgres::Row) -> MigrationRecord {
         MigrationRecord {
@@ -268,6 +301,9 @@ impl State {
             started_at: row.get(8),
             completed_at: row.get(9),
             forced_complete: row.get(10),
+            start_steps: indexes(row.get(11)),
+            complete_steps: indexes(row.get(12)).unwrap_or_default(),
+            rollback_steps: indexes(row.get(13)).unwrap_or_default(),
         }
     }
 
@@ -325,8 +361,8 @@ impl State {
         client
             .execute(
                 &format!(
-                    "INSERT INTO {}.migrations (schema, name, version_schema, parent, status, migration, plan, started_at)
-                     VALUES ($1, $2, $3, $4, 'starting', $5, $6, now())",
+                    "INSERT INTO {}.migrations (schema, name, version_schema, parent, status, migration, plan, started_at, start_steps)
+                     VALUES ($1, $2, $3, $4, 'starting', $5, $6, now(), '{{}}')",
                     self.q()
                 ),
                 &[&schema, &name, &version_schema, &parent, migration, plan],
@@ -351,6 +387,30 @@ impl State {
                 &[&schema, &name, &status],
             )
             .context(|| format!("recording migration {name:?} as {status}"))?;
+        Ok(())
+    }
+
+    /// Records that the steps of `phase` at these indexes of the plan ran (see the columns'
+    /// comment in `UPGRADES`); called in the transaction of those steps.
+    pub fn add_steps(
+        &self,
+        client: &mut impl GenericClient,
+        schema: &str,
+        name: &str,
+        phase: Phase,
+        steps: &[usize],
+    ) -> Result<()> {
+        let steps: Vec<i32> = steps.iter().map(|&i| i as i32).collect();
+        let column = steps_column(phase);
+        client
+            .execute(
+                &format!(
+                    "UPDATE {}.migrations SET {column} = {column} || $3::int[] WHERE schema = $1 AND name = $2",
+                    self.q()
+                ),
+                &[&schema, &name, &steps],
+            )
+            .context(|| format!("recording the {column} of migration {name:?}"))?;
         Ok(())
     }
 

@@ -301,6 +301,40 @@ fn init_is_idempotent_and_refuses_newer_state() {
     ));
 }
 
+/// A migration started by a tandem whose state layout (version 3) did not record which steps
+/// ran: `init` upgrades the layout under it, and rollback then runs every rollback step, as
+/// that tandem would have.
+#[test]
+fn init_upgrades_state_version_3_under_an_active_migration() {
+    let mut env = with_users();
+    let before = env.db.dump_schema();
+    env.start(&migration(
+        "02_note",
+        "operations:\n  - add_column: {table: users, column: {name: note, type: text, nullable: true}}\n  - create_index: {name: users_name_idx, table: users, columns: [{column: name}]}\n",
+    ))
+    .unwrap();
+    exec(
+        &mut env.db.connect(),
+        "ALTER TABLE tandem.migrations DROP COLUMN start_steps, DROP COLUMN complete_steps, DROP COLUMN rollback_steps;
+         UPDATE tandem.meta SET value = '3' WHERE key = 'state_version'",
+    );
+    assert!(env
+        .engine()
+        .status()
+        .unwrap_err()
+        .to_string()
+        .contains("tandem init"));
+    assert_eq!(
+        env.engine().init().unwrap(),
+        tandem_pg::state::STATE_VERSION
+    );
+    let active = env.status().active.unwrap();
+    assert_eq!(active.start_steps, None);
+    assert!(active.rollback_steps.is_empty());
+    env.rollback();
+    assert_eq!(env.db.dump_schema(), before);
+}
+
 #[test]
 fn status_before_init_says_what_to_do() {
     let db = tandem_testkit::TestDb::new();

@@ -297,7 +297,9 @@ fn alter_column_type_nullable_and_default() {
             { "alter_column": { "table": TABLE, "column": QUOTED, "nullable": false,
                 "up": format!("COALESCE({}, 'none')", q(QUOTED)), "down": q(QUOTED) } },
             { "alter_column": { "table": TABLE, "column": lng(), "default": "'it''s \"d\"'",
-                "comment": "it's \"x\"; DROP TABLE t; --" } }
+                "comment": "it's \"x\"; DROP TABLE t; --" } },
+            // In place at complete, through the views over the column.
+            { "alter_column": { "table": TABLE, "column": INJECT, "type": "varchar" } }
         ]),
         new_table: TABLE.into(),
         new_values: vec![(col(SCORE), "42"), (col(QUOTED), "'nq'")],
@@ -328,6 +330,19 @@ fn alter_column_type_nullable_and_default() {
         .unwrap()
         .get(0);
     assert_eq!(comment.as_deref(), Some("it's \"x\"; DROP TABLE t; --"));
+    let inject_type: String = c
+        .query_one(
+            &format!(
+                "SELECT format_type(atttypid, atttypmod) || ' at ' || attnum FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {}",
+                quote_literal(&q(TABLE)),
+                quote_literal(INJECT)
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // The same column (its position unchanged), not a second one renamed into its place.
+    assert_eq!(inject_type, "character varying at 4");
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub struct Facts {
     /// `table.column` of added columns whose default PostgreSQL would evaluate once per row
     /// (a volatile default): adding them with the default would rewrite the table.
     pub volatile_defaults: BTreeSet<String>,
+    /// Indexes of the `alter_column` operations whose type change PostgreSQL makes without
+    /// rewriting the table or rebuilding its indexes (it was asked, on a scratch copy).
+    pub in_place_types: BTreeSet<usize>,
 }
 
 pub struct PlanInput<'a> {
@@ -80,6 +83,10 @@ pub struct Plan {
     /// the user's) still depends on them.
     #[serde(default)]
     pub dropped: Vec<(String, String)>,
+    /// Columns whose type complete changes in place, `(physical table, physical column)`:
+    /// complete refuses while a view of the user's uses one, as for `dropped`.
+    #[serde(default)]
+    pub altered: Vec<(String, String)>,
 }
 
 /// The names an expression may use for a table at this point of the migration: each column's
@@ -187,14 +194,25 @@ impl Plan {
     /// parts that ran, and those of no recorded part, since nothing says they are not needed.
     /// A `sql` operation's `down` thus runs only when its `up` did.
     pub fn rollback_of(&self, ran: &[usize]) -> Vec<Step> {
+        self.rollback_indexes_of(ran)
+            .into_iter()
+            .map(|i| self.rollback[i].clone())
+            .collect()
+    }
+
+    /// [`Plan::rollback_of`], as indexes into `rollback`.
+    pub fn rollback_indexes_of(&self, ran: &[usize]) -> Vec<usize> {
         let parts: Vec<&Part> = ran
             .iter()
             .filter_map(|&i| self.start.get(i)?.part.as_ref())
             .collect();
-        self.rollback
-            .iter()
-            .filter(|step| step.part.as_ref().is_none_or(|p| parts.contains(&p)))
-            .cloned()
+        (0..self.rollback.len())
+            .filter(|&i| {
+                self.rollback[i]
+                    .part
+                    .as_ref()
+                    .is_none_or(|p| parts.contains(&p))
+            })
             .collect()
     }
 }
@@ -233,6 +251,7 @@ pub(crate) struct Cx<'a> {
     /// Columns changed in place that a later operation wants shadowed.
     pub replan: BTreeSet<(String, String)>,
     pub dropped: Vec<(String, String)>,
+    pub altered: Vec<(String, String)>,
     /// Defaults the new version's views give columns whose table default changes at complete.
     pub view_defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
 }
@@ -274,6 +293,7 @@ impl<'a> Cx<'a> {
             replan: BTreeSet::new(),
             view_defaults: BTreeMap::new(),
             dropped: Vec::new(),
+            altered: Vec::new(),
         }
     }
 
@@ -357,7 +377,7 @@ impl<'a> Cx<'a> {
             let tagged = |steps: Vec<Step>| steps.into_iter().map(move |s| s.part(part()));
             start.extend(tagged(trig.create_steps(schema, &version_schema, table)));
             if self.input.facts.pg_major >= 14 {
-                narrow.extend(trig.narrow_steps(schema, table));
+                narrow.extend(trig.narrow_steps(schema, &version_schema, table));
             }
             complete.extend(trig.drop_steps(schema, table));
             rollback.extend(tagged(trig.drop_steps(schema, table)));
@@ -431,6 +451,7 @@ impl<'a> Cx<'a> {
             backfills: self.backfills,
             after_backfill: narrow.into_iter().chain(self.after_backfill).collect(),
             dropped: self.dropped,
+            altered: self.altered,
             complete,
             rollback,
             overlay,

@@ -501,7 +501,11 @@ pub(crate) fn same_type(a: &str, b: &str) -> bool {
 }
 
 /// A foreign key of another table (or this one) that references the column, by name.
-fn incoming_reference(cx: &Cx<'_>, physical_table: &str, column: &str) -> Option<String> {
+pub(crate) fn incoming_reference(
+    cx: &Cx<'_>,
+    physical_table: &str,
+    column: &str,
+) -> Option<String> {
     for t in cx.input.physical.tables.values() {
         for c in &t.constraints {
             if c.kind != ConstraintKind::ForeignKey {

@@ -56,7 +56,7 @@ pub fn update_trigger_name(table: &str) -> String {
 }
 
 /// A dollar-quote tag that does not occur in `body`.
-fn dollar_tag(body: &str) -> String {
+pub(crate) fn dollar_tag(body: &str) -> String {
     let mut tag = String::from("$tandem$");
     let mut n = 0;
     while body.contains(&tag) {
@@ -111,6 +111,33 @@ impl TableTrigger {
         );
     }
 
+    /// The test, for the trigger's `WHEN` clause, of whether a write comes from the version
+    /// whose writes need translating, when only one version's do; `None` when both do and the
+    /// function tells them apart. Tested before the function is called, it spares the call,
+    /// and a branch per row inside it.
+    fn version_test(&self, version_schema: &str) -> Option<String> {
+        let first = "(current_schemas(false))[1]";
+        let vs = quote_literal(version_schema);
+        match (self.from_old.is_empty(), self.from_new.is_empty()) {
+            (false, true) => Some(format!("{first} IS DISTINCT FROM {vs}")),
+            (true, false) => Some(format!("{first} IS NOT DISTINCT FROM {vs}")),
+            _ => None,
+        }
+    }
+
+    /// The trigger's `WHEN` clause: not inside a backfill batch, and, when only one version's
+    /// writes need translating, a write of that version.
+    fn when(&self, version_schema: &str) -> String {
+        let skip = format!(
+            "current_setting({}, true) IS DISTINCT FROM 'on'",
+            quote_literal(crate::BACKFILL_SETTING)
+        );
+        match self.version_test(version_schema) {
+            Some(test) => format!("{skip} AND {test}"),
+            None => skip,
+        }
+    }
+
     pub fn create_steps(&self, schema: &str, version_schema: &str, table: &str) -> Vec<Step> {
         let name = trigger_name(table);
         let qtable = qualified(schema, table);
@@ -128,16 +155,11 @@ impl TableTrigger {
                 })
                 .collect()
         };
+        // With one version's writes to translate, the WHEN clause has already chosen them.
         match (self.from_old.is_empty(), self.from_new.is_empty()) {
             (true, true) => {}
-            (false, true) => body.push_str(&format!(
-                "  IF NOT {from_new} THEN\n{}  END IF;\n",
-                branch(&self.from_old)
-            )),
-            (true, false) => body.push_str(&format!(
-                "  IF {from_new} THEN\n{}  END IF;\n",
-                branch(&self.from_new)
-            )),
+            (false, true) => body.push_str(&branch(&self.from_old)),
+            (true, false) => body.push_str(&branch(&self.from_new)),
             (false, false) => body.push_str(&format!(
                 "  IF {from_new} THEN\n{}  ELSE\n{}  END IF;\n",
                 branch(&self.from_new),
@@ -155,9 +177,9 @@ impl TableTrigger {
             Step::tx(
                 format!("create trigger {name} on {table}"),
                 format!(
-                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {qtable} FOR EACH ROW WHEN (current_setting({}, true) IS DISTINCT FROM 'on') EXECUTE FUNCTION {function}()",
+                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {qtable} FOR EACH ROW WHEN ({}) EXECUTE FUNCTION {function}()",
                     quote_ident(&name),
-                    quote_literal(crate::BACKFILL_SETTING)
+                    self.when(version_schema)
                 ),
             )
             .lock(LockMode::ShareRowExclusive, qtable.clone()),
@@ -186,15 +208,12 @@ impl TableTrigger {
     /// function is called, so such an UPDATE costs next to nothing more). Not before: the
     /// backfill skips rows written after the trigger was in place, so until it is done every
     /// write must go through the function. CREATE OR REPLACE TRIGGER needs PostgreSQL 14.
-    pub fn narrow_steps(&self, schema: &str, table: &str) -> Vec<Step> {
+    pub fn narrow_steps(&self, schema: &str, version_schema: &str, table: &str) -> Vec<Step> {
         let name = trigger_name(table);
         let update = update_trigger_name(table);
         let qtable = qualified(schema, table);
         let function = qualified(schema, &name);
-        let skip = format!(
-            "current_setting({}, true) IS DISTINCT FROM 'on'",
-            quote_literal(crate::BACKFILL_SETTING)
-        );
+        let skip = self.when(version_schema);
         let mut sql = format!(
             "CREATE OR REPLACE TRIGGER {} BEFORE INSERT ON {qtable} FOR EACH ROW WHEN ({skip}) EXECUTE FUNCTION {function}()",
             quote_ident(&name)

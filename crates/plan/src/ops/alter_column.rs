@@ -6,11 +6,11 @@
 //! NULL happens at complete. The rename form is rename_column's.
 
 use crate::constraint::{self, NewConstraint};
-use crate::sqltext::{is_identity, rename_columns};
+use crate::sqltext::{is_identity, mentions, rename_columns};
 use crate::step::{LockMode, Step};
 use crate::{Cx, PlanError};
 use tandem_model::operation::{AlterColumn, Nullable};
-use tandem_model::{qualified, quote_ident, quote_literal};
+use tandem_model::{qualified, quote_ident, quote_literal, ConstraintKind};
 
 pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
     let physical_table = cx.physical_table(&op.table);
@@ -33,10 +33,14 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
             .as_deref()
             .is_none_or(|c| !crate::shadow::same_type(t, c))
     });
-    let needs_shadow = type_changes
-        || !is_identity(&op.up, &op.column)
-        || !(is_identity(&op.down, &op.column) || is_identity(&op.down, &new_name))
-        || cx.shadowed(&physical_table, &current);
+    let values_change = !is_identity(&op.up, &op.column)
+        || !(is_identity(&op.down, &op.column) || is_identity(&op.down, &new_name));
+    let in_place_type = type_changes
+        && !values_change
+        && !cx.shadowed(&physical_table, &current)
+        && type_in_place(cx, op, &physical_table, &current);
+    let needs_shadow =
+        (type_changes && !in_place_type) || values_change || cx.shadowed(&physical_table, &current);
 
     if needs_shadow {
         let data_type = if type_changes {
@@ -79,6 +83,28 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
         super::rename_column::plan(cx, &op.table, &op.column, &new_name)?;
     }
     let qcol = quote_ident(&current);
+    if in_place_type {
+        // The type changes at complete, once the old version is gone: until then both versions
+        // see the old type (see ARCHITECTURE.md, "Type changes in place").
+        let t = op.data_type.as_deref().expect("a type change has a type");
+        let alter = format!("ALTER TABLE {table} ALTER COLUMN {qcol} TYPE {t}");
+        cx.contract.push(
+            Step::tx(
+                format!(
+                    "change the type of {}.{} to {t} in place (no rewrite)",
+                    op.table, op.column
+                ),
+                crate::views::recreating_dependent_views(
+                    cx.input.version_schema,
+                    &table,
+                    &current,
+                    &alter,
+                ),
+            )
+            .lock(LockMode::AccessExclusive, table.clone()),
+        );
+        cx.altered.push((physical_table.clone(), current.clone()));
+    }
     match op.nullable {
         Some(false) => {
             let nullable = cx
@@ -132,6 +158,38 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
     }
     add_constraints(cx, op, &physical_table, &current);
     Ok(())
+}
+
+/// Whether a type change can be made in place, at complete: PostgreSQL said it rewrites
+/// neither the table nor its indexes (`Facts::in_place_types`), and nothing would make it scan
+/// the table under its ACCESS EXCLUSIVE lock while it changes the type: no CHECK, foreign key or
+/// exclusion constraint on the column (each is checked again), none added by this operation,
+/// no NOT NULL or unique index added (built over the old type), and no foreign key of another
+/// table referencing it. Anything else takes a second column.
+fn type_in_place(cx: &Cx<'_>, op: &AlterColumn, physical_table: &str, column: &str) -> bool {
+    if !cx.input.facts.in_place_types.contains(&cx.op_index)
+        || op.check.is_some()
+        || op.unique.is_some()
+        || op.references.is_some()
+        || op.nullable == Some(false)
+    {
+        return false;
+    }
+    let Some(t) = cx.input.physical.table(physical_table) else {
+        return false;
+    };
+    let Some(col) = t.column(column) else {
+        return false;
+    };
+    let constrained = t.constraints.iter().any(|c| match c.kind {
+        ConstraintKind::Unique | ConstraintKind::PrimaryKey => false,
+        ConstraintKind::Check => mentions(&c.definition, column),
+        _ => c.columns.iter().any(|x| x == column) || mentions(&c.definition, column),
+    });
+    !constrained
+        && col.identity.is_none()
+        && col.generated.is_none()
+        && crate::shadow::incoming_reference(cx, physical_table, column).is_none()
 }
 
 /// The constraints the operation adds, on `column` (the shadow or the column itself).
