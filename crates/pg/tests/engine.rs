@@ -301,11 +301,11 @@ fn init_is_idempotent_and_refuses_newer_state() {
     ));
 }
 
-/// A migration started by a tandem whose state layout (version 3) did not record which steps
+/// A migration started by a tandem whose state layout (version 4) did not record which steps
 /// ran: `init` upgrades the layout under it, and rollback then runs every rollback step, as
 /// that tandem would have.
 #[test]
-fn init_upgrades_state_version_3_under_an_active_migration() {
+fn init_upgrades_state_version_4_under_an_active_migration() {
     let mut env = with_users();
     let before = env.db.dump_schema();
     env.start(&migration(
@@ -316,7 +316,7 @@ fn init_upgrades_state_version_3_under_an_active_migration() {
     exec(
         &mut env.db.connect(),
         "ALTER TABLE tandem.migrations DROP COLUMN start_steps, DROP COLUMN complete_steps, DROP COLUMN rollback_steps;
-         UPDATE tandem.meta SET value = '3' WHERE key = 'state_version'",
+         UPDATE tandem.meta SET value = '4' WHERE key = 'state_version'",
     );
     assert!(env
         .engine()
