@@ -239,6 +239,12 @@ pub struct BackfillArgs {
     /// Pause the backfill while a replication slot retains more WAL than this, e.g. 1GB.
     #[arg(long, value_parser = parse_size)]
     pub max_slot_wal: Option<i64>,
+    /// Change a column's type in place at complete, with no second column and no backfill, where
+    /// PostgreSQL needs no rewrite (e.g. varchar(n) to a longer varchar or text). The new version
+    /// sees the new type only after complete, and its statements prepared before complete that
+    /// return the column fail once with "cached plan must not change result type".
+    #[arg(long)]
+    pub type_changes_in_place: bool,
 }
 
 #[derive(ClapArgs, Debug, Clone)]

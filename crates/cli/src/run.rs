@@ -60,6 +60,7 @@ fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions 
         schema: g.schema.clone(),
         state_schema: g.state_schema.clone(),
         backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
+        type_changes_in_place: backfill.is_some_and(|b| b.type_changes_in_place),
         ..EngineOptions::default()
     }
 }

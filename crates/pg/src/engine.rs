@@ -24,6 +24,11 @@ pub struct EngineOptions {
     pub backfill: BackfillOptions,
     /// What `complete` looks for before it contracts (`crate::evidence`).
     pub evidence: EvidenceOptions,
+    /// Change a column's type in place at complete, with no second column and no backfill,
+    /// where PostgreSQL would not rewrite the table (varchar(n) to a longer varchar or text).
+    /// Off by default: the new version's statements prepared before complete that return the
+    /// column then fail once with "cached plan must not change result type".
+    pub type_changes_in_place: bool,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +39,7 @@ impl Default for EngineOptions {
             retry: RetryPolicy::default(),
             backfill: BackfillOptions::default(),
             evidence: EvidenceOptions::default(),
+            type_changes_in_place: false,
         }
     }
 }
@@ -178,7 +184,10 @@ impl<'c> Engine<'c> {
             });
         }
         let physical = read_schema(self.client, &schema)?;
-        let facts = crate::live::validate_live(self.client, migration, &physical)?;
+        let mut facts = crate::live::validate_live(self.client, migration, &physical)?;
+        if !self.opts.type_changes_in_place {
+            facts.in_place_types.clear();
+        }
         let version_schema = Self::version_schema_name(&schema, migration);
         if schema_exists(self.client, &version_schema)? {
             return Err(Error::VersionSchemaExists(version_schema));

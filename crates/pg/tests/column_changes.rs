@@ -864,7 +864,7 @@ impl Prepared {
 
 #[test]
 fn widening_types_in_place_keeps_both_versions_prepared_statements() {
-    let mut env = Env::new();
+    let mut env = in_place_env();
     env.apply("01_notes", NOTES);
     exec(
         &mut env.db.connect(),
@@ -996,6 +996,60 @@ fn widening_types_in_place_keeps_both_versions_prepared_statements() {
     }
 }
 
+/// An env whose engine changes types in place where PostgreSQL needs no rewrite
+/// (`--type-changes-in-place`).
+fn in_place_env() -> Env {
+    let mut env = Env::new();
+    env.options.type_changes_in_place = true;
+    env
+}
+
+/// By default a widening type change goes through a second column like any other, so the new
+/// version has its type from start, and every statement either version prepared keeps working
+/// through complete: nothing has to be prepared again.
+#[test]
+fn widening_types_by_default_keeps_every_prepared_statement() {
+    let mut env = Env::new();
+    env.apply("01_notes", NOTES);
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO notes (title, amount, body) SELECT 'note ' || g, g / 100.0, 'body ' || g FROM generate_series(1, 1000) g",
+    );
+    let mut old = env.version("public_01_notes");
+    let p_old = Prepared::new(&mut old);
+    let report = env
+        .start(&migration("02_widen", WIDEN))
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    assert_eq!(report.backfilled_rows, 1000);
+    let mut c = env.db.connect();
+    assert_eq!(
+        type_of(&mut c, "public_02_widen.notes", "title"),
+        "character varying(40)",
+        "the new version has its type from start"
+    );
+    let mut new = env.version("public_02_widen");
+    let p_new = Prepared::new(&mut new);
+    p_old.run(&mut old, "old version", 1);
+    p_new.run(&mut new, "new version", 2);
+    exec(
+        &mut new,
+        "INSERT INTO notes (title) VALUES (repeat('x', 30))",
+    );
+    env.complete();
+    assert_eq!(
+        type_of(&mut c, "public.notes", "title"),
+        "character varying(40)"
+    );
+    p_new.run(&mut new, "new version, prepared before complete", 4);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM notes WHERE title = repeat('x', 30)"
+        ),
+        1
+    );
+}
+
 fn columns_of(c: &mut postgres::Client, table: &str) -> Vec<String> {
     c.query(
         &format!("SELECT attname::text FROM pg_attribute WHERE attrelid = 'public.{table}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"),
@@ -1012,7 +1066,7 @@ fn columns_of(c: &mut postgres::Client, table: &str) -> Vec<String> {
 /// recreates only its own views).
 #[test]
 fn complete_refuses_a_type_change_in_place_under_a_users_view() {
-    let mut env = Env::new();
+    let mut env = in_place_env();
     env.apply("01_notes", NOTES);
     exec(
         &mut env.db.connect(),
@@ -1044,7 +1098,7 @@ fn complete_refuses_a_type_change_in_place_under_a_users_view() {
 /// would, and says why; nothing changes.
 #[test]
 fn migrate_keeps_the_running_versions_type() {
-    let mut env = Env::new();
+    let mut env = in_place_env();
     env.apply("01_notes", NOTES);
     let files = vec![
         migration("01_notes", NOTES),

@@ -13,6 +13,8 @@ pub struct Env {
     pub db: TestDb,
     pub client: postgres::Client,
     pub events: Mutex<Vec<Event>>,
+    /// The options every engine call of this env uses.
+    pub options: EngineOptions,
 }
 
 pub fn migration(name: &str, yaml: &str) -> Migration {
@@ -32,13 +34,14 @@ impl Env {
             db,
             client,
             events: Mutex::new(Vec::new()),
+            options: EngineOptions::default(),
         };
         env.engine().init().expect("init");
         env
     }
 
     pub fn engine(&mut self) -> Engine<'_> {
-        Engine::new(&mut self.client, EngineOptions::default())
+        Engine::new(&mut self.client, self.options.clone())
     }
 
     pub fn start(
@@ -47,13 +50,13 @@ impl Env {
     ) -> Result<tandem_pg::engine::StartReport, tandem_pg::Error> {
         let events = &self.events;
         let on_event = |e: &Event| events.lock().unwrap().push(e.clone());
-        Engine::new(&mut self.client, EngineOptions::default()).start(m, &on_event)
+        Engine::new(&mut self.client, self.options.clone()).start(m, &on_event)
     }
 
     pub fn complete(&mut self) {
         let events = &self.events;
         let on_event = |e: &Event| events.lock().unwrap().push(e.clone());
-        Engine::new(&mut self.client, EngineOptions::default())
+        Engine::new(&mut self.client, self.options.clone())
             .complete(&on_event)
             .unwrap_or_else(|e| panic!("complete: {e}"));
     }
@@ -61,7 +64,7 @@ impl Env {
     pub fn rollback(&mut self) {
         let events = &self.events;
         let on_event = |e: &Event| events.lock().unwrap().push(e.clone());
-        Engine::new(&mut self.client, EngineOptions::default())
+        Engine::new(&mut self.client, self.options.clone())
             .rollback(&on_event)
             .unwrap_or_else(|e| panic!("rollback: {e}"));
     }
