@@ -108,11 +108,9 @@ fn a_blocked_session_shows_as_a_lock_wait_with_both_pids() {
 fn without_pg_monitor_the_limitation_is_reported() {
     let db = TestDb::new();
     let role = format!("{}_watcher", db.name);
-    db.execute(&format!("CREATE ROLE {role} LOGIN NOSUPERUSER"));
+    db.execute_as_superuser(&format!("CREATE ROLE {role} LOGIN NOSUPERUSER"));
     let (mut holder, holder_pid, waiter_pid, waiter) = blocked(&db);
-    let url = db
-        .url()
-        .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let url = db.url_as(&role);
     let snap = snapshot(&url);
     assert_eq!(snap["sees_all_sessions"], false);
     let limitations = snap["limitations"].to_string();
