@@ -70,7 +70,7 @@ fn run_tool(cluster: &Cluster, program: &str, args: &[&std::ffi::OsStr]) -> Resu
         .output()
         .with_context(|| {
             format!(
-                "running {program}: it is neither in {} nor on PATH; --schema-from needs pg_dump and psql (install PostgreSQL's client programs)",
+                "cannot run {program} (looked in {} and on PATH); --schema-from needs pg_dump and psql: install PostgreSQL's client programs",
                 cluster.bin_dir().display()
             )
         })?;

@@ -62,12 +62,22 @@ fn dump_schema_shows_the_catalog_and_is_stable() {
                CREATE INDEX widgets_name ON widgets (name);";
     db.execute(ddl);
     let dump = db.dump_schema();
-    assert!(dump.contains("CREATE TABLE public.widgets ("), "{dump}");
-    assert!(dump.contains("    name text NOT NULL"), "{dump}");
-    assert!(
-        dump.contains("CREATE INDEX widgets_name ON public.widgets USING btree (name);"),
-        "{dump}"
-    );
+    if cluster().bin_dir().join("pg_dump").is_file() {
+        assert!(dump.contains("CREATE TABLE public.widgets ("), "{dump}");
+        assert!(dump.contains("    name text NOT NULL"), "{dump}");
+        assert!(
+            dump.contains("CREATE INDEX widgets_name ON public.widgets USING btree (name);"),
+            "{dump}"
+        );
+    } else {
+        // Builds without pg_dump (scripts/fetch-pg.sh's) get the catalog description instead.
+        for line in [
+            "column public.widgets #2 name text not_null=t identity= generated= default= collation=",
+            "index CREATE INDEX widgets_name ON public.widgets USING btree (name) valid=t replica_identity=f clustered=f",
+        ] {
+            assert!(dump.lines().any(|l| l == line), "{line}\nnot in\n{dump}");
+        }
+    }
     for line in dump.lines() {
         assert!(
             !line.trim().is_empty() && !line.starts_with("--") && !line.starts_with("SET "),
