@@ -1,6 +1,7 @@
 //! The fuzzer's checked-in corpus (fuzz/corpus/migration: pgroll's examples, the project's own,
-//! and the inputs the fuzzer kept because they reached new code) and the crashes it found
-//! (fuzz/regressions), replayed on stable Rust through the same checks as the fuzz target.
+//! and the inputs the fuzzer kept because they reached new code), replayed on stable Rust through
+//! the same checks as the fuzz target. A crash the fuzzer finds goes into the corpus once fixed,
+//! so this test keeps it fixed.
 
 use std::path::Path;
 
