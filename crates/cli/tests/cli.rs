@@ -349,16 +349,12 @@ fn role_makes_every_session_act_as_that_role() {
         format!("{}_owner", db.name),
         format!("{}_deployer", db.name),
     );
-    db.execute(&format!(
+    db.execute_as_superuser(&format!(
         "CREATE ROLE {owner}; CREATE ROLE {deployer} LOGIN NOINHERIT; GRANT {owner} TO {deployer};
          GRANT CREATE ON DATABASE {} TO {owner}; ALTER SCHEMA public OWNER TO {owner}",
         db.name
     ));
-    let url = db.url().replacen(
-        "postgres://postgres@",
-        &format!("postgres://{deployer}@"),
-        1,
-    );
+    let url = db.url_as(&deployer);
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         dir.path(),

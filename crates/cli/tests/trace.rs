@@ -123,6 +123,18 @@ fn schema_from_loads_a_databases_schema_into_the_throwaway_cluster() {
         ],
         None,
     );
+    // pg_dump refuses a server of a newer major than its own. The test kit's cluster may be newer
+    // than any pg_dump at hand (scripts/fetch-pg.sh's builds have none, and PATH has the
+    // machine's): then tandem must fail saying why.
+    if !matches!(pg_dump_major(), Some(major) if major >= db.cluster().major_version()) {
+        assert_eq!(o.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("pg_dump failed") && stderr.contains("server version mismatch"),
+            "{stderr}"
+        );
+        return;
+    }
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -133,4 +145,23 @@ fn schema_from_loads_a_databases_schema_into_the_throwaway_cluster() {
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(doc["ran_on"].as_str().unwrap().contains("throwaway"));
     assert_eq!(doc["statements"][1]["locks"][0]["relation"], "public.users");
+}
+
+/// The major version of the pg_dump `tandem trace --schema-from` runs: the test kit's cluster's
+/// own (the throwaway cluster uses the same binaries), else the one on PATH.
+fn pg_dump_major() -> Option<u32> {
+    let own = tandem_testkit::cluster().bin_dir().join("pg_dump");
+    let program = if own.is_file() { own } else { "pg_dump".into() };
+    let output = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()?;
+    // "pg_dump (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .nth(2)?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }

@@ -172,7 +172,12 @@ fn syntax_error(
     message: &str,
 ) -> LoadError {
     let mut path = path.to_string();
-    if path == "." {
+    // `?` marks a key the parser never read (the text ended or broke inside it): name the field
+    // that holds it instead.
+    while let Some(rest) = path.strip_suffix(".?") {
+        path.truncate(rest.len());
+    }
+    if path == "." || path == "?" {
         path.clear();
     }
     let mut message = message.to_string();

@@ -2,6 +2,7 @@
 //! migrations, and finding pgroll's example corpus. Not part of tandem's API.
 
 use crate::migration::{Format, Migration};
+use crate::schema::Schema;
 use std::path::{Path, PathBuf};
 
 /// How many migrations pgroll's example corpus holds, so that a partial copy is noticed.
@@ -61,4 +62,85 @@ pub fn pgroll_examples() -> Option<Vec<Migration>> {
             .map(|path| Migration::load(path).unwrap_or_else(|e| panic!("{e}")))
             .collect(),
     )
+}
+
+/// What the fuzz target (fuzz/fuzz_targets/migration.rs) does with one input, and what the corpus
+/// replay test does with each file of fuzz/corpus: the text is parsed as JSON and as YAML, and
+/// whatever parses is validated against an empty schema, against a schema with tables,
+/// constraints and indexes, and once more against the schema its own first replay produced.
+/// Panics when anything panics or when an error does not start with the file's name.
+pub fn exercise(text: &str) {
+    exercise_as(text, Format::Json, "fuzz.json");
+    exercise_as(text, Format::Yaml, "fuzz.yaml");
+}
+
+/// A schema for the operations to find things in: keys of several kinds, a foreign key, a check,
+/// a unique constraint, indexes and a renamed column.
+const FUZZ_BASE: &str = "operations:
+  - create_table:
+      name: users
+      columns:
+        - {name: id, type: serial, pk: true}
+        - {name: email, type: text, unique: true}
+        - {name: name, type: text, check: {name: users_name_length, constraint: length(name) < 100}}
+        - {name: bio, type: text, nullable: true, default: \"'none'\"}
+  - create_table:
+      name: posts
+      columns:
+        - {name: id, type: bigint, pk: true}
+        - {name: user_id, type: integer, references: {name: posts_user_fk, table: users, column: id}}
+        - {name: title, type: varchar(255)}
+        - {name: body, type: text, nullable: true}
+  - create_table:
+      name: tags
+      columns:
+        - {name: post_id, type: bigint, pk: true}
+        - {name: tag, type: text, pk: true}
+  - create_index: {name: posts_title_idx, table: posts, columns: [{column: title}]}
+  - create_index: {name: users_email_name, table: users, columns: [{column: email, sort: DESC}, {column: name}], unique: true}
+  - rename_column: {table: posts, from: body, to: content}
+";
+
+fn fuzz_base() -> &'static Schema {
+    static BASE_SCHEMA: std::sync::OnceLock<Schema> = std::sync::OnceLock::new();
+    BASE_SCHEMA.get_or_init(|| {
+        let m = Migration::parse(FUZZ_BASE, Format::Yaml, "base.yaml", "base")
+            .unwrap_or_else(|e| panic!("the fuzz target's base schema: {e}"));
+        crate::validate::validate(&m, &Schema::new("public"))
+            .unwrap_or_else(|e| panic!("the fuzz target's base schema: {e}"))
+            .schema
+    })
+}
+
+fn exercise_as(text: &str, format: Format, file: &str) {
+    let migration = match Migration::parse(text, format, file, "fuzz") {
+        Ok(m) => m,
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.starts_with(file),
+                "an error that does not name the file: {message}"
+            );
+            return;
+        }
+    };
+    for schema in [&Schema::new("public"), fuzz_base()] {
+        match crate::validate::validate(&migration, schema) {
+            Ok(validated) => {
+                // Replaying on the schema it produced reaches the "already exists" and "no longer
+                // there" paths with names the input chose.
+                if let Err(e) = crate::validate::validate(&migration, &validated.schema) {
+                    let message = e.to_string();
+                    assert!(message.starts_with(file), "{message}");
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    message.starts_with(&format!("{file}: operations[")),
+                    "{message}"
+                );
+            }
+        }
+    }
 }

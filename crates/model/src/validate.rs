@@ -29,6 +29,14 @@ pub enum LiveCheck {
         table: String,
         reason: String,
     },
+    /// The server must be at least this major version for a feature the operation asks for.
+    ServerVersion {
+        op_index: usize,
+        op_kind: &'static str,
+        field: String,
+        feature: &'static str,
+        min_major: u32,
+    },
 }
 
 impl LiveCheck {
@@ -59,6 +67,21 @@ impl LiveCheck {
                 op_kind,
                 field: field.clone(),
                 message: format!("table {table:?} has rows: {reason}"),
+            },
+            LiveCheck::ServerVersion {
+                op_index,
+                op_kind,
+                field,
+                feature,
+                min_major,
+            } => ValidationError {
+                file: file.to_string(),
+                op_index: *op_index,
+                op_kind,
+                field: field.clone(),
+                message: format!(
+                    "{feature} needs PostgreSQL {min_major} or later, and the server is older; remove it or upgrade the server"
+                ),
             },
         }
     }
@@ -249,6 +272,17 @@ impl Cx<'_> {
             field: field.to_string(),
             table: table.to_string(),
             reason: reason.to_string(),
+        });
+    }
+
+    /// The operation asks for `feature`, which PostgreSQL has from major version `min_major` on.
+    pub fn require_server(&mut self, field: &str, feature: &'static str, min_major: u32) {
+        self.checks.push(LiveCheck::ServerVersion {
+            op_index: self.op_index,
+            op_kind: self.op_kind,
+            field: field.to_string(),
+            feature,
+            min_major,
         });
     }
 

@@ -247,9 +247,14 @@ impl Cluster {
     /// `postgres` crate. libpq lets the `host` parameter replace `localhost`, so it uses the
     /// socket; the `postgres` crate tries `localhost` over TCP first, which also works.
     pub fn url(&self, dbname: &str) -> String {
+        self.url_as(SUPERUSER, dbname)
+    }
+
+    /// [`Cluster::url`] for another role (authentication is `trust`, so no password).
+    pub fn url_as(&self, user: &str, dbname: &str) -> String {
         format!(
             "postgres://{}@localhost:{}/{}?host={}",
-            percent_encode(SUPERUSER, false),
+            percent_encode(user, false),
             self.port,
             percent_encode(dbname, false),
             percent_encode(&self.socket_dir.to_string_lossy(), true),
@@ -259,9 +264,14 @@ impl Cluster {
     /// `postgres://postgres@localhost:PORT/DBNAME`: over TCP, which TLS needs (a Unix socket never
     /// negotiates it). Add `sslmode` and `sslrootcert` as query parameters.
     pub fn tcp_url(&self, dbname: &str) -> String {
+        self.tcp_url_as(SUPERUSER, dbname)
+    }
+
+    /// [`Cluster::tcp_url`] for another role.
+    pub fn tcp_url_as(&self, user: &str, dbname: &str) -> String {
         format!(
             "postgres://{}@localhost:{}/{}",
-            percent_encode(SUPERUSER, false),
+            percent_encode(user, false),
             self.port,
             percent_encode(dbname, false),
         )

@@ -117,6 +117,9 @@ pub fn run_checks(
                         .get::<_, bool>(0)
                 }
             }
+            LiveCheck::ServerVersion { min_major, .. } => {
+                crate::introspect::server_major(client)? >= *min_major
+            }
         };
         if !ok {
             return Err(Error::Validation(check.failure(&migration.file)));

@@ -377,8 +377,14 @@ fn many_changes_to_one_column_share_one_new_column() {
         ),
         "the item code"
     );
+    assert!(one::<bool>(
+        &mut c,
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'sku'"
+    ));
     let constraints: Vec<String> = c
-        .query("SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.items'::regclass ORDER BY 1", &[])
+        // PostgreSQL 18 also lists NOT NULL as constraints (contype 'n'), under names that do not
+        // follow renames; NOT NULL itself is asserted above.
+        .query("SELECT conname::text FROM pg_constraint WHERE conrelid = 'public.items'::regclass AND contype <> 'n' ORDER BY 1", &[])
         .unwrap()
         .iter()
         .map(|r| r.get(0))

@@ -514,6 +514,39 @@ fn version_schema_views_follow_the_server_version() {
     assert_eq!(count(&mut new, "SELECT count(*) FROM users WHERE a = 1"), 1);
 }
 
+/// Version-specific behaviour: a unique constraint with `nulls_not_distinct` needs PostgreSQL 15.
+/// Before it, start refuses before any DDL, naming the field; from it, two NULLs collide.
+#[test]
+fn nulls_not_distinct_follows_the_server_version() {
+    let major = tandem_testkit::cluster().major_version();
+    let mut env = with_users();
+    let yaml = "operations:
+  - create_table:
+      name: badges
+      columns: [{name: id, type: int, pk: true}, {name: code, type: text, nullable: true}]
+      constraints: [{name: badges_code_uq, type: unique, columns: [code], nulls_not_distinct: true}]
+";
+    if major < 15 {
+        let e = start_err(&mut env, "02_badges", yaml);
+        assert_eq!(
+            e,
+            "02_badges.yaml: operations[0].create_table.constraints[0].nulls_not_distinct: NULLS NOT DISTINCT needs PostgreSQL 15 or later, and the server is older; remove it or upgrade the server"
+        );
+        return;
+    }
+    env.apply("02_badges", yaml);
+    let mut c = env.db.connect();
+    exec(&mut c, "INSERT INTO badges VALUES (1, NULL)");
+    let e = c
+        .batch_execute("INSERT INTO badges VALUES (2, NULL)")
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(&postgres::error::SqlState::UNIQUE_VIOLATION),
+        "{e}"
+    );
+}
+
 #[test]
 fn migrate_stopped_in_a_complete_says_how_to_go_on_from_where_it_stopped() {
     let mut env = with_users();

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{count, exec, migration};
-use tandem_model::Migration;
+use tandem_model::{quote_ident, Migration};
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, Error};
 use tandem_testkit::TestDb;
 
@@ -26,17 +26,22 @@ fn setup() -> (TestDb, Roles) {
         deployer: format!("{}_deployer", db.name),
     };
     let (owner, deployer) = (&roles.owner, &roles.deployer);
-    db.execute(&format!(
+    // Creating roles is an administrator's job, whichever role the test kit gives the tests. The
+    // kit's own role (the superuser, or with TANDEM_TEST_ROLE=least a plain one) becomes a member
+    // of the owner, so that the old- and new-version clients it opens can use the tables.
+    db.execute_as_superuser(&format!(
         "CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
          CREATE ROLE {deployer} LOGIN NOSUPERUSER NOINHERIT;
          GRANT {owner} TO {deployer};
+         GRANT {owner} TO {app};
          GRANT CREATE ON DATABASE {db} TO {owner};
          CREATE SCHEMA app AUTHORIZATION {owner};
          SET ROLE {owner};
          CREATE TABLE app.users (id serial PRIMARY KEY, name text NOT NULL, legacy text);
          INSERT INTO app.users (name, legacy) SELECT 'u' || g, 'l' || g FROM generate_series(1, 200) g;
          RESET ROLE",
-        db = db.name
+        db = db.name,
+        app = quote_ident(db.user()),
     ));
     (db, roles)
 }
@@ -51,11 +56,8 @@ fn options() -> EngineOptions {
 
 /// A session as `user`, acting as `role` when given, as `tandem --role` sets it up.
 fn session(db: &TestDb, user: &str, role: Option<&str>) -> postgres::Client {
-    let url = db
-        .url()
-        .replacen("postgres://postgres@", &format!("postgres://{user}@"), 1);
     tandem_pg::connect(&ConnectOptions {
-        url: Some(url),
+        url: Some(db.url_as(user)),
         role: role.map(str::to_string),
         ..ConnectOptions::default()
     })
@@ -124,7 +126,7 @@ fn a_deploy_role_acts_as_the_owner_through_role() {
     engine.start(&m(), &tandem_pg::events::ignore).unwrap();
     // While active: the version schema, its views, the trigger and its function, the new
     // table and index, and the state tables all belong to the owner.
-    let mut admin = db.connect();
+    let mut admin = db.connect_as_superuser();
     assert_all_owned_by(
         &mut admin,
         &roles.owner,
@@ -178,7 +180,7 @@ fn without_role_the_deploy_role_is_refused_before_anything_changes() {
             && e.to_string().contains("or name it with --role"),
         "{e}"
     );
-    let mut admin = db.connect();
+    let mut admin = db.connect_as_superuser();
     assert_eq!(
         count(
             &mut admin,
@@ -252,10 +254,14 @@ fn an_owner_without_superuser_runs_the_whole_lifecycle() {
     engine.complete(&tandem_pg::events::ignore).unwrap();
     assert_eq!(
         count(
-            &mut db.connect(),
+            &mut db.connect_as_superuser(),
             "SELECT count(*) FROM app.users WHERE shout = upper(full_name)"
         ),
         202
     );
-    assert_all_owned_by(&mut db.connect(), &roles.owner, &["schema app_02_reshape"]);
+    assert_all_owned_by(
+        &mut db.connect_as_superuser(),
+        &roles.owner,
+        &["schema app_02_reshape"],
+    );
 }

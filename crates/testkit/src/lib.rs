@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once, OnceLock, PoisonError};
 
 use postgres::NoTls;
+use tandem_model::quote_ident;
 pub use tandem_pg::cluster::{Cluster, ClusterError, ClusterOptions};
 
 /// A shared cluster, started on first use and stopped when the test binary exits. A failed
@@ -163,31 +164,95 @@ impl Replicated {
     }
 }
 
+/// Who a [`TestDb`]'s tests act as: [`TestDb::url`], [`TestDb::connect`], [`TestDb::execute`] and
+/// [`TestDb::connect_with_search_path`] all log in as this role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The cluster's superuser, which also owns the database.
+    Superuser,
+    /// A login role of the test's own, the way managed PostgreSQL services hand them out: neither
+    /// superuser nor the database's owner (the superuser creates and owns the database), with no
+    /// CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS, and no predefined roles such as
+    /// pg_monitor. It has CONNECT, CREATE and TEMPORARY on the database and USAGE and CREATE on
+    /// schema `public`, so it owns the tables it creates. Tests that need more take
+    /// [`TestDb::connect_as_superuser`] or [`TestDb::execute_as_superuser`].
+    Least,
+}
+
+impl Access {
+    /// `TANDEM_TEST_ROLE`: unset, empty or `superuser` for [`Access::Superuser`], `least` for
+    /// [`Access::Least`]. Any other value panics, so a typo never runs the suite the default way.
+    pub fn from_env() -> Access {
+        static ACCESS: OnceLock<Access> = OnceLock::new();
+        *ACCESS.get_or_init(|| match std::env::var("TANDEM_TEST_ROLE").as_deref() {
+            Err(_) | Ok("" | "superuser") => Access::Superuser,
+            Ok("least") => Access::Least,
+            Ok(other) => panic!(
+                "tandem-testkit: TANDEM_TEST_ROLE={other:?}: expected `least` or `superuser`"
+            ),
+        })
+    }
+}
+
 /// A database of its own for one test, on the shared cluster; dropped with the value.
 pub struct TestDb {
     pub name: String,
     cluster: &'static Cluster,
+    access: Access,
+    /// The role the test logs in as: the superuser, or with [`Access::Least`] a role of its own.
+    user: String,
     /// The session `execute` reuses, opened on first use.
     session: Mutex<Option<postgres::Client>>,
 }
 
 impl TestDb {
-    /// Creates a database with a name unique within this test binary, on [`cluster`].
+    /// Creates a database with a name unique within this test binary, on [`cluster`], for the
+    /// access `TANDEM_TEST_ROLE` selects ([`Access::from_env`]).
     pub fn new() -> TestDb {
         TestDb::on(cluster())
     }
 
     /// Creates a database on `cluster`, such as [`tls_cluster`].
     pub fn on(cluster: &'static Cluster) -> TestDb {
+        TestDb::with_access(cluster, Access::from_env())
+    }
+
+    /// Creates a database on `cluster` whose tests act with `access`, whatever the environment
+    /// says.
+    pub fn with_access(cluster: &'static Cluster, access: Access) -> TestDb {
         let name = unique_name();
         if let Err(error) = cluster.create_database(&name) {
             panic!("tandem-testkit: {error}");
         }
-        TestDb {
+        TestDb::for_database(cluster, name, access)
+    }
+
+    /// The value for database `name`, just created on `cluster`; with [`Access::Least`] it also
+    /// creates the test's role and grants it what a managed service would.
+    fn for_database(cluster: &'static Cluster, name: String, access: Access) -> TestDb {
+        let user = match access {
+            Access::Superuser => cluster.superuser().to_string(),
+            Access::Least => format!("{name}_app"),
+        };
+        let db = TestDb {
             name,
             cluster,
+            access,
+            user,
             session: Mutex::new(None),
+        };
+        if access == Access::Least {
+            // Roles are cluster-wide; the name carries the database's, so tests never share one.
+            let role = quote_ident(&db.user);
+            let database = quote_ident(&db.name);
+            db.execute_as_superuser(&format!(
+                "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION \
+                     NOBYPASSRLS;
+                 GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {database} TO {role};
+                 GRANT USAGE, CREATE ON SCHEMA public TO {role};"
+            ));
         }
+        db
     }
 
     /// Creates a database as a copy of `template` (`CREATE DATABASE ... TEMPLATE`), on its
@@ -204,21 +269,49 @@ impl TestDb {
         if let Err(error) = created {
             panic!("tandem-testkit: {error}");
         }
-        TestDb {
-            name,
-            cluster: template.cluster,
-            session: Mutex::new(None),
+        let db = TestDb::for_database(template.cluster, name, template.access);
+        if template.access == Access::Least {
+            // The copy's objects belong to the template's role; they become the copy's own.
+            db.execute_as_superuser(&format!(
+                "REASSIGN OWNED BY {} TO {}",
+                quote_ident(&template.user),
+                quote_ident(&db.user)
+            ));
         }
+        db
     }
 
     /// A libpq-style URL for this database; see [`Cluster::url`].
+
+    /// How this database's tests act: as the superuser or as a least-privileged role.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The role [`TestDb::url`], [`TestDb::connect`] and [`TestDb::execute`] log in as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// A libpq-style URL for this database as [`TestDb::user`]; see [`Cluster::url`].
     pub fn url(&self) -> String {
+        self.cluster.url_as(&self.user, &self.name)
+    }
+
+    /// A URL for this database as another role, such as one a test created.
+    pub fn url_as(&self, user: &str) -> String {
+        self.cluster.url_as(user, &self.name)
+    }
+
+    /// A URL for this database as the cluster's superuser, whatever the access.
+    pub fn superuser_url(&self) -> String {
         self.cluster.url(&self.name)
     }
 
-    /// A URL for this database over TCP to `localhost`; see [`Cluster::tcp_url`].
+    /// A URL for this database over TCP to `localhost` as [`TestDb::user`]; see
+    /// [`Cluster::tcp_url`].
     pub fn tcp_url(&self) -> String {
-        self.cluster.tcp_url(&self.name)
+        self.cluster.tcp_url_as(&self.user, &self.name)
     }
 
     /// The cluster this database lives on.
@@ -226,17 +319,35 @@ impl TestDb {
         self.cluster
     }
 
-    /// A new session on this database as the superuser.
+    /// A new session on this database as [`TestDb::user`].
     pub fn connect(&self) -> postgres::Client {
-        self.cluster
-            .connect(&self.name)
-            .unwrap_or_else(|error| panic!("tandem-testkit: {error}"))
+        self.connect_as(&self.user)
     }
 
-    /// A new session whose `search_path` is set at connection time
+    /// A new session on this database as the cluster's superuser, for what a managed service
+    /// reserves to its administrators (roles, untrusted extensions, other roles' sessions).
+    pub fn connect_as_superuser(&self) -> postgres::Client {
+        self.connect_as(self.cluster.superuser())
+    }
+
+    /// A new session on this database as `user`.
+    pub fn connect_as(&self, user: &str) -> postgres::Client {
+        let mut config = self.cluster.config(&self.name);
+        config.user(user);
+        config.connect(NoTls).unwrap_or_else(|error| {
+            panic!(
+                "tandem-testkit: connecting to {} as {user}: {}",
+                self.name,
+                tandem_pg::error::describe(&error)
+            )
+        })
+    }
+
+    /// A new session as [`TestDb::user`] whose `search_path` is set at connection time
     /// (`options=-c search_path=...`), as an application that picks a version schema does.
     pub fn connect_with_search_path(&self, search_path: &str) -> postgres::Client {
         let mut config = self.cluster.config(&self.name);
+        config.user(&self.user);
         config.options(&format!(
             "-c search_path={}",
             escape_option_value(search_path)
@@ -250,8 +361,20 @@ impl TestDb {
         })
     }
 
-    /// Runs `sql` (any number of statements) on one session kept for this value's life, so
-    /// session settings carry over between calls. Panics with the SQL and the error.
+    /// Runs `sql` as the superuser on a session of its own, whatever the access. Panics with the
+    /// SQL and the error.
+    pub fn execute_as_superuser(&self, sql: &str) {
+        if let Err(error) = self.connect_as_superuser().batch_execute(sql) {
+            panic!(
+                "tandem-testkit: SQL failed on {} as the superuser: {}\n{sql}",
+                self.name,
+                tandem_pg::error::describe(&error)
+            );
+        }
+    }
+
+    /// Runs `sql` (any number of statements) as [`TestDb::user`] on one session kept for this
+    /// value's life, so session settings carry over between calls. Panics with the SQL and the error.
     pub fn execute(&self, sql: &str) {
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let client = session.get_or_insert_with(|| self.connect());
@@ -309,7 +432,7 @@ impl TestDb {
     /// [`TestDb::dump_schema`] gives when the cluster has no pg_dump.
     pub fn describe_catalog(&self) -> String {
         let rows = self
-            .connect()
+            .connect_as_superuser()
             .query(include_str!("catalog.sql"), &[])
             .unwrap_or_else(|error| {
                 panic!(
@@ -337,7 +460,29 @@ impl Drop for TestDb {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Err(error) = self.cluster.drop_database(&self.name) {
+        let mut dropped = self
+            .cluster
+            .drop_database(&self.name)
+            .map_err(|e| e.to_string());
+        if dropped.is_ok() && self.access == Access::Least {
+            // Its objects went with the database; memberships a test granted go with the role.
+            dropped = self
+                .cluster
+                .connect("postgres")
+                .map_err(|e| e.to_string())
+                .and_then(|mut client| {
+                    client
+                        .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&self.user)))
+                        .map_err(|e| {
+                            format!(
+                                "dropping role {}: {}",
+                                self.user,
+                                tandem_pg::error::describe(&e)
+                            )
+                        })
+                });
+        }
+        if let Err(error) = dropped {
             // Panicking while already unwinding would abort and hide the test's own failure.
             if !std::thread::panicking() {
                 panic!("tandem-testkit: {error}");

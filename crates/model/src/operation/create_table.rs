@@ -79,6 +79,13 @@ impl CreateTable {
                             "a unique constraint needs columns",
                         ));
                     }
+                    if c.nulls_not_distinct {
+                        cx.require_server(
+                            &format!("{field}.nulls_not_distinct"),
+                            "NULLS NOT DISTINCT",
+                            15,
+                        );
+                    }
                     ConstraintKind::Unique
                 }
                 ConstraintType::PrimaryKey => {

@@ -137,3 +137,27 @@ fn the_placeholder_tandem_convert_leaves_is_refused_until_written() {
     )
     .unwrap();
 }
+
+#[test]
+fn nulls_not_distinct_asks_the_server_for_15() {
+    let m = mig("operations:
+  - create_table:
+      name: badges
+      columns: [{name: id, type: int, pk: true}, {name: code, type: text, nullable: true}]
+      constraints: [{name: badges_code_uq, type: unique, columns: [code], nulls_not_distinct: true}]
+");
+    let v = validate(&m, &base()).unwrap();
+    let check = v
+        .live_checks
+        .iter()
+        .find(|c| matches!(c, LiveCheck::ServerVersion { .. }))
+        .expect("a server version check");
+    assert!(matches!(
+        check,
+        LiveCheck::ServerVersion { min_major: 15, .. }
+    ));
+    assert_eq!(
+        check.failure("m.yaml").to_string(),
+        "m.yaml: operations[0].create_table.constraints[0].nulls_not_distinct: NULLS NOT DISTINCT needs PostgreSQL 15 or later, and the server is older; remove it or upgrade the server"
+    );
+}
