@@ -76,7 +76,10 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
             "SELECT c.conrelid, c.conname::text, c.contype::text, c.convalidated, pg_get_constraintdef(c.oid),
                     ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
                           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i)
-               FROM pg_constraint c WHERE c.conrelid = ANY($1) ORDER BY c.conname",
+               FROM pg_constraint c
+              -- PostgreSQL 18 also records NOT NULL as constraints; the column's `nullable`
+              -- says it already, and the planner reasons about NOT NULL through it.
+              WHERE c.conrelid = ANY($1) AND c.contype <> 'n' ORDER BY c.conname",
             &[&oids],
         )
         .context(ctx)?

@@ -399,6 +399,15 @@ fn many_changes_to_one_column_share_one_new_column() {
         ]
     );
     assert!(one::<bool>(&mut c, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'public.items'::regclass AND attname = 'sku'"));
+    // No constraint keeps a temporary name; on PostgreSQL 18 that includes the NOT NULL
+    // constraint the second column was given.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.items'::regclass AND conname LIKE '%tandem%'"
+        ),
+        0
+    );
 }
 
 #[test]
@@ -1045,6 +1054,15 @@ fn widening_types_by_default_keeps_every_prepared_statement() {
     assert_eq!(
         type_of(&mut c, "public.notes", "title"),
         "character varying(40)"
+    );
+    // No constraint keeps a temporary name; on PostgreSQL 18 that includes the NOT NULL
+    // constraint the second column was given.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.notes'::regclass AND conname LIKE '%tandem%'"
+        ),
+        0
     );
     p_new.run(&mut new, "new version, prepared before complete", 4);
     assert_eq!(

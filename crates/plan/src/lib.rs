@@ -403,6 +403,9 @@ impl<'a> Cx<'a> {
                         )
                         .lock(LockMode::AccessExclusive, qualified(schema, table)),
                     );
+                    if let Some(step) = not_null_name(schema, table, physical, logical) {
+                        complete.push(step);
+                    }
                     overlay
                         .columns
                         .entry(table.clone())
@@ -449,7 +452,11 @@ impl<'a> Cx<'a> {
             version_schema,
             start,
             backfills: self.backfills,
-            after_backfill: narrow.into_iter().chain(self.after_backfill).collect(),
+            // Validation scans the whole table under SHARE UPDATE EXCLUSIVE, which blocks no
+            // write; narrowing the trigger takes SHARE ROW EXCLUSIVE, which blocks writes until
+            // the transaction ends. So the scans go first and the trigger's lock is held only
+            // for the moment before commit.
+            after_backfill: self.after_backfill.into_iter().chain(narrow).collect(),
             dropped: self.dropped,
             altered: self.altered,
             complete,
@@ -461,3 +468,35 @@ impl<'a> Cx<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// PostgreSQL 18 gives NOT NULL a named constraint, and the name stays when the column is
+/// renamed: a second column would leave `<table>__tandem_new_<column>_not_null` behind. Once it
+/// has the column's name, this gives its NOT NULL constraint the name PostgreSQL gives a column
+/// of that name (`<table>_<column>_not_null`), if that fits in an identifier and is free. Before
+/// 18 no such constraint exists and the step does nothing.
+fn not_null_name(schema: &str, table: &str, physical: &str, logical: &str) -> Option<Step> {
+    if !physical.starts_with(shadow::SHADOW_PREFIX) {
+        return None;
+    }
+    let target = format!("{table}_{logical}_not_null");
+    if target.len() > 63 {
+        return None;
+    }
+    let tbl = tandem_model::quote_literal(&qualified(schema, table));
+    let col = tandem_model::quote_literal(logical);
+    let target_lit = tandem_model::quote_literal(&target);
+    Some(Step::tx(
+        format!("name the NOT NULL constraint of {table}.{logical}"),
+        format!(
+            "DO $tandem$DECLARE n name; BEGIN
+  SELECT c.conname INTO n FROM pg_constraint c
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    WHERE c.conrelid = {tbl}::regclass AND c.contype = 'n' AND a.attname = {col};
+  IF n IS NOT NULL AND n <> {target_lit} AND NOT EXISTS (
+    SELECT 1 FROM pg_constraint WHERE conrelid = {tbl}::regclass AND conname = {target_lit}) THEN
+    EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {tbl}, n, {target_lit});
+  END IF;
+END$tandem$"
+        ),
+    ))
+}

@@ -17,6 +17,9 @@ use crate::{Cx, PlanError};
 use std::collections::BTreeSet;
 use tandem_model::{qualified, quote_ident, quote_literal, shorten_name, ConstraintKind};
 
+/// The name a second column gets: this prefix, then the physical column's name.
+pub(crate) const SHADOW_PREFIX: &str = "_tandem_new_";
+
 /// What one operation does to a shadowed column.
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
@@ -148,7 +151,7 @@ impl Cx<'_> {
                 "column {column:?} is referenced by foreign key {fk}; a second column cannot take over a referenced column. Drop that foreign key in an earlier migration"
             )));
         }
-        let name = shorten_name(&format!("_tandem_new_{physical}"));
+        let name = shorten_name(&format!("{SHADOW_PREFIX}{physical}"));
         let type_set = data_type.is_some();
         let data_type = data_type.unwrap_or(&col.data_type).to_string();
         let qtable = qualified(self.schema(), &physical_table);

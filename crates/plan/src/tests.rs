@@ -36,3 +36,56 @@ fn a_failed_start_undoes_only_the_operations_whose_steps_ran() {
     assert_eq!(all, sqls(p.rollback.clone()));
     assert_eq!(all.len(), 2, "{all:?}");
 }
+
+/// After the backfill, validation scans run before anything in the same transaction takes a
+/// lock that blocks writes (narrowing the trigger takes SHARE ROW EXCLUSIVE): otherwise the
+/// application's writes would wait for the whole scan.
+#[test]
+fn validation_scans_come_before_write_blocking_locks_after_the_backfill() {
+    let base = "operations:
+  - create_table: {name: t, columns: [{name: id, type: int, pk: true}, {name: a, type: text, nullable: true}]}
+";
+    let base = Migration::parse(base, Format::Yaml, "01.yaml", "01").unwrap();
+    let physical = tandem_model::validate(&base, &Schema::new("public"))
+        .unwrap()
+        .schema;
+    let migration = Migration::parse(
+        "operations:
+  - alter_column: {table: t, column: a, nullable: false, up: \"COALESCE(a, '')\", down: a}
+  - alter_column: {table: t, column: a, check: {name: a_short, constraint: length(a) < 10}, up: \"left(a, 9)\", down: a}
+",
+        Format::Yaml,
+        "m.yaml",
+        "m",
+    )
+    .unwrap();
+    let p = plan(&PlanInput {
+        schema: "public",
+        version_schema: "public_m",
+        migration: &migration,
+        physical: &physical,
+        facts: &Facts {
+            pg_major: 15,
+            ..Facts::default()
+        },
+    })
+    .unwrap();
+    let steps = &p.after_backfill;
+    let last_validate = steps
+        .iter()
+        .rposition(|s| s.sql.contains("VALIDATE CONSTRAINT"))
+        .expect("a validation after the backfill");
+    let first_blocking = steps
+        .iter()
+        .position(|s| {
+            s.strongest_lock()
+                .is_some_and(|l| l.mode >= crate::step::LockMode::Share)
+                || s.sql.contains("CREATE TRIGGER")
+        })
+        .expect("the trigger narrows after the backfill");
+    assert!(
+        last_validate < first_blocking,
+        "{:#?}",
+        steps.iter().map(|s| &s.description).collect::<Vec<_>>()
+    );
+}
