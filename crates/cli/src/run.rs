@@ -1,6 +1,6 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
-use crate::cli::{Args, BackfillArgs, Command, EvidenceArgs, Global, LatestWhat};
+use crate::cli::{Args, BackfillArgs, BenchScenario, Command, EvidenceArgs, Global, LatestWhat};
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -321,24 +321,37 @@ pub fn run(args: Args) -> Result<()> {
             crate::monitor_view::run(&mut client, &options, once, interval, json)?;
         }
         Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
-        Command::BenchBackfill {
-            rows,
-            small_rows,
-            overhead_rows,
-            repeat,
-            pg_bin,
-            backfill,
-        } => crate::bench::run(
-            crate::bench::Options {
-                rows,
-                small_rows,
-                overhead_rows,
-                repeat,
-                pg_bin,
-                backfill: backfill_options(&backfill),
-            },
-            json,
-        )?,
+        Command::Bench(args) => {
+            let target = match &g.database_url {
+                Some(_) if !args.throwaway => tandem_bench::Target::Database(connect_options(&g)),
+                _ => tandem_bench::Target::Throwaway {
+                    bin_dir: args.pg_bin.clone(),
+                },
+            };
+            let scenarios = if args.scenarios.is_empty() {
+                tandem_bench::Scenario::ALL.to_vec()
+            } else {
+                args.scenarios
+                    .iter()
+                    .map(|s| match s {
+                        BenchScenario::Backfill => tandem_bench::Scenario::Backfill,
+                        BenchScenario::Triggers => tandem_bench::Scenario::Triggers,
+                        BenchScenario::Scaling => tandem_bench::Scenario::Scaling,
+                    })
+                    .collect()
+            };
+            let options = tandem_bench::BenchOptions {
+                target,
+                rows: args.rows.clone(),
+                scenarios,
+                repeat: args.repeat,
+                backfill: backfill_options(&args.backfill),
+                oltp_clients: args.oltp_clients,
+                oltp_duration: args.oltp_time,
+                built_in_oltp: args.built_in_oltp,
+            };
+            crate::bench::run(&options, json)?
+        }
     }
     Ok(())
 }
