@@ -176,6 +176,7 @@ fn panel<DB: DrawingBackend>(
         .x_desc("seconds since the clients began")
         .y_desc("latency (ms)")
         .label_style((FONT, 12))
+        .y_label_formatter(&|v| format!("{v}"))
         .axis_desc_style((FONT, 12))
         .light_line_style(WHITE.mix(0.0))
         .draw()
@@ -206,12 +207,12 @@ fn panel<DB: DrawingBackend>(
         .draw_series(LineSeries::new(max, RED.stroke_width(1)))
         .map_err(e)?
         .label("max per bucket")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+        .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 16, y + 2)], RED.filled()));
     chart
         .draw_series(LineSeries::new(p50, BLUE.stroke_width(2)))
         .map_err(e)?
         .label("median per bucket")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
+        .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 16, y + 2)], BLUE.filled()));
     chart
         .draw_series(timeline.samples.iter().filter(|s| !s.ok).map(|s| {
             Cross::new(
@@ -254,4 +255,72 @@ fn buckets(samples: &[Sample], t_max: f64) -> (Vec<(f64, f64)>, Vec<(f64, f64)>)
         max.push((t, g[g.len() - 1].max(0.05)));
     }
     (p50, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeline(spike_at: f64, error_at: Option<f64>) -> Timeline {
+        let samples = (0..400)
+            .map(|i| {
+                let at_s = i as f64 * 0.01;
+                let spike = (at_s - spike_at).abs() < 0.2;
+                Sample {
+                    at_s,
+                    latency_ms: if spike { 800.0 } else { 0.4 },
+                    ok: error_at.is_none_or(|e| (at_s - e).abs() > 0.005),
+                }
+            })
+            .collect();
+        Timeline {
+            samples,
+            phases: vec![
+                PhaseSpan {
+                    name: "start".into(),
+                    from_s: 1.0,
+                    to_s: 1.5,
+                },
+                PhaseSpan {
+                    name: "backfill".into(),
+                    from_s: 1.5,
+                    to_s: 3.0,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn draws_svg_and_png_with_phases_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![
+            ChartRow {
+                title: "type change".into(),
+                tandem: timeline(10.0, None),
+                by_hand: timeline(2.0, Some(2.5)),
+            },
+            ChartRow {
+                title: "NOT NULL".into(),
+                tandem: timeline(10.0, None),
+                by_hand: timeline(1.0, None),
+            },
+        ];
+        let files = draw("latency", &rows, &dir.path().join("chart")).unwrap();
+        let svg = std::fs::read_to_string(&files.svg).unwrap();
+        for text in [
+            "latency",
+            "type change: tandem",
+            "NOT NULL: by hand",
+            "backfill",
+            "(1 client errors)",
+        ] {
+            assert!(svg.contains(text), "{text} missing from the SVG");
+        }
+        let png = std::fs::read(&files.png).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // The IHDR chunk: width and height.
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!((width, height), (WIDTH, HEADER + 2 * ROW_HEIGHT));
+    }
 }
