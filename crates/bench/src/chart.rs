@@ -15,6 +15,8 @@ use std::sync::Once;
 pub struct Timeline {
     pub samples: Vec<Sample>,
     pub phases: Vec<PhaseSpan>,
+    /// When another session held a transaction open on the table.
+    pub held: Vec<PhaseSpan>,
 }
 
 /// One client request.
@@ -202,6 +204,22 @@ fn panel<DB: DrawingBackend>(
             )))
             .map_err(e)?;
     }
+    // The long transaction: a dark band along the bottom.
+    for h in &timeline.held {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(h.from_s, y_min), (h.to_s, y_min * 2.5)],
+                RGBColor(90, 90, 90).mix(0.7).filled(),
+            )))
+            .map_err(e)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                h.name.clone(),
+                (h.from_s, y_min * 5.0),
+                (FONT, 11).into_font().color(&BLACK),
+            )))
+            .map_err(e)?;
+    }
     let (p50, max) = buckets(&timeline.samples, t_max);
     chart
         .draw_series(LineSeries::new(max, RED.stroke_width(1)))
@@ -287,6 +305,11 @@ mod tests {
                     to_s: 3.0,
                 },
             ],
+            held: vec![PhaseSpan {
+                name: "long transaction".into(),
+                from_s: 0.8,
+                to_s: 2.0,
+            }],
         }
     }
 
@@ -313,6 +336,7 @@ mod tests {
             "NOT NULL: by hand",
             "backfill",
             "(1 client errors)",
+            "long transaction",
         ] {
             assert!(svg.contains(text), "{text} missing from the SVG");
         }

@@ -30,6 +30,8 @@ pub enum Error {
     Chart { path: PathBuf, message: String },
     #[error("{0}")]
     Options(String),
+    #[error("the benchmark's clients: {0}")]
+    Traffic(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
