@@ -279,6 +279,18 @@ impl Cluster {
         )
     }
 
+    /// Creates database `name` as a copy of `template`, which nobody may be connected to.
+    pub fn create_database_from(&self, name: &str, template: &str) -> Result<(), ClusterError> {
+        self.maintenance(
+            &format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                quote_ident(name),
+                quote_ident(template)
+            ),
+            format!("creating database {name:?} from {template:?}"),
+        )
+    }
+
     /// Drops database `name` if it exists, disconnecting its sessions first (PostgreSQL 13+).
     pub fn drop_database(&self, name: &str) -> Result<(), ClusterError> {
         self.maintenance(

@@ -79,7 +79,7 @@ pub(crate) fn not_null(cx: &mut Cx<'_>, physical_table: &str, column: &str) {
     let check = not_null_check_name(physical_table, column);
     let qcheck = quote_ident(&check);
     let qcol = quote_ident(column);
-    cx.start.push(
+    cx.start_checks.push(
         Step::tx(
             format!("add NOT NULL check on {physical_table}.{column} (NOT VALID)"),
             format!(
@@ -171,7 +171,7 @@ pub(crate) fn add(cx: &mut Cx<'_>, physical_table: &str, c: NewConstraint) {
     }
     match c {
         NewConstraint::Check { name, body } => {
-            cx.start.push(
+            cx.start_checks.push(
                 Step::tx(
                     format!("add check {name} (NOT VALID)"),
                     format!(
@@ -185,7 +185,7 @@ pub(crate) fn add(cx: &mut Cx<'_>, physical_table: &str, c: NewConstraint) {
             cx.rollback(drop_constraint(&table, &name));
         }
         NewConstraint::ForeignKey { name, body, target } => {
-            cx.start.push(
+            cx.start_checks.push(
                 Step::tx(
                     format!("add foreign key {name} (NOT VALID)"),
                     format!(

@@ -104,9 +104,14 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             cx.op_kind = op.kind();
             cx.rollback_groups.push(Vec::new());
             let first_start = cx.start.len();
+            let first_check = cx.start_checks.len();
             ops::plan_operation(&mut cx, op)?;
             let group = cx.rollback_groups.last_mut().expect("pushed above");
-            for step in cx.start[first_start..].iter_mut().chain(group) {
+            for step in cx.start[first_start..]
+                .iter_mut()
+                .chain(&mut cx.start_checks[first_check..])
+                .chain(group)
+            {
                 step.part = Some(Part::Operation(index));
             }
         }
@@ -140,6 +145,20 @@ pub(crate) fn bind_expression(binds: &[(String, String)], expr: &str) -> String 
             needed.join(", ")
         )
     }
+}
+
+/// Complete and rollback drop the trigger in their first transaction, and with it whatever
+/// fills the columns one version cannot see. A step that must run outside a transaction (an
+/// index dropped concurrently) between that drop and the drops of those columns and of their
+/// NOT NULL checks would leave a window in which the remaining version's writes fail them. Such
+/// steps go first instead, in their order, while the trigger still runs. tandem's own (indexes
+/// dropped concurrently) need nothing the phase's transactional steps do; a `sql` `down` that
+/// drops something CONCURRENTLY now runs before the `down`s of later operations, not after.
+fn outside_transactions_first(steps: Vec<Step>) -> Vec<Step> {
+    let (mut first, rest): (Vec<Step>, Vec<Step>) =
+        steps.into_iter().partition(|s| !s.transactional);
+    first.extend(rest);
+    first
 }
 
 /// The key a backfill walks: the primary key, else a valid unique index over NOT NULL columns,
@@ -200,6 +219,12 @@ pub(crate) struct Cx<'a> {
     pub hidden_tables: BTreeSet<String>,
     pub hidden_columns: BTreeSet<(String, String)>,
     pub after_backfill: Vec<Step>,
+    /// Constraints added `NOT VALID` at start to tables that exist. PostgreSQL holds every new
+    /// write to them at once, and some hold columns only the trigger fills (a NOT NULL check on
+    /// a second column), so they go after the triggers, in the triggers' transaction: a write
+    /// made before the trigger exists (while a concurrent index build runs between two start
+    /// transactions) must not be held to them.
+    pub start_checks: Vec<Step>,
     pub shadows: Vec<shadow::Shadow>,
     /// (physical table, physical column) that get a shadow from the first operation on.
     pub force_shadow: BTreeSet<(String, String)>,
@@ -242,6 +267,7 @@ impl<'a> Cx<'a> {
             hidden_tables: BTreeSet::new(),
             hidden_columns: BTreeSet::new(),
             after_backfill: Vec::new(),
+            start_checks: Vec::new(),
             shadows: Vec::new(),
             force_shadow: BTreeSet::new(),
             in_place: BTreeSet::new(),
@@ -336,7 +362,9 @@ impl<'a> Cx<'a> {
             complete.extend(trig.drop_steps(schema, table));
             rollback.extend(tagged(trig.drop_steps(schema, table)));
         }
+        start.extend(self.start_checks);
         complete.extend(self.contract);
+        let mut complete = outside_transactions_first(complete);
         // Renames go last, so every earlier contract step still finds the physical names it was
         // planned with; columns before tables for the same reason.
         let mut overlay = Overlay::default();
@@ -396,6 +424,7 @@ impl<'a> Cx<'a> {
         for group in self.rollback_groups.into_iter().rev() {
             rollback.extend(group);
         }
+        let rollback = outside_transactions_first(rollback);
         Plan {
             version_schema,
             start,

@@ -261,11 +261,13 @@ impl Cx<'_> {
             // turn; the new version's reach the old column through each `down`, last first.
             let trig = self.triggers.entry(physical_table.to_string()).or_default();
             for (k, change) in s.changes.iter().enumerate() {
+                // Every name the operation gives the column (its old name too, after a rename
+                // in the same operation) reads the value as it stands before this `up`: the old
+                // column for the first change, the second column after that.
                 let mut binds = change.old_binds.clone();
-                if k > 0 {
-                    binds.retain(|(n, _)| !change.names.contains(n));
-                    binds.extend(change.names.iter().map(|n| (n.clone(), s.name.clone())));
-                }
+                let input = if k == 0 { &s.original } else { &s.name };
+                binds.retain(|(n, _)| !change.names.contains(n));
+                binds.extend(change.names.iter().map(|n| (n.clone(), input.clone())));
                 let expr = if change.up.is_empty() {
                     quote_ident(&change.names[0])
                 } else {
@@ -302,17 +304,18 @@ impl Cx<'_> {
                     change.up.clone()
                 };
                 let up = cast(&up, &s.data_type, k + 1 == s.changes.len());
-                let binds: Vec<(String, String)> = change
+                let input = if k == 0 {
+                    quote_ident(&s.original)
+                } else {
+                    expr.clone()
+                };
+                let mut binds: Vec<(String, String)> = change
                     .old_binds
                     .iter()
-                    .map(|(n, p)| {
-                        if k > 0 && change.names.contains(n) {
-                            (n.clone(), expr.clone())
-                        } else {
-                            (n.clone(), quote_ident(p))
-                        }
-                    })
+                    .filter(|(n, _)| !change.names.contains(n))
+                    .map(|(n, p)| (n.clone(), quote_ident(p)))
                     .collect();
+                binds.extend(change.names.iter().map(|n| (n.clone(), input.clone())));
                 expr = crate::bind_expression(&binds, &up);
             }
             self.backfill(physical_table, &s.name, expr);
@@ -387,7 +390,7 @@ END$tandem$",
                 .trim_end()
                 .to_string();
             let q = quote_ident(&temp);
-            self.start.push(
+            self.start_checks.push(
                 Step::tx(
                     format!("copy constraint {} to the new column (NOT VALID)", c.name),
                     format!("ALTER TABLE {table} ADD CONSTRAINT {q} {body} NOT VALID"),
