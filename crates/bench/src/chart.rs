@@ -54,8 +54,10 @@ pub struct ChartFiles {
 const WIDTH: u32 = 1400;
 const ROW_HEIGHT: u32 = 300;
 const HEADER: u32 = 50;
-/// Requests are summarised per bucket of this many seconds.
-const BUCKETS: usize = 240;
+/// Requests are summarised per time bucket; a panel has between this many buckets...
+const MIN_BUCKETS: usize = 20;
+/// ... and this many.
+const MAX_BUCKETS: usize = 300;
 const FONT: &str = "sans-serif";
 
 const PHASE_COLOURS: [RGBColor; 5] = [
@@ -221,16 +223,36 @@ fn panel<DB: DrawingBackend>(
             .map_err(e)?;
     }
     let (p50, max) = buckets(&timeline.samples, t_max);
+    // A stretch without any answer (clients blocked) breaks the lines instead of bridging it.
+    // A bucket alone between gaps is drawn as a dot, a line of one point being invisible.
+    let dots = max
+        .iter()
+        .zip(&p50)
+        .filter(|(m, _)| m.len() == 1)
+        .flat_map(|(m, p)| [(m[0], RED), (p[0], BLUE)]);
     chart
-        .draw_series(LineSeries::new(max, RED.stroke_width(1)))
-        .map_err(e)?
-        .label("max per bucket")
-        .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 16, y + 2)], RED.filled()));
-    chart
-        .draw_series(LineSeries::new(p50, BLUE.stroke_width(2)))
-        .map_err(e)?
-        .label("median per bucket")
-        .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 16, y + 2)], BLUE.filled()));
+        .draw_series(dots.map(|(xy, colour)| Circle::new(xy, 2, colour.filled())))
+        .map_err(e)?;
+    for (k, run) in max.iter().enumerate() {
+        let series = chart
+            .draw_series(LineSeries::new(run.iter().copied(), RED.stroke_width(1)))
+            .map_err(e)?;
+        if k == 0 {
+            series
+                .label("max per bucket")
+                .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 16, y + 2)], RED.filled()));
+        }
+    }
+    for (k, run) in p50.iter().enumerate() {
+        let series = chart
+            .draw_series(LineSeries::new(run.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(e)?;
+        if k == 0 {
+            series
+                .label("median per bucket")
+                .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 16, y + 2)], BLUE.filled()));
+        }
+    }
     chart
         .draw_series(timeline.samples.iter().filter(|s| !s.ok).map(|s| {
             Cross::new(
@@ -244,7 +266,7 @@ fn panel<DB: DrawingBackend>(
         .legend(|(x, y)| Cross::new((x + 8, y), 4, BLACK.stroke_width(2)));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerRight)
         .label_font((FONT, 11))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
@@ -253,24 +275,37 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
+type Line = Vec<(f64, f64)>;
+
 /// The median and the maximum latency of the requests sent in each time bucket (of those that
-/// succeeded; errors are drawn on their own).
-fn buckets(samples: &[Sample], t_max: f64) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
-    let width = t_max / BUCKETS as f64;
-    let mut groups: Vec<Vec<f64>> = vec![Vec::new(); BUCKETS + 1];
+/// succeeded; errors are drawn on their own), as runs of consecutive non-empty buckets.
+fn buckets(samples: &[Sample], t_max: f64) -> (Vec<Line>, Vec<Line>) {
+    // About eight requests a bucket, so that a gap means the clients got no answer.
+    let count = (samples.len() / 8).clamp(MIN_BUCKETS, MAX_BUCKETS);
+    let width = t_max / count as f64;
+    let mut groups: Vec<Vec<f64>> = vec![Vec::new(); count + 1];
     for s in samples.iter().filter(|s| s.ok) {
-        let i = ((s.at_s / width) as usize).min(BUCKETS);
+        let i = ((s.at_s / width) as usize).min(count);
         groups[i].push(s.latency_ms);
     }
-    let (mut p50, mut max) = (Vec::new(), Vec::new());
+    let (mut p50, mut max): (Vec<Line>, Vec<Line>) = (Vec::new(), Vec::new());
+    let mut previous_empty = true;
     for (i, mut g) in groups.into_iter().enumerate() {
         if g.is_empty() {
+            previous_empty = true;
             continue;
+        }
+        if previous_empty {
+            p50.push(Vec::new());
+            max.push(Vec::new());
+            previous_empty = false;
         }
         g.sort_by(f64::total_cmp);
         let t = (i as f64 + 0.5) * width;
-        p50.push((t, g[g.len() / 2].max(0.05)));
-        max.push((t, g[g.len() - 1].max(0.05)));
+        if let (Some(a), Some(b)) = (p50.last_mut(), max.last_mut()) {
+            a.push((t, g[g.len() / 2].max(0.05)));
+            b.push((t, g[g.len() - 1].max(0.05)));
+        }
     }
     (p50, max)
 }

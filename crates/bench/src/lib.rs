@@ -8,6 +8,7 @@ pub mod chart;
 pub mod error;
 mod fixture;
 pub mod render;
+pub mod traffic;
 pub mod triggers;
 
 pub use error::{Error, Result};
@@ -33,17 +34,26 @@ pub enum Scenario {
     Backfill,
     /// 2: bulk UPDATE and a single-row OLTP mix with and without the dual-write triggers.
     Triggers,
+    /// 3: clients at a fixed rate during a type change and a NOT NULL addition, by tandem and
+    /// by hand, quietly and behind a long transaction.
+    Traffic,
     /// 4: backfill rows/s across table sizes.
     Scaling,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::Backfill, Scenario::Triggers, Scenario::Scaling];
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Backfill,
+        Scenario::Triggers,
+        Scenario::Traffic,
+        Scenario::Scaling,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Backfill => "backfill",
             Scenario::Triggers => "triggers",
+            Scenario::Traffic => "traffic",
             Scenario::Scaling => "scaling",
         }
     }
@@ -79,6 +89,10 @@ pub struct BenchOptions {
     pub oltp_duration: std::time::Duration,
     /// Use the built-in generator for the OLTP mix even when pgbench is there.
     pub built_in_oltp: bool,
+    /// The clients of scenario 3.
+    pub traffic: traffic::TrafficOptions,
+    /// Scenario 3 draws its chart at each size to `<chart>-<rows>.svg` and `.png`.
+    pub chart: Option<PathBuf>,
 }
 
 /// Everything measured.
@@ -90,8 +104,10 @@ pub struct Report {
     pub machine: Machine,
     pub backfill: Vec<backfill::BackfillSpeed>,
     pub triggers: Vec<triggers::TriggerCost>,
+    pub traffic: Vec<traffic::TrafficRun>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<backfill::Scaling>,
+    pub charts: Vec<chart::ChartFiles>,
 }
 
 /// The conditions the figures were measured in.
@@ -167,7 +183,9 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
         },
         backfill: Vec::new(),
         triggers: Vec::new(),
+        traffic: Vec::new(),
         scaling: None,
+        charts: Vec::new(),
     };
     let mut rates = Vec::new();
     for &rows in &sizes {
@@ -188,6 +206,19 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
                 &oltp,
                 progress,
             )?);
+        }
+        if wants(Scenario::Traffic) {
+            let runs = traffic::measure(&mut fx, rows, &opts.traffic, progress)?;
+            if let Some(stem) = &opts.chart {
+                let files = traffic::draw_chart(&runs, rows, stem)?;
+                progress(&format!(
+                    "chart written to {} and {}",
+                    files.svg.display(),
+                    files.png.display()
+                ));
+                report.charts.push(files);
+            }
+            report.traffic.extend(runs);
         }
     }
     if wants(Scenario::Scaling) {

@@ -66,6 +66,83 @@ pub fn table(r: &Report) -> String {
         }
         out.push_str(&align(&rows));
     }
+    if !r.traffic.is_empty() {
+        out.push_str(
+            "\n3. What the application feels: clients at a fixed rate, per phase of the change\n",
+        );
+        let mut rows = vec![header(&[
+            "rows",
+            "change",
+            "long transaction",
+            "by",
+            "phase",
+            "seconds",
+            "stmts/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+        ])];
+        for t in &r.traffic {
+            let who = match t.method {
+                crate::traffic::Method::Tandem => "tandem",
+                crate::traffic::Method::ByHand => "by hand",
+            };
+            for (i, p) in t.phases.iter().chain(std::iter::once(&t.total)).enumerate() {
+                let first = i == 0;
+                rows.push(vec![
+                    if first {
+                        thousands(t.rows as f64)
+                    } else {
+                        String::new()
+                    },
+                    if first {
+                        t.change.title().into()
+                    } else {
+                        String::new()
+                    },
+                    if first {
+                        if t.long_transaction { "yes" } else { "no" }.into()
+                    } else {
+                        String::new()
+                    },
+                    if first { who.into() } else { String::new() },
+                    p.phase.clone(),
+                    format!("{:.1}", p.seconds),
+                    format!("{:.0}", p.per_second),
+                    format!("{:.2}", p.p50_ms),
+                    format!("{:.2}", p.p99_ms),
+                    format!("{:.1}", p.max_ms),
+                    p.errors.to_string(),
+                ]);
+            }
+        }
+        out.push_str(&align(&rows));
+        for t in r.traffic.iter().filter(|t| !t.error_messages.is_empty()) {
+            out.push_str(&format!(
+                "{} rows, {}{}, {}: {}\n",
+                thousands(t.rows as f64),
+                t.change.title(),
+                if t.long_transaction {
+                    " behind a long transaction"
+                } else {
+                    ""
+                },
+                match t.method {
+                    crate::traffic::Method::Tandem => "tandem",
+                    crate::traffic::Method::ByHand => "by hand",
+                },
+                t.error_messages.join("; ")
+            ));
+        }
+        for c in &r.charts {
+            out.push_str(&format!(
+                "chart: {} and {}\n",
+                c.svg.display(),
+                c.png.display()
+            ));
+        }
+    }
     if let Some(s) = &r.scaling {
         out.push_str("\n4. Scaling: backfill rows/s by table size\n");
         let mut rows = vec![header(&["rows", "backfill rows/s", "µs per row"])];

@@ -26,6 +26,13 @@ fn options(db: &TestDb, rows: &[u64], scenarios: &[Scenario]) -> BenchOptions {
         oltp_clients: 2,
         oltp_duration: Duration::from_secs(1),
         built_in_oltp: false,
+        traffic: tandem_bench::traffic::TrafficOptions {
+            clients: 2,
+            rate: 100.0,
+            hold: Duration::from_secs(1),
+            settle: Duration::from_millis(200),
+        },
+        chart: None,
     }
 }
 
@@ -205,4 +212,102 @@ fn a_throwaway_cluster_when_no_database_is_given() {
     assert_eq!(report.target, "throwaway cluster");
     assert_eq!(report.backfill.len(), 1);
     assert!(progress[0].contains("throwaway"), "{progress:?}");
+}
+
+#[test]
+fn traffic_during_each_change_by_tandem_and_by_hand() {
+    use tandem_bench::traffic::{phase, Change, Method, TrafficOptions};
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let hold = Duration::from_secs(1);
+    let opts = BenchOptions {
+        traffic: TrafficOptions {
+            clients: 2,
+            rate: 100.0,
+            hold,
+            settle: Duration::from_millis(200),
+        },
+        chart: Some(dir.path().join("latency")),
+        ..options(&db, &[2000], &[Scenario::Traffic])
+    };
+    let (report, _) = run(&opts);
+    assert_eq!(
+        report.traffic.len(),
+        8,
+        "2 changes × quiet/long transaction × tandem/by hand"
+    );
+    for change in Change::ALL {
+        for long_transaction in [false, true] {
+            for method in [Method::Tandem, Method::ByHand] {
+                let what = format!("{change:?}, long transaction {long_transaction}, {method:?}");
+                let run = report
+                    .traffic
+                    .iter()
+                    .find(|r| {
+                        r.change == change
+                            && r.method == method
+                            && r.long_transaction == long_transaction
+                    })
+                    .unwrap_or_else(|| panic!("no run for {what}"));
+                let names: Vec<&str> = run.phases.iter().map(|p| p.phase.as_str()).collect();
+                assert_eq!(names.first(), Some(&phase::BASELINE), "{what}: {names:?}");
+                assert_eq!(names.last(), Some(&phase::AFTER), "{what}: {names:?}");
+                assert!(run.total.statements > 0 && run.total.max_ms > 0.0, "{what}");
+                assert_eq!(
+                    run.total.statements,
+                    run.phases.iter().map(|p| p.statements).sum::<u64>(),
+                    "{what}"
+                );
+                assert_eq!(
+                    run.timeline.samples.len() as u64,
+                    run.total.statements,
+                    "{what}"
+                );
+                match method {
+                    Method::Tandem => {
+                        for p in [phase::START, phase::ACTIVE, phase::COMPLETE] {
+                            assert!(names.contains(&p), "{what}: {names:?}");
+                        }
+                        // tandem's promise: the application never sees an error.
+                        assert_eq!(run.total.errors, 0, "{what}: {:?}", run.error_messages);
+                        // Behind the long transaction, tandem gave up waiting and retried.
+                        assert_eq!(run.lock_retries > 0, long_transaction, "{what}");
+                    }
+                    Method::ByHand => {
+                        assert!(names.contains(&phase::ALTER), "{what}: {names:?}");
+                        assert_eq!(run.lock_retries, 0);
+                        if long_transaction {
+                            // The ALTER queued behind the open transaction.
+                            assert!(run.change_seconds >= hold.as_secs_f64(), "{what}");
+                            assert_eq!(run.timeline.held.len(), 1, "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // By hand, the type change breaks the statements clients prepared before it.
+    let by_hand_type = report
+        .traffic
+        .iter()
+        .find(|r| {
+            r.change == Change::TypeChange && r.method == Method::ByHand && !r.long_transaction
+        })
+        .unwrap();
+    assert!(
+        by_hand_type
+            .error_messages
+            .iter()
+            .any(|m| m.contains("cached plan must not change result type")),
+        "{:?}",
+        by_hand_type.error_messages
+    );
+    assert_eq!(report.charts.len(), 1);
+    let svg = std::fs::read_to_string(&report.charts[0].svg).unwrap();
+    assert!(svg.contains("int → bigint, behind a long transaction: by hand"));
+    assert!(report.charts[0].png.is_file());
+    assert!(report.charts[0].svg.ends_with("latency-2000.svg"));
+    let text = tandem_bench::render::table(&report);
+    assert!(text.contains("3. What the application feels"), "{text}");
+    assert!(leftovers(&db).is_empty());
 }

@@ -118,6 +118,9 @@ pub enum Command {
         /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
         #[arg(long, env = "TANDEM_PG_BIN")]
         pg_bin: Option<PathBuf>,
+        /// Also draw the clients' latency, tandem against by hand, to PATH.svg and PATH.png.
+        #[arg(long)]
+        chart: Option<PathBuf>,
     },
     /// Measure what a migration costs the application, against the same change done by hand: figures, a table, --json, and a latency chart.
     Bench(BenchArgs),
@@ -143,6 +146,21 @@ pub struct BenchArgs {
     /// Drive the OLTP mix with the built-in generator even when pgbench is found.
     #[arg(long)]
     pub built_in_oltp: bool,
+    /// Concurrent application clients (scenario traffic); half use prepared statements.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Statements per second per client (scenario traffic).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// How long the other session keeps its transaction open (scenario traffic).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub hold: std::time::Duration,
+    /// Where the latency chart goes: PATH-ROWS.svg and PATH-ROWS.png per table size.
+    #[arg(long, default_value = "tandem-bench")]
+    pub chart: PathBuf,
+    /// Draw no chart.
+    #[arg(long)]
+    pub no_chart: bool,
     /// Use a throwaway cluster even when a database URL is set.
     #[arg(long)]
     pub throwaway: bool,
@@ -159,6 +177,8 @@ pub enum BenchScenario {
     Backfill,
     /// 2: bulk UPDATE and a single-row OLTP mix, with and without the dual-write triggers.
     Triggers,
+    /// 3: clients at a fixed rate during a type change and a NOT NULL addition, by tandem and by hand.
+    Traffic,
     /// 4: backfill rows/s across the table sizes.
     Scaling,
 }

@@ -320,7 +320,11 @@ pub fn run(args: Args) -> Result<()> {
             let mut client = connect()?;
             crate::monitor_view::run(&mut client, &options, once, interval, json)?;
         }
-        Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
+        Command::Demo {
+            rows,
+            pg_bin,
+            chart,
+        } => crate::demo::run(rows, pg_bin, chart, json)?,
         Command::Bench(args) => {
             let target = match &g.database_url {
                 Some(_) if !args.throwaway => tandem_bench::Target::Database(connect_options(&g)),
@@ -336,6 +340,7 @@ pub fn run(args: Args) -> Result<()> {
                     .map(|s| match s {
                         BenchScenario::Backfill => tandem_bench::Scenario::Backfill,
                         BenchScenario::Triggers => tandem_bench::Scenario::Triggers,
+                        BenchScenario::Traffic => tandem_bench::Scenario::Traffic,
                         BenchScenario::Scaling => tandem_bench::Scenario::Scaling,
                     })
                     .collect()
@@ -349,6 +354,13 @@ pub fn run(args: Args) -> Result<()> {
                 oltp_clients: args.oltp_clients,
                 oltp_duration: args.oltp_time,
                 built_in_oltp: args.built_in_oltp,
+                traffic: tandem_bench::traffic::TrafficOptions {
+                    clients: args.clients,
+                    rate: args.rate,
+                    hold: args.hold,
+                    settle: std::time::Duration::from_secs(1),
+                },
+                chart: (!args.no_chart).then(|| args.chart.clone()),
             };
             crate::bench::run(&options, json)?
         }

@@ -23,6 +23,10 @@ fn bench_json_on_a_scratch_database() {
             "1s",
             "--oltp-clients",
             "2",
+            "--clients",
+            "2",
+            "--hold",
+            "1s",
         ])
         .output()
         .expect("run tandem");
@@ -41,6 +45,20 @@ fn bench_json_on_a_scratch_database() {
     assert_eq!(sizes("backfill"), [1000, 2000]);
     assert_eq!(sizes("triggers"), [1000, 2000]);
     assert_eq!(doc["scaling"]["points"].as_array().unwrap().len(), 2);
+    let traffic = doc["traffic"].as_array().expect("traffic");
+    assert_eq!(traffic.len(), 16, "8 runs per size");
+    for t in traffic.iter().filter(|t| t["method"] == "tandem") {
+        assert_eq!(t["total"]["errors"], 0, "{t}");
+    }
+    // The chart of each size, in the working directory by default.
+    let charts = doc["charts"].as_array().expect("charts");
+    assert_eq!(charts.len(), 2);
+    for rows in [1000, 2000] {
+        for ext in ["svg", "png"] {
+            let file = dir.path().join(format!("tandem-bench-{rows}.{ext}"));
+            assert!(file.is_file(), "{} missing", file.display());
+        }
+    }
     for t in doc["triggers"].as_array().unwrap() {
         assert_eq!(t["oltp"]["failed"], 0, "{t}");
         assert_eq!(t["bulk"].as_array().unwrap().len(), 2);
