@@ -200,7 +200,7 @@ pub(crate) fn measure(
 /// an update of the changed column, and an insert of a row of their own.
 fn workload(name: &str, search_path: &str, index: usize, rows: u64, rate: f64) -> Workload {
     let key = move |n: u64| Value::Int(1 + ((n * 7919 + index as u64 * 104_729) % rows) as i64);
-    let protocol = if index % 2 == 0 {
+    let protocol = if index.is_multiple_of(2) {
         Protocol::Prepared
     } else {
         Protocol::Extended

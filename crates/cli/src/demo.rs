@@ -92,7 +92,7 @@ fn workload(
         |client: usize, n: u64| Value::Int(1_000_000_000 + client as i64 * 10_000_000 + n as i64);
     let (t, col) = (quote_ident(table), quote_ident(name_column));
     Workload::new(version, Some(search_path))
-        .protocol(if i % 2 == 0 {
+        .protocol(if i.is_multiple_of(2) {
             Protocol::Prepared
         } else {
             Protocol::Extended
