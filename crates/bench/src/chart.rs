@@ -78,14 +78,14 @@ pub fn draw(title: &str, rows: &[ChartRow], stem: &Path) -> Result<ChartFiles> {
     let size = (WIDTH, HEADER + ROW_HEIGHT * rows.len().max(1) as u32);
     {
         let root = SVGBackend::new(&files.svg, size).into_drawing_area();
-        paint(&root, title, rows).map_err(|message| Error::Chart {
+        paint(&root, title, rows, false).map_err(|message| Error::Chart {
             path: files.svg.clone(),
             message,
         })?;
     }
     {
         let root = BitMapBackend::new(&files.png, size).into_drawing_area();
-        paint(&root, title, rows).map_err(|message| Error::Chart {
+        paint(&root, title, rows, true).map_err(|message| Error::Chart {
             path: files.png.clone(),
             message,
         })?;
@@ -102,17 +102,28 @@ fn register_font() {
     });
 }
 
+/// Text as drawn: in a bitmap, with three-per-em spaces, because plotters' rasterizer places
+/// glyphs without their side bearings and a plain space after `T` all but vanishes.
+fn label(text: &str, bitmap: bool) -> String {
+    if bitmap {
+        text.replace(' ', "\u{2004}")
+    } else {
+        text.to_string()
+    }
+}
+
 fn paint<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     rows: &[ChartRow],
+    bitmap: bool,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let (header, body) = root.split_vertically(HEADER);
     header
         .draw_text(
-            title,
+            &label(title, bitmap),
             &TextStyle::from((FONT, 22).into_font().style(FontStyle::Bold)),
             (20, 14),
         )
@@ -152,7 +163,16 @@ fn paint<DB: DrawingBackend>(
                     String::new()
                 }
             );
-            panel(&cells[i * 2 + j], &caption, timeline, t_max, y_min, y_max)?;
+            let caption = label(&caption, bitmap);
+            panel(
+                &cells[i * 2 + j],
+                &caption,
+                timeline,
+                t_max,
+                y_min,
+                y_max,
+                bitmap,
+            )?;
         }
     }
     root.present().map_err(e)?;
@@ -166,6 +186,7 @@ fn panel<DB: DrawingBackend>(
     t_max: f64,
     y_min: f64,
     y_max: f64,
+    bitmap: bool,
 ) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let mut chart = ChartBuilder::on(area)
@@ -200,7 +221,7 @@ fn panel<DB: DrawingBackend>(
         let y = y_max / 10f64.powf(0.25 + 0.35 * (k % 3) as f64);
         chart
             .draw_series(std::iter::once(Text::new(
-                p.name.clone(),
+                label(&p.name, bitmap),
                 (p.from_s, y),
                 (FONT, 12).into_font().color(&BLACK),
             )))
@@ -216,7 +237,7 @@ fn panel<DB: DrawingBackend>(
             .map_err(e)?;
         chart
             .draw_series(std::iter::once(Text::new(
-                h.name.clone(),
+                label(&h.name, bitmap),
                 (h.from_s, y_min * 5.0),
                 (FONT, 11).into_font().color(&BLACK),
             )))
@@ -358,7 +379,7 @@ mod tests {
                 by_hand: timeline(2.0, Some(2.5)),
             },
             ChartRow {
-                title: "NOT NULL".into(),
+                title: "SET NOT NULL".into(),
                 tandem: timeline(10.0, None),
                 by_hand: timeline(1.0, None),
             },
@@ -368,7 +389,7 @@ mod tests {
         for text in [
             "latency",
             "type change: tandem",
-            "NOT NULL: by hand",
+            "SET NOT NULL: by hand",
             "backfill",
             "(1 client errors)",
             "long transaction",
