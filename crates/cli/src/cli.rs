@@ -122,28 +122,87 @@ pub enum Command {
         /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
         #[arg(long, env = "TANDEM_PG_BIN")]
         pg_bin: Option<PathBuf>,
+        /// Also draw the clients' latency, tandem against by hand, to PATH.svg and PATH.png.
+        #[arg(long)]
+        chart: Option<PathBuf>,
     },
-    /// Measure the backfill and the trigger's cost on a throwaway cluster (figures, not a test).
-    #[command(hide = true)]
-    BenchBackfill {
-        /// Rows in the large table.
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: i64,
-        /// Rows in the small table the large one's rows/s is compared with.
-        #[arg(long, default_value_t = 100_000)]
-        small_rows: i64,
-        /// Rows in the table the trigger's cost is measured on.
-        #[arg(long, default_value_t = 1_000_000)]
-        overhead_rows: i64,
-        /// Runs of each backfill and plain UPDATE measurement; their medians are compared.
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        /// Directory of PostgreSQL server binaries (default: discovered as the test kit does).
-        #[arg(long, env = "TANDEM_PG_BIN")]
-        pg_bin: Option<PathBuf>,
-        #[command(flatten)]
-        backfill: BackfillArgs,
-    },
+    /// Measure what a migration costs the application, against the same change done by hand: figures, a table, --json, and a latency chart.
+    Bench(BenchArgs),
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct BenchArgs {
+    /// Table sizes, comma-separated; k and M multiply by a thousand and a million.
+    #[arg(long, value_delimiter = ',', value_parser = parse_rows, default_value = "100k,1M,5M")]
+    pub rows: Vec<u64>,
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long = "scenario", value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<BenchScenario>,
+    /// Runs of each measurement; medians are reported.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Concurrent sessions of the OLTP mix (scenario triggers).
+    #[arg(long, default_value_t = 4)]
+    pub oltp_clients: u32,
+    /// How long each run of the OLTP mix lasts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub oltp_time: std::time::Duration,
+    /// Drive the OLTP mix with the built-in generator even when pgbench is found.
+    #[arg(long)]
+    pub built_in_oltp: bool,
+    /// Concurrent application clients (scenario traffic); half use prepared statements.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Statements per second per client (scenario traffic).
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// How long the other session keeps its transaction open (scenario traffic).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub hold: std::time::Duration,
+    /// Where the latency chart goes: PATH-ROWS.svg and PATH-ROWS.png per table size.
+    #[arg(long, default_value = "tandem-bench")]
+    pub chart: PathBuf,
+    /// Draw no chart.
+    #[arg(long)]
+    pub no_chart: bool,
+    /// Use a throwaway cluster even when a database URL is set.
+    #[arg(long)]
+    pub throwaway: bool,
+    /// Directory of PostgreSQL server binaries for the throwaway cluster (default: discovered as the test kit does).
+    #[arg(long, env = "TANDEM_PG_BIN")]
+    pub pg_bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub backfill: BackfillArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchScenario {
+    /// 1: backfill rows/s against one plain UPDATE of the same expression.
+    Backfill,
+    /// 2: bulk UPDATE and a single-row OLTP mix, with and without the dual-write triggers.
+    Triggers,
+    /// 3: clients at a fixed rate during a type change and a NOT NULL addition, by tandem and by hand.
+    Traffic,
+    /// 4: backfill rows/s across the table sizes.
+    Scaling,
+}
+
+/// `100k`, `1M`, `5000000`: a number of rows.
+pub fn parse_rows(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, factor) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000),
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of rows (e.g. 100k, 1M, 250000)"))?;
+    match n.checked_mul(factor) {
+        Some(0) | None => Err(format!("{s:?}: a table needs between 1 and 2^64 rows")),
+        Some(rows) => Ok(rows),
+    }
 }
 
 #[derive(ClapArgs, Debug, Clone)]

@@ -1,6 +1,6 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
-use crate::cli::{Args, BackfillArgs, Command, EvidenceArgs, Global, LatestWhat};
+use crate::cli::{Args, BackfillArgs, BenchScenario, Command, EvidenceArgs, Global, LatestWhat};
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -326,25 +326,50 @@ pub fn run(args: Args) -> Result<()> {
             let mut client = connect()?;
             crate::monitor_view::run(&mut client, &options, once, interval, json)?;
         }
-        Command::Demo { rows, pg_bin } => crate::demo::run(rows, pg_bin, json)?,
-        Command::BenchBackfill {
+        Command::Demo {
             rows,
-            small_rows,
-            overhead_rows,
-            repeat,
             pg_bin,
-            backfill,
-        } => crate::bench::run(
-            crate::bench::Options {
-                rows,
-                small_rows,
-                overhead_rows,
-                repeat,
-                pg_bin,
-                backfill: backfill_options(&backfill),
-            },
-            json,
-        )?,
+            chart,
+        } => crate::demo::run(rows, pg_bin, chart, json)?,
+        Command::Bench(args) => {
+            let target = match &g.database_url {
+                Some(_) if !args.throwaway => tandem_bench::Target::Database(connect_options(&g)),
+                _ => tandem_bench::Target::Throwaway {
+                    bin_dir: args.pg_bin.clone(),
+                },
+            };
+            let scenarios = if args.scenarios.is_empty() {
+                tandem_bench::Scenario::ALL.to_vec()
+            } else {
+                args.scenarios
+                    .iter()
+                    .map(|s| match s {
+                        BenchScenario::Backfill => tandem_bench::Scenario::Backfill,
+                        BenchScenario::Triggers => tandem_bench::Scenario::Triggers,
+                        BenchScenario::Traffic => tandem_bench::Scenario::Traffic,
+                        BenchScenario::Scaling => tandem_bench::Scenario::Scaling,
+                    })
+                    .collect()
+            };
+            let options = tandem_bench::BenchOptions {
+                target,
+                rows: args.rows.clone(),
+                scenarios,
+                repeat: args.repeat,
+                backfill: backfill_options(&args.backfill),
+                oltp_clients: args.oltp_clients,
+                oltp_duration: args.oltp_time,
+                built_in_oltp: args.built_in_oltp,
+                traffic: tandem_bench::traffic::TrafficOptions {
+                    clients: args.clients,
+                    rate: args.rate,
+                    hold: args.hold,
+                    settle: std::time::Duration::from_secs(1),
+                },
+                chart: (!args.no_chart).then(|| args.chart.clone()),
+            };
+            crate::bench::run(&options, json)?
+        }
     }
     Ok(())
 }

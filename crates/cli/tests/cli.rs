@@ -192,6 +192,23 @@ fn demo_runs_with_zero_client_errors() {
     assert!(doc["old_client"]["operations"].as_u64().unwrap() > 0);
     assert!(doc["new_client"]["operations"].as_u64().unwrap() > 0);
     assert!(doc["rows_visible_to_both_versions"].as_i64().unwrap() >= 3000);
+    // The clients' latency per phase of the migration, and the same changes by hand beside it.
+    let phases: Vec<&str> = doc["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    for p in ["baseline", "start", "complete", "after"] {
+        assert!(phases.contains(&p), "{phases:?}");
+    }
+    let by_hand: Vec<&str> = doc["by_hand"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_hand, ["baseline", "ALTER TABLE", "after"]);
 }
 
 /// A `tandem start` killed (SIGKILL) in the middle of its backfill leaves the migration

@@ -1,0 +1,157 @@
+//! Scenarios 1 and 4: the backfill's rows/s against one plain `UPDATE` of the same expression
+//! on the same table, and how rows/s holds up as the table grows.
+
+use crate::error::Result;
+use crate::fixture::{self, Fixture};
+use crate::{median, Progress};
+use serde::Serialize;
+use std::sync::Mutex;
+use tandem_pg::Event;
+
+/// What `up` and the plain UPDATE both compute.
+pub const EXPRESSION: &str = "upper(b) || '-' || a";
+
+const ADD_COLUMN: &str = "operations:
+  - add_column:
+      table: {table}
+      up: \"upper(b) || '-' || a\"
+      column: {name: c, type: text, nullable: true}
+";
+
+/// Scenario 1 at one table size.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillSpeed {
+    pub rows: u64,
+    /// Median of the runs: the backfill's own figure, first batch to last.
+    pub backfill_rows_per_s: f64,
+    /// Median of the runs of `UPDATE bench SET c = <expression>`.
+    pub plain_update_rows_per_s: f64,
+    /// backfill ÷ plain UPDATE; 1 means as fast.
+    pub ratio: f64,
+    /// Batches the (median) backfill took.
+    pub batches: u64,
+    pub backfill_runs: Vec<f64>,
+    pub plain_update_runs: Vec<f64>,
+}
+
+/// Scenario 4: backfill rows/s at each size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scaling {
+    pub points: Vec<ScalingPoint>,
+    /// rows/s at the largest size ÷ at the smallest; 1 means the cost per row is flat.
+    pub largest_over_smallest: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingPoint {
+    pub rows: u64,
+    pub backfill_rows_per_s: f64,
+    /// Microseconds of backfill per row.
+    pub us_per_row: f64,
+}
+
+/// Scenario 1 at `rows` rows: the two measurements alternate `repeat` times, so drift in the
+/// machine's load hits both alike, and their medians are compared.
+pub(crate) fn speed(
+    fx: &mut Fixture,
+    rows: u64,
+    repeat: usize,
+    progress: Progress<'_>,
+) -> Result<BackfillSpeed> {
+    let (mut plains, mut backfills, mut batches) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=repeat.max(1) {
+        let plain = plain_update(fx, rows)?;
+        let (backfill, n) = backfill(fx, rows)?;
+        progress(&format!(
+            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches), plain UPDATE {plain:.0} rows/s"
+        ));
+        plains.push(plain);
+        backfills.push(backfill);
+        batches.push((backfill, n));
+    }
+    let backfill_rows_per_s = median(&backfills);
+    let plain_update_rows_per_s = median(&plains);
+    let batches = batches
+        .iter()
+        .find(|(r, _)| *r == backfill_rows_per_s)
+        .map_or(0, |(_, n)| *n);
+    Ok(BackfillSpeed {
+        rows,
+        backfill_rows_per_s,
+        plain_update_rows_per_s,
+        ratio: backfill_rows_per_s / plain_update_rows_per_s,
+        batches,
+        backfill_runs: backfills,
+        plain_update_runs: plains,
+    })
+}
+
+/// Scenario 4 from measured rows/s per size.
+pub(crate) fn scaling(points: &[(u64, f64)]) -> Option<Scaling> {
+    let mut points: Vec<ScalingPoint> = points
+        .iter()
+        .map(|&(rows, rate)| ScalingPoint {
+            rows,
+            backfill_rows_per_s: rate,
+            us_per_row: 1e6 / rate,
+        })
+        .collect();
+    points.sort_by_key(|p| p.rows);
+    let (first, last) = (points.first()?, points.last()?);
+    Some(Scaling {
+        largest_over_smallest: last.backfill_rows_per_s / first.backfill_rows_per_s,
+        points,
+    })
+}
+
+/// Backfill rows/s alone at `rows` rows (scenario 4 without scenario 1): the median of `repeat`
+/// runs.
+pub(crate) fn backfill_only(fx: &mut Fixture, rows: u64, repeat: usize) -> Result<f64> {
+    let mut rates = Vec::new();
+    for _ in 0..repeat.max(1) {
+        rates.push(backfill(fx, rows)?.0);
+    }
+    Ok(median(&rates))
+}
+
+/// Rows/s of one `UPDATE bench SET c = <expression>` over the whole table.
+fn plain_update(fx: &mut Fixture, rows: u64) -> Result<f64> {
+    fx.build(rows)?;
+    let table = Fixture::table();
+    fx.execute(&format!("ALTER TABLE {table} ADD COLUMN c text"))?;
+    fx.vacuum()?;
+    let took = fx.timed(&format!("UPDATE {table} SET c = {EXPRESSION}"))?;
+    Ok(rows as f64 / took.as_secs_f64())
+}
+
+/// Rows/s of tandem's backfill of the same expression, from the backfill's own figure, which
+/// covers its first batch to its last; and how many batches it took.
+fn backfill(fx: &mut Fixture, rows: u64) -> Result<(f64, u64)> {
+    fx.build(rows)?;
+    let (rate, batches) = start(fx)?;
+    fx.engine().rollback(&tandem_pg::events::ignore)?;
+    Ok((rate, batches))
+}
+
+/// Starts the add-column migration (backfill included) on the freshly built table.
+pub(crate) fn start(fx: &mut Fixture) -> Result<(f64, u64)> {
+    let migration = fixture::migration("bench_add_column", ADD_COLUMN)?;
+    let seen = Mutex::new((0.0, 0u64));
+    let on_event = |e: &Event| {
+        if let Event::Backfill {
+            rows_per_second,
+            done,
+            ..
+        } = e
+        {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.1 += 1;
+            if *done {
+                seen.0 = *rows_per_second as f64;
+            }
+        }
+    };
+    fx.engine().start(&migration, &on_event)?;
+    let seen = seen.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(seen)
+}
