@@ -281,8 +281,6 @@ impl TestDb {
         db
     }
 
-    /// A libpq-style URL for this database; see [`Cluster::url`].
-
     /// How this database's tests act: as the superuser or as a least-privileged role.
     pub fn access(&self) -> Access {
         self.access
