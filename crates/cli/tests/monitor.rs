@@ -1,6 +1,6 @@
 //! `tandem monitor --once --json` against known situations: a blocked session shows as a lock
 //! wait naming both pids, and a role without pg_monitor gets the snapshot with its limitation
-//! stated instead of an error.
+//! stated instead of an error, and a standby whose replay is paused shows its lag.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -258,4 +258,110 @@ fn a_paused_backfill_shows_its_reason_rate_and_eta() {
             .get::<_, i64>(0),
         0
     );
+}
+
+/// A lagging standby: with replay paused on it and writes on the primary, the snapshot lists the
+/// standby, streaming, with its replay lag in bytes; once replay resumes the lag goes.
+#[test]
+fn a_lagging_standby_shows_its_replay_lag() {
+    let pair = tandem_testkit::Replicated::start();
+    let url = pair.primary.url("postgres");
+    let mut standby = pair.standby_session("postgres");
+    standby
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .unwrap();
+    let mut primary = pair.primary_session("postgres");
+    primary
+        .batch_execute("CREATE TABLE lag (x int); INSERT INTO lag SELECT generate_series(1, 20000)")
+        .unwrap();
+    let replay_lag = |snap: &serde_json::Value| {
+        snap["standbys"]
+            .as_array()
+            .and_then(|s| s.first())
+            .and_then(|s| s["replay_lag_bytes"].as_i64())
+            .unwrap_or(0)
+    };
+    // The primary learns the standby's replay position from its status messages.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let snap = loop {
+        let snap = snapshot(&url);
+        if replay_lag(&snap) > 0 {
+            break snap;
+        }
+        assert!(Instant::now() < deadline, "no replay lag seen: {snap:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(snap["standbys"].as_array().unwrap().len(), 1, "{snap:#}");
+    assert_eq!(snap["standbys"][0]["state"], "streaming", "{snap:#}");
+    standby
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .unwrap();
+    pair.wait_for_replay();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replay_lag(&snapshot(&url)) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the replay lag stayed after replay resumed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A long-running query and a session idle in a transaction past their thresholds are listed
+/// with their pids, and with the time they have run.
+#[test]
+fn long_queries_and_idle_transactions_are_listed() {
+    let db = TestDb::new();
+    let mut idle = db.connect();
+    idle.batch_execute("SET application_name = 'idler'; BEGIN; SELECT 1")
+        .unwrap();
+    let idle_pid: i32 = idle
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut sleeper = db.connect();
+    let sleeper_pid: i32 = sleeper
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let sleeping = std::thread::spawn(move || {
+        sleeper.batch_execute("SELECT pg_sleep(4)").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = tandem(
+        &[
+            "--json",
+            "monitor",
+            "--once",
+            "--long-query",
+            "1s",
+            "--idle-in-transaction",
+            "1s",
+        ],
+        &db.url(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snap: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pids = |key: &str| -> Vec<i64> {
+        snap[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["pid"].as_i64().unwrap())
+            .collect()
+    };
+    assert!(
+        pids("long_queries").contains(&i64::from(sleeper_pid)),
+        "{snap:#}"
+    );
+    assert!(
+        pids("idle_in_transaction").contains(&i64::from(idle_pid)),
+        "{snap:#}"
+    );
+    assert!(
+        !pids("long_queries").contains(&i64::from(idle_pid)),
+        "{snap:#}"
+    );
+    sleeping.join().unwrap();
+    idle.batch_execute("ROLLBACK").unwrap();
 }
