@@ -419,7 +419,7 @@ fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
     });
     let mut url = url::Url::parse(&base).context("the database URL is not a postgres:// URL")?;
     let _ = url.set_password(None);
-    let search_path = Engine::search_path_for(version_schema, &g.schema).replace(' ', "\\ ");
+    let search_path = Engine::search_path_for(version_schema, &g.schema);
     // libpq decodes %XX but not `+`, so the query is percent-encoded by hand.
     let mut query: Vec<String> = url
         .query_pairs()
@@ -428,7 +428,7 @@ fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
         .collect();
     query.push(format!(
         "options={}",
-        percent_encode(&format!("-c search_path={search_path}"))
+        percent_encode(&tandem_pg::connect::search_path_option(&search_path))
     ));
     url.set_query(Some(&query.join("&")));
     Ok(url.to_string())

@@ -399,6 +399,21 @@ impl rustls::client::danger::ServerCertVerifier for LaxVerifier {
     }
 }
 
+/// The `options` value that sets `search_path` at connection time, as an application that picks
+/// a version schema does. The server splits `options` on whitespace and honours backslash
+/// escapes, so spaces (and backslashes) are escaped to keep a path such as `"v 2", public` one
+/// option.
+pub fn search_path_option(search_path: &str) -> String {
+    let mut out = String::from("-c search_path=");
+    for c in search_path.chars() {
+        if c == '\\' || c.is_whitespace() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +437,14 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:****@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn search_path_options_keep_spaces_and_backslashes() {
+        assert_eq!(
+            search_path_option("\"v 2\", public"),
+            "-c search_path=\"v\\ 2\",\\ public"
+        );
+        assert_eq!(search_path_option("a\\b"), "-c search_path=a\\\\b");
     }
 }

@@ -346,10 +346,7 @@ impl TestDb {
     pub fn connect_with_search_path(&self, search_path: &str) -> postgres::Client {
         let mut config = self.cluster.config(&self.name);
         config.user(&self.user);
-        config.options(&format!(
-            "-c search_path={}",
-            escape_option_value(search_path)
-        ));
+        config.options(&tandem_pg::connect::search_path_option(search_path));
         config.connect(NoTls).unwrap_or_else(|error| {
             panic!(
                 "tandem-testkit: connecting to {} with search_path {search_path:?}: {}",
@@ -519,19 +516,6 @@ fn unique_name() -> String {
     )
 }
 
-/// The server splits `options` on whitespace and honours backslash escapes, so a search_path
-/// such as `"v 2", public` must have its spaces escaped to stay one option.
-fn escape_option_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if c == '\\' || c.is_whitespace() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// `postgres::Error` displays as just "db error"; the server's message lives in its source.
 #[cfg(test)]
 mod tests {
@@ -547,14 +531,5 @@ mod tests {
             normalize_dump(dump),
             "CREATE TABLE public.t (\n    id integer\n);\n"
         );
-    }
-
-    #[test]
-    fn option_values_keep_spaces() {
-        assert_eq!(
-            escape_option_value("\"v 2\", public"),
-            "\"v\\ 2\",\\ public"
-        );
-        assert_eq!(escape_option_value("a\\b"), "a\\\\b");
     }
 }

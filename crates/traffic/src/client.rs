@@ -91,7 +91,7 @@ pub(crate) fn run(setup: Setup) -> Outcome {
         .collect();
     let connect_label: Arc<str> = "connect".into();
     if let Some(path) = &workload.search_path {
-        config.options(&format!("-c search_path={}", escape_option_value(path)));
+        config.options(&tandem_pg::connect::search_path_option(path));
     }
     config.application_name(&format!("tandem-traffic {}", workload.name));
     let mut out = Outcome::default();
@@ -296,17 +296,4 @@ fn pause(stop: &AtomicBool, d: Duration) {
         }
         std::thread::sleep(left.min(Duration::from_millis(20)));
     }
-}
-
-/// The server splits `options` on whitespace and honours backslash escapes, so a search_path
-/// such as `"v 2", public` must have its spaces escaped to stay one option.
-fn escape_option_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if c == '\\' || c.is_whitespace() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
