@@ -151,13 +151,8 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
         }
         Target::Database(connect) => (None, connect.clone(), "database"),
     };
-    let pgbench = match &cluster {
-        Some(c) => Some(c.bin_dir().join("pgbench")),
-        None => tandem_pg::cluster::discover_bin_dir()
-            .ok()
-            .map(|d| d.join("pgbench")),
-    }
-    .filter(|p| p.is_file());
+    let pgbench =
+        tandem_pg::cluster::client_program("pgbench", cluster.as_ref().map(|c| c.bin_dir()));
     let oltp = OltpOptions {
         clients: opts.oltp_clients.max(1),
         duration: opts.oltp_duration,

@@ -60,17 +60,17 @@ fn run_setup(client: &mut postgres::Client, file: &str, sql: &str) -> Result<()>
     Ok(())
 }
 
-/// Runs one of the cluster's client programs, or the one on PATH when the cluster's build has
-/// none (server-only builds such as scripts/fetch-pg.sh installs), and fails with its stderr.
+/// Runs one of the cluster's client programs, or another installed one when the cluster's build
+/// has none (server-only builds such as scripts/fetch-pg.sh installs), and fails with its stderr.
 fn run_tool(cluster: &Cluster, program: &str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>> {
-    let own = cluster.bin_dir().join(program);
-    let path = if own.is_file() { own } else { program.into() };
+    let path = tandem_pg::cluster::client_program(program, Some(cluster.bin_dir()))
+        .unwrap_or_else(|| program.into());
     let out = std::process::Command::new(&path)
         .args(args)
         .output()
         .with_context(|| {
             format!(
-                "cannot run {program} (looked in {} and on PATH); --schema-from needs pg_dump and psql: install PostgreSQL's client programs",
+                "cannot run {program} (looked in {}, /usr/lib/postgresql and on PATH); --schema-from needs pg_dump and psql: install PostgreSQL's client programs",
                 cluster.bin_dir().display()
             )
         })?;

@@ -571,6 +571,49 @@ pub fn discover_bin_dir() -> Result<PathBuf, ClusterError> {
         .ok_or(ClusterError::BinariesNotFound)
 }
 
+/// Where a client program of PostgreSQL (`pgbench`, `pg_dump`, `psql`) is: next to the server
+/// binaries in `preferred` when they ship it, else in the directory [`discover_bin_dir`] finds,
+/// else in the newest versioned directory under `/usr/lib/postgresql` that has it, else on `PATH`.
+/// Server builds that carry only `initdb`, `pg_ctl` and `postgres` (the npm packages) lack them,
+/// and a client of another major version still speaks to the server.
+pub fn client_program(name: &str, preferred: Option<&Path>) -> Option<PathBuf> {
+    let versioned = || {
+        let mut dirs: Vec<(Vec<u32>, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let version = name
+                    .split('.')
+                    .map(|part| part.parse::<u32>().ok())
+                    .collect::<Option<Vec<u32>>>()?;
+                Some((version, entry.path().join("bin")))
+            })
+            .collect();
+        dirs.sort();
+        dirs.into_iter()
+            .rev()
+            .map(|(_, bin)| bin.join(name))
+            .find(|p| p.is_file())
+    };
+    let on_path = || {
+        env::split_paths(&env::var_os("PATH")?)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    };
+    preferred
+        .map(|dir| dir.join(name))
+        .filter(|p| p.is_file())
+        .or_else(|| {
+            discover_bin_dir()
+                .ok()
+                .map(|d| d.join(name))
+                .filter(|p| p.is_file())
+        })
+        .or_else(versioned)
+        .or_else(on_path)
+}
+
 fn check_bin_dir(dir: PathBuf, origin: &'static str) -> Result<PathBuf, ClusterError> {
     for binary in ["initdb", "postgres"] {
         if !dir.join(binary).is_file() {
