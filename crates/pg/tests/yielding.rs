@@ -267,7 +267,7 @@ fn db_with_table() -> (TestDb, postgres::Client) {
 fn backfill_pauses_while_a_slot_retains_too_much_wal() {
     let (db, client) = db_with_table();
     let slot = format!("{}_slot", db.name);
-    let mut admin = db.connect();
+    let mut admin = db.connect_as_superuser();
     admin
         .execute(
             "SELECT pg_create_physical_replication_slot($1, true)",
