@@ -287,7 +287,7 @@ fn panel<DB: DrawingBackend>(
         .legend(|(x, y)| Cross::new((x + 8, y), 4, BLACK.stroke_width(2)));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperMiddle)
         .label_font((FONT, 11))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
