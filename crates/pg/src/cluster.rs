@@ -578,22 +578,9 @@ pub fn discover_bin_dir() -> Result<PathBuf, ClusterError> {
 /// and a client of another major version still speaks to the server.
 pub fn client_program(name: &str, preferred: Option<&Path>) -> Option<PathBuf> {
     let versioned = || {
-        let mut dirs: Vec<(Vec<u32>, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
-                let version = name
-                    .split('.')
-                    .map(|part| part.parse::<u32>().ok())
-                    .collect::<Option<Vec<u32>>>()?;
-                Some((version, entry.path().join("bin")))
-            })
-            .collect();
-        dirs.sort();
-        dirs.into_iter()
-            .rev()
-            .map(|(_, bin)| bin.join(name))
+        versioned_bin_dirs(Path::new("/usr/lib/postgresql"))
+            .into_iter()
+            .map(|bin| bin.join(name))
             .find(|p| p.is_file())
     };
     let on_path = || {
@@ -642,8 +629,16 @@ fn pg_config_bin_dir() -> Option<PathBuf> {
 
 /// The `bin` directory of the highest version under `root` (`root/15/bin`, `root/16/bin`, ...).
 fn newest_versioned_bin_dir(root: &Path) -> Option<PathBuf> {
-    fs::read_dir(root)
-        .ok()?
+    versioned_bin_dirs(root)
+        .into_iter()
+        .find(|bin| has_server_binaries(bin))
+}
+
+/// The `bin` directories of the versions under `root`, highest version first.
+fn versioned_bin_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<(Vec<u32>, PathBuf)> = fs::read_dir(root)
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
@@ -651,11 +646,11 @@ fn newest_versioned_bin_dir(root: &Path) -> Option<PathBuf> {
                 .split('.')
                 .map(|part| part.parse::<u32>().ok())
                 .collect::<Option<Vec<u32>>>()?;
-            let bin = entry.path().join("bin");
-            has_server_binaries(&bin).then_some((version, bin))
+            Some((version, entry.path().join("bin")))
         })
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, bin)| bin)
+        .collect();
+    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.into_iter().map(|(_, bin)| bin).collect()
 }
 
 fn bin_dir_on_path() -> Option<PathBuf> {
