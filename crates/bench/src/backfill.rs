@@ -6,6 +6,7 @@ use crate::fixture::{self, Fixture};
 use crate::{median, Progress};
 use serde::Serialize;
 use std::sync::Mutex;
+use tandem_pg::throttle::YieldAction;
 use tandem_pg::Event;
 
 /// What `up` and the plain UPDATE both compute.
@@ -61,9 +62,17 @@ pub(crate) fn speed(
     let (mut plains, mut backfills, mut batches) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=repeat.max(1) {
         let plain = plain_update(fx, rows)?;
-        let (backfill, n) = backfill(fx, rows)?;
+        let run_of = backfill(fx, rows)?;
+        let (backfill, n) = (run_of.rows_per_second, run_of.batches);
+        let yielded = match run_of.yields.as_slice() {
+            [] => String::new(),
+            [first, ..] => format!(
+                "; it yielded {} times, first because {first}",
+                run_of.yields.len()
+            ),
+        };
         progress(&format!(
-            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches), plain UPDATE {plain:.0} rows/s"
+            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches{yielded}), plain UPDATE {plain:.0} rows/s"
         ));
         plains.push(plain);
         backfills.push(backfill);
@@ -109,7 +118,7 @@ pub(crate) fn scaling(points: &[(u64, f64)]) -> Option<Scaling> {
 pub(crate) fn backfill_only(fx: &mut Fixture, rows: u64, repeat: usize) -> Result<f64> {
     let mut rates = Vec::new();
     for _ in 0..repeat.max(1) {
-        rates.push(backfill(fx, rows)?.0);
+        rates.push(backfill(fx, rows)?.rows_per_second);
     }
     Ok(median(&rates))
 }
@@ -125,33 +134,48 @@ fn plain_update(fx: &mut Fixture, rows: u64) -> Result<f64> {
 }
 
 /// Rows/s of tandem's backfill of the same expression, from the backfill's own figure, which
-/// covers its first batch to its last; and how many batches it took.
-fn backfill(fx: &mut Fixture, rows: u64) -> Result<(f64, u64)> {
+/// covers its first batch to its last; how many batches it took, and why it yielded.
+fn backfill(fx: &mut Fixture, rows: u64) -> Result<Started> {
     fx.build(rows)?;
-    let (rate, batches) = start(fx)?;
+    let started = start(fx)?;
     fx.engine().rollback(&tandem_pg::events::ignore)?;
-    Ok((rate, batches))
+    Ok(started)
 }
 
 /// Starts the add-column migration (backfill included) on the freshly built table.
-pub(crate) fn start(fx: &mut Fixture) -> Result<(f64, u64)> {
+pub(crate) fn start(fx: &mut Fixture) -> Result<Started> {
     let migration = fixture::migration("bench_add_column", ADD_COLUMN)?;
-    let seen = Mutex::new((0.0, 0u64));
+    let seen = Mutex::new(Started::default());
     let on_event = |e: &Event| {
-        if let Event::Backfill {
-            rows_per_second,
-            done,
-            ..
-        } = e
-        {
-            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            seen.1 += 1;
-            if *done {
-                seen.0 = *rows_per_second as f64;
+        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Backfill {
+                rows_per_second,
+                done,
+                ..
+            } => {
+                seen.batches += 1;
+                if *done {
+                    seen.rows_per_second = *rows_per_second as f64;
+                }
             }
+            Event::BackfillYield {
+                action: YieldAction::Paused | YieldAction::Throttled,
+                reason,
+                ..
+            } => seen.yields.push(reason.clone()),
+            _ => {}
         }
     };
     fx.engine().start(&migration, &on_event)?;
-    let seen = seen.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok(seen)
+    Ok(seen.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// What a backfill did: its own rows/s, its batches, and why it paused or slowed down, if it
+/// did (a pause or a rest after a slow batch counts in its rows/s).
+#[derive(Debug, Default)]
+pub(crate) struct Started {
+    pub rows_per_second: f64,
+    pub batches: u64,
+    pub yields: Vec<String>,
 }
