@@ -261,6 +261,18 @@ impl Cluster {
         )
     }
 
+    /// `postgres://USER@/DBNAME?host=SOCKETDIR&port=PORT`: over the Unix socket alone, the way
+    /// a client on the database's own machine connects.
+    pub fn socket_url_as(&self, user: &str, dbname: &str) -> String {
+        format!(
+            "postgres://{}@/{}?host={}&port={}",
+            percent_encode(user, false),
+            percent_encode(dbname, false),
+            percent_encode(&self.socket_dir.to_string_lossy(), true),
+            self.port,
+        )
+    }
+
     /// `postgres://postgres@localhost:PORT/DBNAME`: over TCP, which TLS needs (a Unix socket never
     /// negotiates it). Add `sslmode` and `sslrootcert` as query parameters.
     pub fn tcp_url(&self, dbname: &str) -> String {

@@ -1,7 +1,7 @@
 //! Connections: from a URL or the libpq environment variables, with TLS through rustls
 //! (`sslmode` disable, prefer, require, verify-ca, verify-full; `sslrootcert` or PGSSLROOTCERT
-//! names the CA to trust), and every session set up the same way: lock_timeout,
-//! application_name, and the role to act as.
+//! names the CA to trust; none over Unix sockets, as with libpq), and every session set up the
+//! same way: lock_timeout, application_name, and the role to act as.
 
 use crate::error::{Error, Result};
 use crate::locks::LockTimeout;
@@ -138,6 +138,18 @@ fn config(opts: &ConnectOptions) -> Result<(Config, Tls, Option<String>)> {
         "verify-ca" => Tls::VerifyCa,
         "verify-full" => Tls::VerifyFull,
         other => return Err(Error::Connect(format!("unknown sslmode {other:?}"))),
+    };
+    // Like libpq, never negotiate TLS over a Unix socket: the server refuses it there, and the
+    // driver cannot even name a socket path to the TLS layer, so `prefer`, the default, would
+    // fail every local connection.
+    let tls = if config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, postgres::config::Host::Unix(_)))
+    {
+        Tls::Disable
+    } else {
+        tls
     };
     config.ssl_mode(match tls {
         Tls::Disable => SslMode::Disable,

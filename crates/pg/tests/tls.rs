@@ -64,6 +64,26 @@ fn require_encrypts_and_disable_does_not() {
     assert!(session_uses_tls(&mut client));
 }
 
+/// A Unix socket never negotiates TLS, whatever `sslmode` says, as with libpq: the default
+/// (`prefer`) and `require` both connect, unencrypted, on a server that offers TLS over TCP.
+#[test]
+fn a_unix_socket_connects_without_tls_whatever_the_sslmode() {
+    let db = db();
+    for mode in [None, Some("prefer"), Some("require")] {
+        let url = match mode {
+            Some(m) => format!("{}&sslmode={m}", db.socket_url()),
+            None => db.socket_url(),
+        };
+        let mut client = connect(url).unwrap_or_else(|e| panic!("sslmode {mode:?}: {e}"));
+        let over_socket: bool = client
+            .query_one("SELECT inet_server_addr() IS NULL", &[])
+            .unwrap()
+            .get(0);
+        assert!(over_socket, "sslmode {mode:?} connected over TCP");
+        assert!(!session_uses_tls(&mut client));
+    }
+}
+
 #[test]
 fn verify_full_trusts_the_root_cert_it_is_given() {
     let db = db();

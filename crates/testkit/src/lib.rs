@@ -312,6 +312,12 @@ impl TestDb {
         self.cluster.tcp_url_as(&self.user, &self.name)
     }
 
+    /// A URL for this database over the Unix socket alone, as [`TestDb::user`]; see
+    /// [`Cluster::socket_url_as`].
+    pub fn socket_url(&self) -> String {
+        self.cluster.socket_url_as(&self.user, &self.name)
+    }
+
     /// The cluster this database lives on.
     pub fn cluster(&self) -> &'static Cluster {
         self.cluster
