@@ -39,6 +39,11 @@ pub fn connect(opts: &ConnectOptions) -> Result<Client> {
     let (config, tls, root_cert) = config(opts)?;
     let mut client = match tls {
         Tls::Disable => config.connect(NoTls),
+        // `prefer` falls back to a plain connection when the TLS attempt fails, as libpq's
+        // does; that also covers a Unix socket listed beside TCP hosts.
+        Tls::Prefer => config
+            .connect(rustls_connector(tls, root_cert.as_deref())?)
+            .or_else(|_| config.connect(NoTls)),
         _ => config.connect(rustls_connector(tls, root_cert.as_deref())?),
     }
     .map_err(|e| Error::Connect(describe_connect_error(&e, tls, root_cert.as_deref())))?;

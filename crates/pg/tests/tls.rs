@@ -82,6 +82,16 @@ fn a_unix_socket_connects_without_tls_whatever_the_sslmode() {
         assert!(over_socket, "sslmode {mode:?} connected over TCP");
         assert!(!session_uses_tls(&mut client));
     }
+    // A socket listed after a TCP host that refuses connections: `prefer` gets through on it.
+    let mixed = format!(
+        "host=127.0.0.1,{} port=1,{} user={} dbname={}",
+        db.cluster().socket_dir().display(),
+        db.cluster().port(),
+        db.user(),
+        db.name
+    );
+    let mut client = connect(mixed.clone()).unwrap_or_else(|e| panic!("{mixed}: {e}"));
+    assert!(!session_uses_tls(&mut client));
 }
 
 #[test]
