@@ -1,13 +1,15 @@
 //! Scenarios 1 and 4: the backfill's rows/s against one plain `UPDATE` of the same expression
 //! on the same table, and how rows/s holds up as the table grows.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fixture::{self, Fixture};
 use crate::{median, Progress};
 use serde::Serialize;
 use std::sync::Mutex;
+use tandem_pg::backfill::BackfillOptions;
 use tandem_pg::throttle::YieldAction;
 use tandem_pg::Event;
+use tandem_plan::BACKFILL_SETTING;
 
 /// What `up` and the plain UPDATE both compute.
 pub const EXPRESSION: &str = "upper(b) || '-' || a";
@@ -29,10 +31,19 @@ pub struct BackfillSpeed {
     pub plain_update_rows_per_s: f64,
     /// backfill ÷ plain UPDATE; 1 means as fast.
     pub ratio: f64,
+    /// Median of the runs of the same UPDATE on the table as it is during the migration: with
+    /// the migration's trigger in place (not firing, as in a backfill batch). PostgreSQL locks
+    /// every row before it updates it when a table has any BEFORE UPDATE row trigger, whether
+    /// or not the trigger then fires, so this is the single statement the backfill's batches
+    /// can be compared with on equal terms.
+    pub plain_update_under_trigger_rows_per_s: f64,
+    /// backfill ÷ that UPDATE.
+    pub ratio_under_trigger: f64,
     /// Batches the (median) backfill took.
     pub batches: u64,
     pub backfill_runs: Vec<f64>,
     pub plain_update_runs: Vec<f64>,
+    pub plain_update_under_trigger_runs: Vec<f64>,
 }
 
 /// Scenario 4: backfill rows/s at each size.
@@ -60,8 +71,10 @@ pub(crate) fn speed(
     progress: Progress<'_>,
 ) -> Result<BackfillSpeed> {
     let (mut plains, mut backfills, mut batches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut under_trigger = Vec::new();
     for run in 1..=repeat.max(1) {
         let plain = plain_update(fx, rows)?;
+        let plain_triggered = plain_update_under_trigger(fx, rows)?;
         let run_of = backfill(fx, rows)?;
         let (backfill, n) = (run_of.rows_per_second, run_of.batches);
         let yielded = match run_of.yields.as_slice() {
@@ -72,14 +85,16 @@ pub(crate) fn speed(
             ),
         };
         progress(&format!(
-            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches{yielded}), plain UPDATE {plain:.0} rows/s"
+            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches{yielded}), plain UPDATE {plain:.0} rows/s, with the migration's trigger in place {plain_triggered:.0} rows/s"
         ));
         plains.push(plain);
+        under_trigger.push(plain_triggered);
         backfills.push(backfill);
         batches.push((backfill, n));
     }
     let backfill_rows_per_s = median(&backfills);
     let plain_update_rows_per_s = median(&plains);
+    let plain_update_under_trigger_rows_per_s = median(&under_trigger);
     let batches = batches
         .iter()
         .find(|(r, _)| *r == backfill_rows_per_s)
@@ -89,9 +104,12 @@ pub(crate) fn speed(
         backfill_rows_per_s,
         plain_update_rows_per_s,
         ratio: backfill_rows_per_s / plain_update_rows_per_s,
+        plain_update_under_trigger_rows_per_s,
+        ratio_under_trigger: backfill_rows_per_s / plain_update_under_trigger_rows_per_s,
         batches,
         backfill_runs: backfills,
         plain_update_runs: plains,
+        plain_update_under_trigger_runs: under_trigger,
     })
 }
 
@@ -130,6 +148,50 @@ fn plain_update(fx: &mut Fixture, rows: u64) -> Result<f64> {
     fx.execute(&format!("ALTER TABLE {table} ADD COLUMN c text"))?;
     fx.vacuum()?;
     let took = fx.timed(&format!("UPDATE {table} SET c = {EXPRESSION}"))?;
+    Ok(rows as f64 / took.as_secs_f64())
+}
+
+/// Rows/s of the same UPDATE on the table with the migration started: its trigger in place, and
+/// the backfill stopped after its first batch of one row (the test hook), so that the UPDATE,
+/// run with the backfill's setting on as a batch is, leaves the trigger's `WHEN` false.
+fn plain_update_under_trigger(fx: &mut Fixture, rows: u64) -> Result<f64> {
+    fx.build(rows)?;
+    let saved = fx.backfill;
+    fx.backfill = BackfillOptions {
+        batch_size: Some(1),
+        stop_after_batches: Some(1),
+        ..saved
+    };
+    let started = start(fx);
+    fx.backfill = saved;
+    match started {
+        Err(Error::Engine(tandem_pg::Error::BackfillInterrupted { .. })) => {}
+        Err(e) => return Err(e),
+        Ok(_) => {
+            return Err(Error::Options(
+                "the backfill was to stop after its first batch".into(),
+            ))
+        }
+    }
+    fx.vacuum()?;
+    let table = Fixture::table();
+    let triggers: i64 = fx
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = $1::text::regclass AND NOT tgisinternal",
+            &[&table],
+        )
+        .map_err(crate::error::sql("counting the migration's triggers"))?
+        .get(0);
+    if triggers == 0 {
+        return Err(Error::Options(format!(
+            "the migration left no trigger on {table} to measure the UPDATE under"
+        )));
+    }
+    let took = fx.timed(&format!(
+        "BEGIN; SET LOCAL {BACKFILL_SETTING} = 'on'; UPDATE {table} SET c = {EXPRESSION}; COMMIT"
+    ))?;
+    fx.engine().rollback(&tandem_pg::events::ignore)?;
     Ok(rows as f64 / took.as_secs_f64())
 }
 

@@ -83,6 +83,12 @@ fn backfill_speed_and_scaling_at_each_size() {
         // 500-row batches: the backfill walked the whole table in several of them.
         assert!(b.batches >= b.rows / 500, "{b:?}");
         assert_eq!((b.backfill_runs.len(), b.plain_update_runs.len()), (1, 1));
+        assert!(positive(b.plain_update_under_trigger_rows_per_s), "{b:?}");
+        assert_eq!(
+            b.ratio_under_trigger,
+            b.backfill_rows_per_s / b.plain_update_under_trigger_rows_per_s
+        );
+        assert_eq!(b.plain_update_under_trigger_runs.len(), 1);
     }
     let scaling = report.scaling.as_ref().expect("scaling was asked for");
     let points: Vec<(u64, f64)> = scaling

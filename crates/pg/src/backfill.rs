@@ -93,8 +93,12 @@ impl Default for BackfillOptions {
 /// passed since they were last looked at.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 
-/// The adaptive size starts here, grows or shrinks at most twofold per batch, within bounds.
+/// The adaptive size starts here and moves towards the target within bounds: it grows at most
+/// eightfold per batch, so a small first batch reaches the target's size in two or three
+/// batches, and shrinks at most fourfold, so one slow batch does not collapse it.
 const FIRST_BATCH: u64 = 1_000;
+const MAX_GROWTH: f64 = 8.0;
+const MAX_SHRINK: f64 = 0.25;
 const MIN_BATCH: u64 = 100;
 const MAX_BATCH: u64 = 1_000_000;
 
@@ -120,7 +124,8 @@ impl BatchSize {
 
     fn adapt(&mut self, took: Duration) {
         if let Some(target) = self.target {
-            let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-4)).clamp(0.5, 2.0);
+            let factor =
+                (target.as_secs_f64() / took.as_secs_f64().max(1e-4)).clamp(MAX_SHRINK, MAX_GROWTH);
             self.rows = ((self.rows as f64 * factor) as u64).clamp(MIN_BATCH, MAX_BATCH);
         }
     }
@@ -693,5 +698,50 @@ fn resumable(e: &Error) -> bool {
             Some(code) => ["08", "57"].iter().any(|c| code.code().starts_with(c)),
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adaptive() -> BatchSize {
+        BatchSize::new(&BackfillOptions::default())
+    }
+
+    #[test]
+    fn the_size_reaches_the_target_in_a_few_batches() {
+        // 5 µs a row: the target of 150 ms is 30,000 rows.
+        let mut size = adaptive();
+        let mut batches = 0;
+        while size.rows < 25_000 {
+            size.adapt(Duration::from_micros(5 * size.rows));
+            batches += 1;
+        }
+        assert_eq!(batches, 2, "1,000 → 8,000 → 30,000");
+        size.adapt(Duration::from_micros(5 * size.rows));
+        assert_eq!(size.rows, 30_000, "at the target the size stays put");
+    }
+
+    #[test]
+    fn a_slow_batch_shrinks_the_size_at_most_fourfold() {
+        let mut size = adaptive();
+        size.rows = 40_000;
+        size.adapt(Duration::from_secs(10));
+        assert_eq!(size.rows, 10_000);
+        size.rows = 200;
+        size.adapt(Duration::from_secs(10));
+        assert_eq!(size.rows, MIN_BATCH);
+    }
+
+    #[test]
+    fn a_fixed_size_never_moves() {
+        let mut size = BatchSize::new(&BackfillOptions {
+            batch_size: Some(500),
+            ..BackfillOptions::default()
+        });
+        size.adapt(Duration::from_secs(10));
+        size.adapt(Duration::from_micros(1));
+        assert_eq!(size.rows, 500);
     }
 }
