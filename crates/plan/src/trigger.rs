@@ -231,8 +231,10 @@ impl TableTrigger {
             } else {
                 format!("ROW({}) IS DISTINCT FROM ROW({})", list("OLD"), list("NEW"))
             };
+            // The change test comes first: PostgreSQL evaluates `AND` left to right and stops at
+            // the first false, so an UPDATE of other columns never reads the settings.
             sql.push_str(&format!(
-                ";\nCREATE OR REPLACE TRIGGER {} BEFORE UPDATE ON {qtable} FOR EACH ROW WHEN ({skip} AND {changed}) EXECUTE FUNCTION {function}()",
+                ";\nCREATE OR REPLACE TRIGGER {} BEFORE UPDATE ON {qtable} FOR EACH ROW WHEN ({changed} AND {skip}) EXECUTE FUNCTION {function}()",
                 quote_ident(&update)
             ));
         }
