@@ -39,16 +39,29 @@ pub fn connect(opts: &ConnectOptions) -> Result<Client> {
     let (config, tls, root_cert) = config(opts)?;
     let mut client = match tls {
         Tls::Disable => config.connect(NoTls),
-        // `prefer` falls back to a plain connection when the TLS attempt fails, as libpq's
-        // does; that also covers a Unix socket listed beside TCP hosts.
+        // `prefer` falls back to a plain connection when TLS itself fails, as libpq's does;
+        // that also covers a Unix socket listed beside TCP hosts. Other failures (a host that
+        // does not answer, a refused login) would fail the same way again, so they stand.
         Tls::Prefer => config
             .connect(rustls_connector(tls, root_cert.as_deref())?)
-            .or_else(|_| config.connect(NoTls)),
+            .or_else(|e| {
+                if is_tls_failure(&e) {
+                    config.connect(NoTls)
+                } else {
+                    Err(e)
+                }
+            }),
         _ => config.connect(rustls_connector(tls, root_cert.as_deref())?),
     }
     .map_err(|e| Error::Connect(describe_connect_error(&e, tls, root_cert.as_deref())))?;
     setup_session(&mut client, opts)?;
     Ok(client)
+}
+
+/// Whether the driver failed in the TLS layer (its message names the handshake; the kind of
+/// error is not public).
+fn is_tls_failure(e: &postgres::Error) -> bool {
+    e.to_string().starts_with("error performing TLS handshake")
 }
 
 /// The driver's message, plus what a certificate the client rejected means for the user.
