@@ -39,11 +39,19 @@ pub struct BackfillSpeed {
     pub plain_update_under_trigger_rows_per_s: f64,
     /// backfill ÷ that UPDATE.
     pub ratio_under_trigger: f64,
+    /// Sessions the parallel backfill used (`--backfill-workers`, at least 2).
+    pub parallel_workers: usize,
+    /// Median of the runs of the same backfill with `parallel_workers` sessions updating
+    /// disjoint ranges at once.
+    pub parallel_backfill_rows_per_s: f64,
+    /// That backfill ÷ one plain UPDATE on the bare table.
+    pub parallel_ratio: f64,
     /// Batches the (median) backfill took.
     pub batches: u64,
     pub backfill_runs: Vec<f64>,
     pub plain_update_runs: Vec<f64>,
     pub plain_update_under_trigger_runs: Vec<f64>,
+    pub parallel_backfill_runs: Vec<f64>,
 }
 
 /// Scenario 4: backfill rows/s at each size.
@@ -71,11 +79,25 @@ pub(crate) fn speed(
     progress: Progress<'_>,
 ) -> Result<BackfillSpeed> {
     let (mut plains, mut backfills, mut batches) = (Vec::new(), Vec::new(), Vec::new());
-    let mut under_trigger = Vec::new();
+    let (mut under_trigger, mut parallels) = (Vec::new(), Vec::new());
+    let workers = fx.backfill.workers.max(2);
+    let single = BackfillOptions {
+        workers: 1,
+        ..fx.backfill
+    };
+    let parallel = BackfillOptions {
+        workers,
+        ..fx.backfill
+    };
     for run in 1..=repeat.max(1) {
         let plain = plain_update(fx, rows)?;
         let plain_triggered = plain_update_under_trigger(fx, rows)?;
+        fx.backfill = single;
         let run_of = backfill(fx, rows)?;
+        fx.backfill = parallel;
+        let run_parallel = backfill(fx, rows);
+        fx.backfill = single;
+        let run_parallel = run_parallel?.rows_per_second;
         let (backfill, n) = (run_of.rows_per_second, run_of.batches);
         let yielded = match run_of.yields.as_slice() {
             [] => String::new(),
@@ -85,8 +107,9 @@ pub(crate) fn speed(
             ),
         };
         progress(&format!(
-            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches{yielded}), plain UPDATE {plain:.0} rows/s, with the migration's trigger in place {plain_triggered:.0} rows/s"
+            "backfill speed, {rows} rows, run {run}: backfill {backfill:.0} rows/s ({n} batches{yielded}), plain UPDATE {plain:.0} rows/s, with the migration's trigger in place {plain_triggered:.0} rows/s; backfill with {workers} workers {run_parallel:.0} rows/s"
         ));
+        parallels.push(run_parallel);
         plains.push(plain);
         under_trigger.push(plain_triggered);
         backfills.push(backfill);
@@ -95,6 +118,7 @@ pub(crate) fn speed(
     let backfill_rows_per_s = median(&backfills);
     let plain_update_rows_per_s = median(&plains);
     let plain_update_under_trigger_rows_per_s = median(&under_trigger);
+    let parallel_backfill_rows_per_s = median(&parallels);
     let batches = batches
         .iter()
         .find(|(r, _)| *r == backfill_rows_per_s)
@@ -106,10 +130,14 @@ pub(crate) fn speed(
         ratio: backfill_rows_per_s / plain_update_rows_per_s,
         plain_update_under_trigger_rows_per_s,
         ratio_under_trigger: backfill_rows_per_s / plain_update_under_trigger_rows_per_s,
+        parallel_workers: workers,
+        parallel_backfill_rows_per_s,
+        parallel_ratio: parallel_backfill_rows_per_s / plain_update_rows_per_s,
         batches,
         backfill_runs: backfills,
         plain_update_runs: plains,
         plain_update_under_trigger_runs: under_trigger,
+        parallel_backfill_runs: parallels,
     })
 }
 

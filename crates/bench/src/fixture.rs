@@ -46,6 +46,7 @@ impl Fixture {
             schema: SCHEMA.into(),
             state_schema: STATE_SCHEMA.into(),
             backfill: self.backfill,
+            connect: Some(self.connect.clone()),
             ..EngineOptions::default()
         }
     }

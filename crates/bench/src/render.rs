@@ -14,7 +14,7 @@ pub fn table(r: &Report) -> String {
     );
     if !r.backfill.is_empty() {
         out.push_str(
-            "\n1. Backfill speed: tandem's backfill ÷ one plain UPDATE of the same expression, on the bare table and with the migration's trigger in place\n",
+            "\n1. Backfill speed: tandem's backfill ÷ one plain UPDATE of the same expression, on the bare table and with the migration's trigger in place; and the backfill with several workers ÷ the plain UPDATE\n",
         );
         let mut rows = vec![header(&[
             "rows",
@@ -24,6 +24,8 @@ pub fn table(r: &Report) -> String {
             "plain UPDATE, trigger in place",
             "ratio",
             "batches",
+            "parallel backfill rows/s",
+            "ratio",
         ])];
         for b in &r.backfill {
             rows.push(vec![
@@ -34,6 +36,12 @@ pub fn table(r: &Report) -> String {
                 thousands(b.plain_update_under_trigger_rows_per_s),
                 format!("{:.2}", b.ratio_under_trigger),
                 b.batches.to_string(),
+                format!(
+                    "{} ({} workers)",
+                    thousands(b.parallel_backfill_rows_per_s),
+                    b.parallel_workers
+                ),
+                format!("{:.2}", b.parallel_ratio),
             ]);
         }
         out.push_str(&align(&rows));

@@ -89,6 +89,13 @@ fn backfill_speed_and_scaling_at_each_size() {
             b.backfill_rows_per_s / b.plain_update_under_trigger_rows_per_s
         );
         assert_eq!(b.plain_update_under_trigger_runs.len(), 1);
+        assert_eq!(b.parallel_workers, 2, "{b:?}");
+        assert!(positive(b.parallel_backfill_rows_per_s), "{b:?}");
+        assert_eq!(
+            b.parallel_ratio,
+            b.parallel_backfill_rows_per_s / b.plain_update_rows_per_s
+        );
+        assert_eq!(b.parallel_backfill_runs.len(), 1);
     }
     let scaling = report.scaling.as_ref().expect("scaling was asked for");
     let points: Vec<(u64, f64)> = scaling

@@ -289,6 +289,10 @@ pub struct BackfillArgs {
     /// How long one backfill batch (and so its row locks) should last, e.g. 150ms.
     #[arg(long, default_value = "150ms", value_parser = parse_duration)]
     pub backfill_target: std::time::Duration,
+    /// Sessions updating backfill batches at once (each on its own key or block range); more
+    /// than one uses that many more server cores, for a faster backfill of a large table.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub backfill_workers: u16,
     /// A pause between backfill batches, e.g. 10ms.
     #[arg(long, value_parser = parse_duration)]
     pub backfill_batch_delay: Option<std::time::Duration>,

@@ -61,6 +61,7 @@ fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions 
         state_schema: g.state_schema.clone(),
         backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
         type_changes_in_place: backfill.is_some_and(|b| b.type_changes_in_place),
+        connect: Some(connect_options(g)),
         ..EngineOptions::default()
     }
 }
@@ -80,6 +81,7 @@ fn backfill_options(b: &BackfillArgs) -> BackfillOptions {
         delay: b.backfill_batch_delay.unwrap_or_default(),
         max_replication_lag: b.max_replication_lag,
         max_slot_wal_bytes: b.max_slot_wal,
+        workers: b.backfill_workers.into(),
         ..BackfillOptions::default()
     }
 }

@@ -41,6 +41,7 @@
 //! as it does everywhere, that nobody else changes the table's schema while a migration is
 //! active.
 
+use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::locks::{is_lock_timeout, lock_holders, wait_before_retry, RetryPolicy};
@@ -48,11 +49,13 @@ use crate::state::BackfillCheckpoint;
 use crate::throttle::{Hold, Limits, Watch, YieldAction, SLOW_FACTOR};
 use postgres::types::private::BytesMut;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
-use postgres::{Client, Statement, Transaction};
+use postgres::{Client, GenericClient, Statement, Transaction};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tandem_model::{qualified, quote_ident, Schema};
 use tandem_plan::{Backfill, Lock, LockMode, BACKFILL_SETTING};
+
+mod parallel;
 
 /// How big batches are and how fast they follow each other.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +73,10 @@ pub struct BackfillOptions {
     pub max_slot_wal_bytes: Option<i64>,
     /// How often a paused backfill looks again whether it may go on.
     pub recheck: Duration,
+    /// Sessions updating batches at once. With more than one, disjoint key (or block) ranges
+    /// are updated in parallel by sessions of their own, and the checkpoint follows the
+    /// longest run of committed ranges from the start; see `parallel`.
+    pub workers: usize,
     /// For tests: stop with `Error::BackfillInterrupted` after this many batches of one run.
     #[doc(hidden)]
     pub stop_after_batches: Option<u64>,
@@ -84,6 +91,7 @@ impl Default for BackfillOptions {
             max_replication_lag: Duration::from_secs(10),
             max_slot_wal_bytes: None,
             recheck: Duration::from_millis(500),
+            workers: 1,
             stop_after_batches: None,
         }
     }
@@ -218,7 +226,8 @@ struct Runner<'a> {
 }
 
 /// Runs one backfill from its checkpoint to the end; returns the rows walked in this run.
-/// `save` records the checkpoint inside each batch's transaction.
+/// `save` records the checkpoint inside each batch's transaction (with several workers, in a
+/// transaction of its own after theirs commit). `connect` opens the workers' sessions.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     client: &mut Client,
@@ -229,6 +238,7 @@ pub fn run(
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
     save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+    connect: Option<&ConnectOptions>,
 ) -> Result<u64> {
     if checkpoint.done {
         return Ok(0);
@@ -318,7 +328,6 @@ pub fn run(
     let began = Instant::now();
     let mut walked: u64 = 0;
     let mut batches: u64 = 0;
-    let mut attempt = 0;
     let interrupted = |rows_done: i64, source: Error| Error::BackfillInterrupted {
         table: backfill.table.clone(),
         rows_done: rows_done.max(0) as u64,
@@ -346,32 +355,43 @@ pub fn run(
             hold: hold.clone(),
         })
     };
-    // What the backfill yields to right now, as last recorded in its checkpoint.
-    let mut holding: Option<Hold> = None;
-    let mut last_check: Option<Instant> = None;
+    let mut yielding = Yielding::new(&watch);
+    if opts.workers > 1 {
+        let connect = connect.ok_or_else(|| {
+            Error::Other(format!(
+                "backfill of {}: {} workers need to open sessions of their own, and no connection options were given",
+                backfill.table, opts.workers
+            ))
+        })?;
+        return parallel::drive(
+            parallel::Coordinator {
+                client,
+                runner: &mut runner,
+                yielding: &mut yielding,
+                size: &mut size,
+                opts,
+                policy,
+                on_event,
+                save,
+                table: &backfill.table,
+                columns: &columns,
+                began,
+            },
+            connect,
+        );
+    }
+    let mut attempt = 0;
     loop {
-        // Wait, without losing the place, while something the backfill yields to holds. Short
-        // batches look at most every `CHECK_EVERY`, so watching costs them little.
-        while last_check.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
-            last_check = Some(Instant::now());
-            let hold = watch
-                .check(client)
-                .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?
-                .into_iter()
-                .next();
-            let Some(hold) = hold else { break };
-            if holding.as_ref().map(Hold::cause) != Some(hold.cause()) {
-                record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
-                    .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
-                announce(YieldAction::Paused, &hold);
-            }
-            holding = Some(hold);
-            std::thread::sleep(opts.recheck);
-            last_check = None;
-        }
-        if let Some(hold) = holding.take() {
-            announce(YieldAction::Resumed, &hold);
-        }
+        yielding
+            .wait(
+                client,
+                runner.checkpoint,
+                rate(walked),
+                save,
+                &announce,
+                opts.recheck,
+            )
+            .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
         // The batch's checkpoint records that it runs freely again.
         runner.checkpoint.rows_per_second = (walked > 0).then(|| rate(walked));
         runner.checkpoint.yield_state = None;
@@ -389,7 +409,7 @@ pub fn run(
                     record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
                         .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
                     announce(YieldAction::Paused, &hold);
-                    holding = Some(hold);
+                    yielding.holding = Some(hold);
                 }
                 wait_before_retry(client, &what, Some(lock.clone()), attempt, policy, on_event)
                     .map_err(|e| interrupted(runner.checkpoint.rows_done, e))?;
@@ -400,31 +420,21 @@ pub fn run(
         };
         let took = t.elapsed();
         attempt = 0;
-        if let Some(hold) = holding.take() {
-            announce(YieldAction::Resumed, &hold);
-        }
+        yielding.resume(&announce);
         batches += 1;
         walked += batch.rows;
         if !batch.last {
             size.adapt(took);
         }
         let done = runner.checkpoint.rows_done.max(0) as u64;
-        let estimate = if batch.last {
-            done
-        } else {
-            (runner.checkpoint.rows_estimate.max(0) as u64).max(done)
-        };
-        let per_second = rate(walked) as u64;
-        on_event(&Event::Backfill {
-            table: backfill.table.clone(),
-            column: columns.clone(),
-            rows_done: done,
-            rows_total_estimate: estimate,
-            rows_per_second: per_second,
-            eta_seconds: (per_second > 0 && !batch.last).then(|| (estimate - done) / per_second),
-            batch_size: size.rows,
-            done: batch.last,
-        });
+        on_event(&progress_event(
+            &backfill.table,
+            &columns,
+            runner.checkpoint,
+            done,
+            rate(walked),
+            size.rows,
+        ));
         // Test-only: a crash between batches (see `locks::kill_point`).
         crate::locks::kill_point(tandem_plan::Phase::Start);
         if batch.last {
@@ -439,18 +449,104 @@ pub fn run(
         if !opts.delay.is_zero() {
             std::thread::sleep(opts.delay);
         }
-        if opts.batch_size.is_none() && took > opts.target * SLOW_FACTOR {
-            // The server became slow to serve a batch sized for the target (a fixed size is the
-            // user's choice, whatever it takes): rest as long as the batch took, which at least
-            // halves what the backfill asks of it while the size shrinks, and say so.
-            let hold = Hold::SlowBatch {
-                took_ms: took.as_millis() as u64,
-                target_ms: opts.target.as_millis() as u64,
-            };
+        if let Some(hold) = slow_batch(opts, took) {
+            // The server became slow to serve a batch sized for the target: rest as long as
+            // the batch took, which at least halves what the backfill asks of it while the
+            // size shrinks, and say so.
             record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
                 .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
             announce(YieldAction::Throttled, &hold);
             std::thread::sleep(took);
+        }
+    }
+}
+
+/// A batch far slower than the target, when the size adapts (a fixed size is the user's
+/// choice, whatever it takes).
+fn slow_batch(opts: &BackfillOptions, took: Duration) -> Option<Hold> {
+    (opts.batch_size.is_none() && took > opts.target * SLOW_FACTOR).then_some(Hold::SlowBatch {
+        took_ms: took.as_millis() as u64,
+        target_ms: opts.target.as_millis() as u64,
+    })
+}
+
+/// The progress event after a batch: `done` rows of the checkpoint's estimate at `rate`.
+fn progress_event(
+    table: &str,
+    columns: &str,
+    checkpoint: &BackfillCheckpoint,
+    done: u64,
+    rate: f64,
+    batch_size: u64,
+) -> Event {
+    let estimate = if checkpoint.done {
+        done
+    } else {
+        (checkpoint.rows_estimate.max(0) as u64).max(done)
+    };
+    let per_second = rate as u64;
+    Event::Backfill {
+        table: table.to_string(),
+        column: columns.to_string(),
+        rows_done: done,
+        rows_total_estimate: estimate,
+        rows_per_second: per_second,
+        eta_seconds: (per_second > 0 && !checkpoint.done).then(|| (estimate - done) / per_second),
+        batch_size,
+        done: checkpoint.done,
+    }
+}
+
+/// What the backfill yields to between batches, looked at no more often than `CHECK_EVERY`, so
+/// that watching costs short batches little.
+struct Yielding<'w> {
+    watch: &'w Watch,
+    /// What it yields to right now, as last recorded in its checkpoint.
+    holding: Option<Hold>,
+    last_check: Option<Instant>,
+}
+
+impl<'w> Yielding<'w> {
+    fn new(watch: &'w Watch) -> Self {
+        Yielding {
+            watch,
+            holding: None,
+            last_check: None,
+        }
+    }
+
+    /// Waits, without losing the place, while something the backfill yields to holds: records
+    /// each new cause in the checkpoint and announces it, and announces when it may go on.
+    fn wait(
+        &mut self,
+        client: &mut Client,
+        checkpoint: &mut BackfillCheckpoint,
+        rate: f64,
+        save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+        announce: &dyn Fn(YieldAction, &Hold),
+        recheck: Duration,
+    ) -> Result<()> {
+        while self.last_check.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
+            self.last_check = Some(Instant::now());
+            let Some(hold) = self.watch.check(client)?.into_iter().next() else {
+                break;
+            };
+            if self.holding.as_ref().map(Hold::cause) != Some(hold.cause()) {
+                record_yield(client, checkpoint, Some(&hold), rate, save)?;
+                announce(YieldAction::Paused, &hold);
+            }
+            self.holding = Some(hold);
+            std::thread::sleep(recheck);
+            self.last_check = None;
+        }
+        self.resume(announce);
+        Ok(())
+    }
+
+    /// Announces that what held the backfill no longer does, if something did.
+    fn resume(&mut self, announce: &dyn Fn(YieldAction, &Hold)) {
+        if let Some(hold) = self.holding.take() {
+            announce(YieldAction::Resumed, &hold);
         }
     }
 }
@@ -503,85 +599,36 @@ impl Runner<'_> {
             move |source| Error::Db { context, source }
         };
         let mut tx = client.transaction().map_err(db("beginning a batch"))?;
-        // The xid is assigned here, before age() is first called in the transaction, so that
-        // age(xmin) is measured from this batch's own xid.
-        let begin = prepared(
-            &mut self.statements,
-            &mut tx,
-            "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
-        )
-        .map_err(db("preparing a batch"))?;
-        let since_cutoff: i64 = tx
-            .query_one(&begin, &[&BACKFILL_SETTING, &self.checkpoint.cutoff_xid])
-            .map_err(db("taking a transaction id"))?
-            .get(1);
-        // Ages are 32-bit; a backfill that outlives 2^31 transactions is not a concern.
-        let since_cutoff = since_cutoff.clamp(0, i32::MAX as i64 - 1) as i32;
+        let since_cutoff = begin_batch(&mut self.statements, &mut tx, self.checkpoint.cutoff_xid)
+            .map_err(db("taking a transaction id"))?;
         let mut next = self.checkpoint.clone();
         // The walk moves on only once the batch has committed.
         let (batch, moved): (Batch, Option<Walked>) = match &self.walk {
             Walk::Keyset { keys, width, last } => {
-                let n = *width;
-                let lower = last.is_some();
-                let placeholders = |from: usize| {
-                    (from..from + n)
-                        .map(|i| format!("${i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                let upper_key = upper_key(
+                    &mut self.statements,
+                    &mut tx,
+                    table,
+                    keys,
+                    *width,
+                    last.as_deref(),
+                    rows,
+                )
+                .map_err(db("finding the batch's upper key"))?;
+                let range = Range::Keys {
+                    lower: last.clone(),
+                    upper: upper_key.as_ref().map(|(values, _)| values.clone()),
                 };
-                let after = if lower {
-                    format!("WHERE ({keys}) > ({})", placeholders(1))
-                } else {
-                    String::new()
-                };
-                let as_text = (0..n)
-                    .map(|i| format!("k.k{i}::text"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let upper_sql = format!(
-                    "SELECT k.*, {as_text} FROM (SELECT {keys} FROM {table} {after} ORDER BY {keys} LIMIT 1 OFFSET ${}) AS k({})",
-                    if lower { n + 1 } else { 1 },
-                    (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "),
-                );
-                let offset = rows as i64 - 1;
-                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-                if let Some(l) = last.as_ref() {
-                    params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
-                }
-                params.push(&offset);
-                let upper_sql = prepared(&mut self.statements, &mut tx, &upper_sql)
-                    .map_err(db("preparing a batch"))?;
-                let upper = tx
-                    .query_opt(&upper_sql, &params)
-                    .map_err(db("finding the batch's upper key"))?;
-                let upper_key: Option<(Vec<KeyValue>, Vec<String>)> = upper.map(|r| {
-                    (
-                        (0..n).map(|i| r.get::<_, KeyValue>(i)).collect(),
-                        (n..2 * n).map(|i| r.get::<_, String>(i)).collect(),
-                    )
-                });
-                let mut conds = Vec::new();
-                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-                if let Some(l) = last.as_ref() {
-                    conds.push(format!("({keys}) > ({})", placeholders(1)));
-                    params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
-                }
-                if let Some((u, _)) = &upper_key {
-                    conds.push(format!("({keys}) <= ({})", placeholders(params.len() + 1)));
-                    params.extend(u.iter().map(|v| v as &(dyn ToSql + Sync)));
-                }
-                conds.push(format!("age(xmin) > ${}", params.len() + 1));
-                params.push(&since_cutoff);
-                let update = format!(
-                    "UPDATE {table} SET {} WHERE {}",
-                    self.set,
-                    conds.join(" AND ")
-                );
-                let update = prepared(&mut self.statements, &mut tx, &update)
-                    .map_err(db("preparing a batch"))?;
-                let updated = tx
-                    .execute(&update, &params)
-                    .map_err(db("updating a batch"))?;
+                let updated = update_range(
+                    &mut self.statements,
+                    &mut tx,
+                    table,
+                    &self.set,
+                    keys,
+                    &range,
+                    since_cutoff,
+                )
+                .map_err(db("updating a batch"))?;
                 match upper_key {
                     Some((values, text)) => {
                         next.last_key = Some(text);
@@ -604,17 +651,18 @@ impl Runner<'_> {
                 end,
                 rows_per_block,
             } => {
-                let blocks = ((rows as f64 / *rows_per_block).ceil() as i64).max(1);
-                let to = (*from + blocks).min(*end);
-                let updated = tx
-                    .execute(
-                        &format!(
-                            "UPDATE {table} SET {} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid AND age(xmin) > $1",
-                            self.set
-                        ),
-                        &[&since_cutoff],
-                    )
-                    .map_err(db("updating a range of blocks"))?;
+                let to = block_range_end(*from, *end, *rows_per_block, rows);
+                let range = Range::Blocks { from: *from, to };
+                let updated = update_range(
+                    &mut self.statements,
+                    &mut tx,
+                    table,
+                    &self.set,
+                    "",
+                    &range,
+                    since_cutoff,
+                )
+                .map_err(db("updating a range of blocks"))?;
                 let last = to >= *end;
                 next.next_block = Some(to);
                 next.rows_done += updated as i64;
@@ -638,10 +686,143 @@ impl Runner<'_> {
     }
 }
 
+/// The rows one batch updates: keys after `lower` (all, without it) up to and including `upper`
+/// (all, without it), or the blocks from `from` up to, not including, `to`.
+#[derive(Debug, Clone)]
+enum Range {
+    Keys {
+        lower: Option<Vec<KeyValue>>,
+        upper: Option<Vec<KeyValue>>,
+    },
+    Blocks {
+        from: i64,
+        to: i64,
+    },
+}
+
+/// Starts a batch's transaction: turns the trigger off for it and returns how many transaction
+/// ids were assigned since the cutoff, for `age(xmin)`. The xid is assigned here, before age()
+/// is first called in the transaction, so that age(xmin) is measured from this batch's own xid.
+fn begin_batch(
+    statements: &mut HashMap<String, Statement>,
+    tx: &mut impl GenericClient,
+    cutoff_xid: i64,
+) -> std::result::Result<i32, postgres::Error> {
+    let begin = prepared(
+        statements,
+        tx,
+        "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
+    )?;
+    let since_cutoff: i64 = tx
+        .query_one(&begin, &[&BACKFILL_SETTING, &cutoff_xid])?
+        .get(1);
+    // Ages are 32-bit; a backfill that outlives 2^31 transactions is not a concern.
+    Ok(since_cutoff.clamp(0, i32::MAX as i64 - 1) as i32)
+}
+
+/// `$from, $from+1, …` for `n` parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A key in PostgreSQL's binary form, and as text for the checkpoint.
+type UpperKey = (Vec<KeyValue>, Vec<String>);
+
+/// The key `rows` rows after `last` (from the start, without it) in the key's order, in
+/// PostgreSQL's binary form and as text; `None` when fewer rows are left.
+fn upper_key(
+    statements: &mut HashMap<String, Statement>,
+    client: &mut impl GenericClient,
+    table: &str,
+    keys: &str,
+    width: usize,
+    last: Option<&[KeyValue]>,
+    rows: u64,
+) -> std::result::Result<Option<UpperKey>, postgres::Error> {
+    let n = width;
+    let after = if last.is_some() {
+        format!("WHERE ({keys}) > ({})", placeholders(1, n))
+    } else {
+        String::new()
+    };
+    let as_text = (0..n)
+        .map(|i| format!("k.k{i}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT k.*, {as_text} FROM (SELECT {keys} FROM {table} {after} ORDER BY {keys} LIMIT 1 OFFSET ${}) AS k({})",
+        if last.is_some() { n + 1 } else { 1 },
+        (0..n).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", "),
+    );
+    let offset = rows as i64 - 1;
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(l) = last {
+        params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
+    }
+    params.push(&offset);
+    let statement = prepared(statements, client, &sql)?;
+    Ok(client.query_opt(&statement, &params)?.map(|r| {
+        (
+            (0..n).map(|i| r.get::<_, KeyValue>(i)).collect(),
+            (n..2 * n).map(|i| r.get::<_, String>(i)).collect(),
+        )
+    }))
+}
+
+/// The end of a batch of about `rows` rows by blocks, starting at block `from`.
+fn block_range_end(from: i64, end: i64, rows_per_block: f64, rows: u64) -> i64 {
+    let blocks = ((rows as f64 / rows_per_block).ceil() as i64).max(1);
+    (from + blocks).min(end)
+}
+
+/// Updates the rows of `range` that existed before the cutoff (`keys` are the quoted key
+/// columns of a keyset range); returns how many it updated.
+fn update_range(
+    statements: &mut HashMap<String, Statement>,
+    tx: &mut impl GenericClient,
+    table: &str,
+    set: &str,
+    keys: &str,
+    range: &Range,
+    since_cutoff: i32,
+) -> std::result::Result<u64, postgres::Error> {
+    match range {
+        Range::Keys { lower, upper } => {
+            let mut conds = Vec::new();
+            let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            if let Some(l) = lower {
+                conds.push(format!("({keys}) > ({})", placeholders(1, l.len())));
+                params.extend(l.iter().map(|v| v as &(dyn ToSql + Sync)));
+            }
+            if let Some(u) = upper {
+                conds.push(format!(
+                    "({keys}) <= ({})",
+                    placeholders(params.len() + 1, u.len())
+                ));
+                params.extend(u.iter().map(|v| v as &(dyn ToSql + Sync)));
+            }
+            conds.push(format!("age(xmin) > ${}", params.len() + 1));
+            params.push(&since_cutoff);
+            let sql = format!("UPDATE {table} SET {set} WHERE {}", conds.join(" AND "));
+            let statement = prepared(statements, tx, &sql)?;
+            tx.execute(&statement, &params)
+        }
+        Range::Blocks { from, to } => tx.execute(
+            &format!(
+                "UPDATE {table} SET {set} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid AND age(xmin) > $1"
+            ),
+            &[&since_cutoff],
+        ),
+    }
+}
+
 /// The statement for `sql`, prepared on first use.
 fn prepared(
     cache: &mut HashMap<String, Statement>,
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     sql: &str,
 ) -> std::result::Result<Statement, postgres::Error> {
     if let Some(s) = cache.get(sql) {

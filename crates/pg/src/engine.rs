@@ -29,6 +29,9 @@ pub struct EngineOptions {
     /// Off by default: the new version's statements prepared before complete that return the
     /// column then fail once with "cached plan must not change result type".
     pub type_changes_in_place: bool,
+    /// How to open more sessions like the engine's own: the backfill's workers need them when
+    /// `backfill.workers` is more than one.
+    pub connect: Option<crate::connect::ConnectOptions>,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +43,7 @@ impl Default for EngineOptions {
             backfill: BackfillOptions::default(),
             evidence: EvidenceOptions::default(),
             type_changes_in_place: false,
+            connect: None,
         }
     }
 }
@@ -389,6 +393,7 @@ impl<'c> Engine<'c> {
                 &self.opts.retry,
                 on_event,
                 &mut save,
+                self.opts.connect.as_ref(),
             )?;
         }
         run_steps(

@@ -32,7 +32,7 @@ fn start(
     let on_event = |e: &Event| events.lock().unwrap().push(e.clone());
     let opts = EngineOptions {
         backfill,
-        ..EngineOptions::default()
+        ..env.options.clone()
     };
     let result = Engine::new(&mut env.client, opts).start(m, &on_event);
     (result, events.into_inner().unwrap())
@@ -260,6 +260,7 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
             &tandem_pg::RetryPolicy::default(),
             &tandem_pg::events::ignore,
             &mut save,
+            None,
         )
     };
     assert!(matches!(
@@ -309,6 +310,16 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
 /// of its final `name`.
 #[test]
 fn old_version_writes_during_the_backfill() {
+    old_version_writes_during(1);
+}
+
+/// The same with three sessions updating batches at once, which commit out of order.
+#[test]
+fn old_version_writes_during_a_parallel_backfill() {
+    old_version_writes_during(3);
+}
+
+fn old_version_writes_during(workers: usize) {
     let mut env = env_with(
         "CREATE TABLE public.users (id int PRIMARY KEY, name text NOT NULL);
          INSERT INTO public.users SELECT g, 'u' || g FROM generate_series(1, 3000) g;",
@@ -354,9 +365,10 @@ fn old_version_writes_during_the_backfill() {
         backfill: BackfillOptions {
             batch_size: Some(25),
             delay: Duration::from_millis(2),
+            workers,
             ..BackfillOptions::default()
         },
-        ..EngineOptions::default()
+        ..env.options.clone()
     };
     let result = Engine::new(&mut env.client, opts).start(&m, &on_event);
     stop.store(true, Ordering::Relaxed);
@@ -542,6 +554,15 @@ fn rollback_in_the_middle_of_a_backfill() {
 /// `LockRetry` event as every other step, and is retried.
 #[test]
 fn lock_waits_are_reported_and_retried() {
+    lock_waits_are_reported_and_retried_with(1);
+}
+
+#[test]
+fn lock_waits_of_parallel_workers_are_reported_and_retried() {
+    lock_waits_are_reported_and_retried_with(2);
+}
+
+fn lock_waits_are_reported_and_retried_with(workers: usize) {
     let (mut env, m) = random_env();
     interrupt(&mut env, &m, 1);
     let (tx, rx) = mpsc::channel::<()>();
@@ -566,15 +587,16 @@ fn lock_waits_are_reported_and_retried() {
         }
         events.lock().unwrap().push(e.clone());
     };
-    Engine::new(
-        &mut env.client,
-        EngineOptions {
-            backfill: fixed(100, None),
-            ..EngineOptions::default()
+    let options = EngineOptions {
+        backfill: BackfillOptions {
+            workers,
+            ..fixed(100, None)
         },
-    )
-    .start(&m, &on_event)
-    .unwrap_or_else(|e| panic!("resume: {e}"));
+        ..env.options.clone()
+    };
+    Engine::new(&mut env.client, options)
+        .start(&m, &on_event)
+        .unwrap_or_else(|e| panic!("resume: {e}"));
     holder.join().unwrap();
     let events = events.into_inner().unwrap();
     let retry = events.iter().find_map(|e| match e {
@@ -604,4 +626,116 @@ fn migrate_continues_an_interrupted_backfill() {
     assert_eq!(report.completed, vec!["02_add".to_string()]);
     assert_eq!(wrong_tokens(&env), 0);
     assert!(env.status().active.is_none());
+}
+
+/// Several workers interrupted after four batches (the two batches still running then finish
+/// first): the checkpoint covers only the batches that committed in an unbroken run from the
+/// start, every row it covers is filled, and resuming
+/// (with another number of workers) fills the rest without redoing any row filled before,
+/// including rows of batches that committed past the checkpoint.
+#[test]
+fn an_interrupted_parallel_backfill_resumes_without_redoing_rows() {
+    let (mut env, m) = random_env();
+    let (result, events) = start(
+        &mut env,
+        &m,
+        BackfillOptions {
+            workers: 3,
+            ..fixed(100, Some(4))
+        },
+    );
+    let rows_done = match result {
+        Err(tandem_pg::Error::BackfillInterrupted { rows_done, .. }) => rows_done,
+        other => panic!("expected an interruption, got {other:?}"),
+    };
+    let batches = progress(&events).len();
+    assert!((4..=6).contains(&batches), "{events:?}");
+    assert!(
+        rows_done <= 100 * batches as u64 && rows_done % 100 == 0,
+        "{rows_done}"
+    );
+    let mut c = env.db.connect();
+    let saved: i64 = c
+        .query_one("SELECT rows_done FROM tandem.backfills", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(saved as u64, rows_done);
+    let before: Vec<Option<String>> = c
+        .query("SELECT token FROM public.acc ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        before[..rows_done as usize].iter().all(Option::is_some),
+        "the rows the checkpoint covers are filled"
+    );
+    let filled = before.iter().filter(|t| t.is_some()).count();
+    assert!(
+        (rows_done as usize..=100 * batches).contains(&filled),
+        "{filled} rows filled, {rows_done} in the checkpoint"
+    );
+    let (result, events) = start(
+        &mut env,
+        &m,
+        BackfillOptions {
+            workers: 2,
+            ..fixed(100, None)
+        },
+    );
+    result.unwrap_or_else(|e| panic!("resume: {e}"));
+    assert_eq!(progress(&events).last(), Some(&1000));
+    let after: Vec<String> = c
+        .query("SELECT token FROM public.acc ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (i, token) in before.iter().enumerate() {
+        if let Some(token) = token {
+            assert_eq!(
+                &after[i],
+                token,
+                "row {} was filled before and redone",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(wrong_tokens(&env), 0);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM tandem.backfills WHERE done AND rows_done = 1000"
+        ),
+        1
+    );
+}
+
+/// Workers split a table without a key by block ranges, as a single session walks it.
+#[test]
+fn parallel_workers_walk_the_block_ranges_of_a_table_without_key() {
+    let mut env = env_with(
+        "CREATE TABLE public.logs (n int, msg text);
+         INSERT INTO public.logs SELECT g, 'm' || g FROM generate_series(1, 5000) g;
+         ANALYZE public.logs;",
+    );
+    let m = add_column("logs", "loud", "upper(msg)");
+    let (result, events) = start(
+        &mut env,
+        &m,
+        BackfillOptions {
+            workers: 2,
+            ..fixed(300, None)
+        },
+    );
+    result.unwrap_or_else(|e| panic!("start: {e}"));
+    assert!(progress(&events).len() > 5, "{events:?}");
+    assert_eq!(progress(&events).last(), Some(&5000));
+    assert_eq!(
+        count(
+            &mut env.db.connect(),
+            "SELECT count(*) FROM public.logs WHERE loud IS DISTINCT FROM upper(msg)"
+        ),
+        0
+    );
 }

@@ -30,11 +30,18 @@ impl Env {
             ..ConnectOptions::default()
         })
         .expect("connect");
+        let options = EngineOptions {
+            connect: Some(ConnectOptions {
+                url: Some(db.url()),
+                ..ConnectOptions::default()
+            }),
+            ..EngineOptions::default()
+        };
         let mut env = Env {
             db,
             client,
             events: Mutex::new(Vec::new()),
-            options: EngineOptions::default(),
+            options,
         };
         env.engine().init().expect("init");
         env

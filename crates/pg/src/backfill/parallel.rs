@@ -1,0 +1,469 @@
+//! The backfill with several workers (`BackfillOptions::workers`). One UPDATE runs on one core
+//! of the server; on a table of many millions of rows a server with cores to spare can update
+//! disjoint ranges at once.
+//!
+//! The coordinator (the engine's own session) cuts the walk into the same batches a single
+//! session would (the next upper key `n` rows on, or the next blocks), numbers them, and hands
+//! them to worker sessions, at most one each, so at most `workers` batches run at a time. A
+//! worker runs its batch as a batch always runs: its own short transaction, the trigger turned
+//! off for it, only rows from before the cutoff. Batches commit in any order; the checkpoint,
+//! saved by the coordinator in a transaction of its own after each commit, moves only over the
+//! longest run of committed batches from where the walk started. After an interruption the walk
+//! resumes there, and a batch past that point that had already committed is walked again but
+//! updates nothing: its rows now carry an xmin after the cutoff.
+//!
+//! What a single session does between batches the coordinator does between handing them out:
+//! it yields to the same conditions (work in flight finishes), retries a batch that could not
+//! get its row locks, rests after a slow batch, and adapts the size from each batch's time.
+
+use super::{
+    begin_batch, block_range_end, progress_event, record_yield, resumable_or, slow_batch,
+    update_range, upper_key, BackfillOptions, BatchSize, KeyValue, Range, Runner, Walk, Yielding,
+};
+use crate::connect::{connect, ConnectOptions};
+use crate::error::{Error, Result};
+use crate::events::{Event, OnEvent};
+use crate::locks::{is_lock_timeout, lock_holders, wait_before_retry, RetryPolicy};
+use crate::state::BackfillCheckpoint;
+use crate::throttle::{Hold, YieldAction};
+use postgres::{Client, Statement, Transaction};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tandem_plan::{Lock, LockMode};
+
+/// What the coordinator works with: the run's position and the options, callbacks and session
+/// of `backfill::run`.
+pub(super) struct Coordinator<'c, 'r, 'w> {
+    pub client: &'c mut Client,
+    pub runner: &'c mut Runner<'r>,
+    pub yielding: &'c mut Yielding<'w>,
+    pub size: &'c mut BatchSize,
+    pub opts: &'c BackfillOptions,
+    pub policy: &'c RetryPolicy,
+    pub on_event: OnEvent<'c>,
+    pub save: &'c mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+    pub table: &'c str,
+    pub columns: &'c str,
+    pub began: Instant,
+}
+
+/// One batch handed to a worker.
+struct Job {
+    index: u64,
+    range: Range,
+}
+
+/// What a worker did with a job.
+struct Outcome {
+    job: Job,
+    result: std::result::Result<u64, postgres::Error>,
+    took: Duration,
+}
+
+/// A batch handed out and not yet part of the checkpoint.
+struct Entry {
+    /// Rows it walks when it is not the last (the batch size it was cut with).
+    rows: u64,
+    /// The checkpoint's position once it and every batch before it have committed: the upper
+    /// key as text, or the block it ends before.
+    key: Option<Vec<String>>,
+    block: Option<i64>,
+    last: bool,
+    /// Rows it updated, once committed.
+    updated: Option<u64>,
+}
+
+/// Where handing out stopped: the next batch starts after this key (from the start, without
+/// one), or at this block.
+enum Cursor {
+    Key(Option<Vec<KeyValue>>),
+    Block(i64),
+}
+
+/// Runs the backfill with `opts.workers` sessions opened with `connect`.
+pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions) -> Result<u64> {
+    let sessions = (0..c.opts.workers)
+        .map(|_| connect(connect_options))
+        .collect::<Result<Vec<Client>>>()?;
+    let cutoff = c.runner.checkpoint.cutoff_xid;
+    let keys = match &c.runner.walk {
+        Walk::Keyset { keys, .. } => keys.clone(),
+        Walk::Blocks { .. } => String::new(),
+    };
+    let (table, set) = (c.runner.table.clone(), c.runner.set.clone());
+    let (jobs, job_queue) = channel::<Job>();
+    let job_queue = Mutex::new(job_queue);
+    let (outcomes, finished) = channel::<Outcome>();
+    std::thread::scope(|scope| {
+        for mut session in sessions {
+            let (outcomes, job_queue) = (outcomes.clone(), &job_queue);
+            let (table, set, keys) = (&table, &set, &keys);
+            scope.spawn(move || work(&mut session, cutoff, table, set, keys, job_queue, &outcomes));
+        }
+        drop(outcomes);
+        let result = coordinate(c, &jobs, &finished);
+        // The queue closes, and the workers end once their batch (if any) is done.
+        drop(jobs);
+        result
+    })
+}
+
+/// A worker: runs each job it takes as one batch transaction, until the queue closes.
+fn work(
+    client: &mut Client,
+    cutoff: i64,
+    table: &str,
+    set: &str,
+    keys: &str,
+    queue: &Mutex<Receiver<Job>>,
+    outcomes: &Sender<Outcome>,
+) {
+    let mut statements: HashMap<String, Statement> = HashMap::new();
+    loop {
+        let job = match queue.lock().unwrap_or_else(PoisonError::into_inner).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let t = Instant::now();
+        let result = (|| {
+            let mut tx = client.transaction()?;
+            let since_cutoff = begin_batch(&mut statements, &mut tx, cutoff)?;
+            let updated = update_range(
+                &mut statements,
+                &mut tx,
+                table,
+                set,
+                keys,
+                &job.range,
+                since_cutoff,
+            )?;
+            tx.commit()?;
+            Ok(updated)
+        })();
+        let outcome = Outcome {
+            job,
+            result,
+            took: t.elapsed(),
+        };
+        if outcomes.send(outcome).is_err() {
+            return;
+        }
+    }
+}
+
+fn coordinate(
+    c: Coordinator<'_, '_, '_>,
+    jobs: &Sender<Job>,
+    finished: &Receiver<Outcome>,
+) -> Result<u64> {
+    let Coordinator {
+        client,
+        runner,
+        yielding,
+        size,
+        opts,
+        policy,
+        on_event,
+        save,
+        table,
+        columns,
+        began,
+    } = c;
+    let qtable = runner.table.clone();
+    let what = format!("backfill of {table}");
+    let lock = Lock {
+        mode: LockMode::RowExclusive,
+        relation: qtable.clone(),
+    };
+    let rate = |walked: u64| walked as f64 / began.elapsed().as_secs_f64().max(1e-3);
+    let announce = |action: YieldAction, hold: &Hold| {
+        on_event(&Event::BackfillYield {
+            table: table.to_string(),
+            action,
+            reason: hold.describe(),
+            hold: hold.clone(),
+        })
+    };
+    let interrupted = |rows_done: i64, source: Error| Error::BackfillInterrupted {
+        table: table.to_string(),
+        rows_done: rows_done.max(0) as u64,
+        source: Box::new(source),
+    };
+    let mut cursor = match &runner.walk {
+        Walk::Keyset { last, .. } => Cursor::Key(last.clone()),
+        Walk::Blocks { next, .. } => Cursor::Block(*next),
+    };
+    let mut ledger: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut retry: VecDeque<Job> = VecDeque::new();
+    let mut exhausted = runner.checkpoint.done;
+    let (mut next_index, mut in_flight, mut batches, mut walked, mut attempt) =
+        (0u64, 0, 0u64, 0u64, 0);
+    // Rows of batches committed in this run, ahead of the checkpoint or not.
+    let mut committed: u64 = 0;
+    let mut stop: Option<Error> = None;
+    let mut hooked = false;
+    let mut rest_until: Option<Instant> = None;
+    loop {
+        while stop.is_none() && in_flight < opts.workers && (!retry.is_empty() || !exhausted) {
+            if let Some(until) = rest_until.take() {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
+            if let Err(e) = yielding.wait(
+                client,
+                runner.checkpoint,
+                rate(walked),
+                save,
+                &announce,
+                opts.recheck,
+            ) {
+                stop = Some(e);
+                break;
+            }
+            let job = match retry.pop_front() {
+                Some(job) => job,
+                None => match cut(client, runner, &mut cursor, size.rows) {
+                    Ok((range, entry)) => {
+                        exhausted = entry.last;
+                        ledger.insert(next_index, entry);
+                        next_index += 1;
+                        Job {
+                            index: next_index - 1,
+                            range,
+                        }
+                    }
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                },
+            };
+            if jobs.send(job).is_err() {
+                stop = Some(Error::Other(format!("{what}: its workers stopped")));
+                break;
+            }
+            in_flight += 1;
+            if !opts.delay.is_zero() {
+                std::thread::sleep(opts.delay);
+            }
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let Ok(Outcome { job, result, took }) = finished.recv() else {
+            stop.get_or_insert(Error::Other(format!("{what}: its workers stopped")));
+            break;
+        };
+        in_flight -= 1;
+        let updated = match result {
+            Ok(updated) => updated,
+            Err(source) if is_lock_timeout(&source) && stop.is_none() => {
+                attempt += 1;
+                if attempt == 1 {
+                    let hold = Hold::LockWait {
+                        holders: lock_holders(client, &qtable),
+                    };
+                    let recorded =
+                        record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save);
+                    announce(YieldAction::Paused, &hold);
+                    yielding.holding = Some(hold);
+                    if let Err(e) = recorded {
+                        stop = Some(e);
+                        continue;
+                    }
+                }
+                match wait_before_retry(
+                    client,
+                    &what,
+                    Some(lock.clone()),
+                    attempt,
+                    policy,
+                    on_event,
+                ) {
+                    Ok(()) => retry.push_back(job),
+                    Err(e) => stop = Some(e),
+                }
+                continue;
+            }
+            Err(source) => {
+                stop.get_or_insert(Error::Db {
+                    context: format!("{what}: updating a batch"),
+                    source,
+                });
+                continue;
+            }
+        };
+        attempt = 0;
+        yielding.resume(&announce);
+        batches += 1;
+        let entry = ledger
+            .get_mut(&job.index)
+            .expect("a job handed out has its entry");
+        entry.updated = Some(updated);
+        let rows = match (&cursor, entry.last) {
+            (Cursor::Key(_), false) => entry.rows,
+            _ => updated,
+        };
+        walked += rows;
+        committed += rows;
+        if !entry.last {
+            size.adapt(took);
+        }
+        if let Err(e) = advance(client, runner.checkpoint, &mut ledger, rate(walked), save) {
+            stop.get_or_insert(e);
+            continue;
+        }
+        on_event(&progress_event(
+            table,
+            columns,
+            runner.checkpoint,
+            committed.max(runner.checkpoint.rows_done.max(0) as u64),
+            rate(walked),
+            size.rows,
+        ));
+        // Test-only: a crash between batches (see `locks::kill_point`).
+        crate::locks::kill_point(tandem_plan::Phase::Start);
+        if opts.stop_after_batches == Some(batches) && stop.is_none() {
+            stop = Some(Error::Other(format!(
+                "stopped by the test hook after {batches} batches"
+            )));
+            hooked = true;
+        }
+        if let Some(hold) = slow_batch(opts, took) {
+            if let Err(e) = record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
+            {
+                stop.get_or_insert(e);
+                continue;
+            }
+            announce(YieldAction::Throttled, &hold);
+            rest_until = Some(Instant::now() + took);
+        }
+    }
+    match stop {
+        None if runner.checkpoint.done => Ok(walked),
+        None => Err(interrupted(
+            runner.checkpoint.rows_done,
+            Error::Other(format!(
+                "{what}: the walk ended before its last batch committed"
+            )),
+        )),
+        // Interrupted with the checkpoint as it stands once the batches in flight finished.
+        Some(e) if hooked => Err(interrupted(runner.checkpoint.rows_done, e)),
+        Some(e) => Err(resumable_or(e, &interrupted, runner.checkpoint.rows_done)),
+    }
+}
+
+/// Cuts the next batch of about `rows` rows at the cursor, and moves the cursor past it.
+fn cut(
+    client: &mut Client,
+    runner: &mut Runner<'_>,
+    cursor: &mut Cursor,
+    rows: u64,
+) -> Result<(Range, Entry)> {
+    let table = runner.table.clone();
+    match (&runner.walk, cursor) {
+        (Walk::Keyset { keys, width, .. }, Cursor::Key(last)) => {
+            let upper = upper_key(
+                &mut runner.statements,
+                client,
+                &table,
+                keys,
+                *width,
+                last.as_deref(),
+                rows,
+            )
+            .map_err(|source| Error::Db {
+                context: format!("backfill of {table}: finding the batch's upper key"),
+                source,
+            })?;
+            let (values, key) = match upper {
+                Some((values, text)) => (Some(values), Some(text)),
+                None => (None, None),
+            };
+            let range = Range::Keys {
+                lower: last.take(),
+                upper: values.clone(),
+            };
+            *last = values;
+            let entry = Entry {
+                rows,
+                last: key.is_none(),
+                key,
+                block: None,
+                updated: None,
+            };
+            Ok((range, entry))
+        }
+        (
+            Walk::Blocks {
+                end,
+                rows_per_block,
+                ..
+            },
+            Cursor::Block(next),
+        ) => {
+            let to = block_range_end(*next, *end, *rows_per_block, rows);
+            let range = Range::Blocks { from: *next, to };
+            *next = to;
+            let entry = Entry {
+                rows,
+                key: None,
+                block: Some(to),
+                last: to >= *end,
+                updated: None,
+            };
+            Ok((range, entry))
+        }
+        _ => unreachable!("the cursor is made from the walk"),
+    }
+}
+
+/// Moves the checkpoint over the committed batches at the front of the ledger, and saves it in
+/// a transaction of its own when it moved.
+fn advance(
+    client: &mut Client,
+    checkpoint: &mut BackfillCheckpoint,
+    ledger: &mut BTreeMap<u64, Entry>,
+    rate: f64,
+    save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+) -> Result<()> {
+    let mut next = checkpoint.clone();
+    let mut moved = false;
+    while let Some(entry) = ledger.first_entry() {
+        let Some(updated) = entry.get().updated else {
+            break;
+        };
+        let entry = entry.remove();
+        moved = true;
+        if let Some(block) = entry.block {
+            next.next_block = Some(block);
+            next.rows_done += updated as i64;
+        } else if let Some(key) = entry.key {
+            next.last_key = Some(key);
+            next.rows_done += entry.rows as i64;
+        } else {
+            next.rows_done += updated as i64;
+        }
+        next.done = entry.last;
+    }
+    if !moved {
+        return Ok(());
+    }
+    next.rows_per_second = Some(rate);
+    next.yield_state = None;
+    next.yield_cause = None;
+    next.yield_reason = None;
+    let context = || format!("backfill of {}: saving its checkpoint", next.table);
+    let mut tx = client.transaction().map_err(|source| Error::Db {
+        context: context(),
+        source,
+    })?;
+    save(&mut tx, &next)?;
+    tx.commit().map_err(|source| Error::Db {
+        context: context(),
+        source,
+    })?;
+    *checkpoint = next;
+    Ok(())
+}
