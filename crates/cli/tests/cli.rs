@@ -211,8 +211,9 @@ fn demo_runs_with_zero_client_errors() {
     assert_eq!(by_hand, ["baseline", "ALTER TABLE", "after"]);
 }
 
-/// A `tandem start` killed (SIGKILL) in the middle of its backfill leaves the migration
-/// `backfilling`; `status` says how far it got, and `start` with the same file continues it.
+/// A `tandem start` killed (SIGKILL) in the middle of its backfill, with three workers, leaves
+/// the migration `backfilling`; `status` says how far it got, and `start` with the same file
+/// (here with two workers) continues it without writing again a row written before.
 #[test]
 fn a_killed_backfill_continues_with_start() {
     use std::io::{BufRead, BufReader};
@@ -239,6 +240,8 @@ fn a_killed_backfill_continues_with_start() {
             "50",
             "--backfill-batch-delay",
             "20ms",
+            "--backfill-workers",
+            "3",
         ])
         .env("DATABASE_URL", &url)
         .stderr(std::process::Stdio::piped())
@@ -280,7 +283,7 @@ fn a_killed_backfill_continues_with_start() {
         .map(|r| r.get(0))
         .collect();
 
-    let o = tandem(&["start", &f], Some(&url));
+    let o = tandem(&["start", &f, "--backfill-workers", "2"], Some(&url));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("continuing from its checkpoint")
