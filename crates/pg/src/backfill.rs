@@ -186,31 +186,75 @@ impl ToSql for KeyValue {
     to_sql_checked!();
 }
 
-/// How the table is walked, and where the walk is.
+/// How the table is walked.
 enum Walk {
     Keyset {
         /// Quoted key columns, joined: `a, b`.
         keys: String,
         width: usize,
-        last: Option<Vec<KeyValue>>,
     },
     Blocks {
-        next: i64,
         end: i64,
         rows_per_block: f64,
     },
 }
 
-/// Where a batch left the walk.
-enum Walked {
-    Key(Vec<KeyValue>),
+impl Walk {
+    /// The quoted key columns of a keyset walk; empty for a walk by blocks.
+    fn keys(&self) -> &str {
+        match self {
+            Walk::Keyset { keys, .. } => keys,
+            Walk::Blocks { .. } => "",
+        }
+    }
+}
+
+/// Where the walk is: the next batch starts after this key (from the start, without one), or
+/// at this block.
+#[derive(Clone)]
+enum Cursor {
+    Key(Option<Vec<KeyValue>>),
     Block(i64),
+}
+
+/// A batch cut from the walk, and where the checkpoint stands once it has committed.
+struct Cut {
+    /// Rows it walks when it is not the last (the batch size it was cut with).
+    rows: u64,
+    /// The checkpoint's position after it: its upper key as text (a keyset batch that found
+    /// one), or the block it ends before.
+    key: Option<Vec<String>>,
+    block: Option<i64>,
+    last: bool,
+}
+
+impl Cut {
+    /// Rows the batch walked, given the rows it updated: for a keyset batch that found its
+    /// upper key, the batch size; otherwise the rows it updated.
+    fn walked(&self, updated: u64) -> u64 {
+        if self.key.is_some() {
+            self.rows
+        } else {
+            updated
+        }
+    }
+
+    /// Moves `checkpoint` past the batch, which updated `updated` rows.
+    fn apply(&self, checkpoint: &mut BackfillCheckpoint, updated: u64) {
+        if let Some(key) = &self.key {
+            checkpoint.last_key = Some(key.clone());
+        }
+        if let Some(block) = self.block {
+            checkpoint.next_block = Some(block);
+        }
+        checkpoint.rows_done += self.walked(updated) as i64;
+        checkpoint.done = self.last;
+    }
 }
 
 /// What one committed batch did.
 struct Batch {
-    /// Rows the batch walked (for a keyset batch that found its upper key, the batch size;
-    /// otherwise the rows it updated).
+    /// Rows the batch walked (`Cut::walked`).
     rows: u64,
     last: bool,
 }
@@ -222,6 +266,7 @@ struct Runner<'a> {
     table: String,
     set: String,
     walk: Walk,
+    cursor: Cursor,
     checkpoint: &'a mut BackfillCheckpoint,
 }
 
@@ -273,9 +318,8 @@ pub fn run(
             plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
         };
     }
-    let walk = if backfill.key.is_empty() {
-        Walk::Blocks {
-            next: checkpoint.next_block.unwrap_or(0),
+    let (walk, cursor) = if backfill.key.is_empty() {
+        let walk = Walk::Blocks {
             end: *checkpoint.end_block.get_or_insert(blocks),
             rows_per_block: if relpages > 0 && reltuples > 0 {
                 reltuples as f64 / relpages as f64
@@ -283,13 +327,14 @@ pub fn run(
                 // Unknown: a guess for narrow rows; the adaptive size corrects it.
                 100.0
             },
-        }
+        };
+        (walk, Cursor::Block(checkpoint.next_block.unwrap_or(0)))
     } else {
         let last = match &checkpoint.last_key {
             Some(text) => Some(key_from_text(client, physical, backfill, text)?),
             None => None,
         };
-        Walk::Keyset {
+        let walk = Walk::Keyset {
             keys: backfill
                 .key
                 .iter()
@@ -297,8 +342,8 @@ pub fn run(
                 .collect::<Vec<_>>()
                 .join(", "),
             width: backfill.key.len(),
-            last,
-        }
+        };
+        (walk, Cursor::Key(last))
     };
     let set = backfill
         .assignments
@@ -317,6 +362,7 @@ pub fn run(
         table: table.clone(),
         set,
         walk,
+        cursor,
         checkpoint,
     };
     let lock = Lock {
@@ -375,7 +421,11 @@ pub fn run(
                 save,
                 table: &backfill.table,
                 columns: &columns,
-                began,
+                what: &what,
+                lock: &lock,
+                rate: &rate,
+                announce: &announce,
+                interrupted: &interrupted,
             },
             connect,
         );
@@ -593,7 +643,7 @@ impl Runner<'_> {
         rows: u64,
         save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
     ) -> Result<Batch> {
-        let table = &self.table;
+        let table = self.table.clone();
         let db = |what: &str| {
             let context = format!("backfill of {table}: {what}");
             move |source| Error::Db { context, source }
@@ -601,88 +651,93 @@ impl Runner<'_> {
         let mut tx = client.transaction().map_err(db("beginning a batch"))?;
         let since_cutoff = begin_batch(&mut self.statements, &mut tx, self.checkpoint.cutoff_xid)
             .map_err(db("taking a transaction id"))?;
-        let mut next = self.checkpoint.clone();
         // The walk moves on only once the batch has committed.
-        let (batch, moved): (Batch, Option<Walked>) = match &self.walk {
-            Walk::Keyset { keys, width, last } => {
-                let upper_key = upper_key(
+        let mut cursor = self.cursor.clone();
+        let (range, cut) = self
+            .cut(&mut tx, &mut cursor, rows)
+            .map_err(db("finding the batch's upper key"))?;
+        let updated = update_range(
+            &mut self.statements,
+            &mut tx,
+            &table,
+            &self.set,
+            self.walk.keys(),
+            &range,
+            since_cutoff,
+        )
+        .map_err(db(match range {
+            Range::Keys { .. } => "updating a batch",
+            Range::Blocks { .. } => "updating a range of blocks",
+        }))?;
+        let mut next = self.checkpoint.clone();
+        cut.apply(&mut next, updated);
+        save(&mut tx, &next)?;
+        tx.commit().map_err(db("committing a batch"))?;
+        self.cursor = cursor;
+        *self.checkpoint = next;
+        Ok(Batch {
+            rows: cut.walked(updated),
+            last: cut.last,
+        })
+    }
+
+    /// Cuts the next batch of about `rows` rows at `cursor` (the upper key `rows` rows on,
+    /// looked up through `client`, or the next blocks), and moves `cursor` past it.
+    fn cut(
+        &mut self,
+        client: &mut impl GenericClient,
+        cursor: &mut Cursor,
+        rows: u64,
+    ) -> std::result::Result<(Range, Cut), postgres::Error> {
+        match (&self.walk, cursor) {
+            (Walk::Keyset { keys, width }, Cursor::Key(last)) => {
+                let upper = upper_key(
                     &mut self.statements,
-                    &mut tx,
-                    table,
+                    client,
+                    &self.table,
                     keys,
                     *width,
                     last.as_deref(),
                     rows,
-                )
-                .map_err(db("finding the batch's upper key"))?;
+                )?;
+                let (values, key) = match upper {
+                    Some((values, text)) => (Some(values), Some(text)),
+                    None => (None, None),
+                };
                 let range = Range::Keys {
-                    lower: last.clone(),
-                    upper: upper_key.as_ref().map(|(values, _)| values.clone()),
+                    lower: last.take(),
+                    upper: values.clone(),
                 };
-                let updated = update_range(
-                    &mut self.statements,
-                    &mut tx,
-                    table,
-                    &self.set,
-                    keys,
-                    &range,
-                    since_cutoff,
-                )
-                .map_err(db("updating a batch"))?;
-                match upper_key {
-                    Some((values, text)) => {
-                        next.last_key = Some(text);
-                        next.rows_done += rows as i64;
-                        (Batch { rows, last: false }, Some(Walked::Key(values)))
-                    }
-                    None => {
-                        next.rows_done += updated as i64;
-                        next.done = true;
-                        let batch = Batch {
-                            rows: updated,
-                            last: true,
-                        };
-                        (batch, None)
-                    }
-                }
-            }
-            Walk::Blocks {
-                next: from,
-                end,
-                rows_per_block,
-            } => {
-                let to = block_range_end(*from, *end, *rows_per_block, rows);
-                let range = Range::Blocks { from: *from, to };
-                let updated = update_range(
-                    &mut self.statements,
-                    &mut tx,
-                    table,
-                    &self.set,
-                    "",
-                    &range,
-                    since_cutoff,
-                )
-                .map_err(db("updating a range of blocks"))?;
-                let last = to >= *end;
-                next.next_block = Some(to);
-                next.rows_done += updated as i64;
-                next.done = last;
-                let batch = Batch {
-                    rows: updated,
-                    last,
+                *last = values;
+                let cut = Cut {
+                    rows,
+                    last: key.is_none(),
+                    key,
+                    block: None,
                 };
-                (batch, Some(Walked::Block(to)))
+                Ok((range, cut))
             }
-        };
-        save(&mut tx, &next)?;
-        tx.commit().map_err(db("committing a batch"))?;
-        match (&mut self.walk, moved) {
-            (Walk::Keyset { last, .. }, Some(Walked::Key(values))) => *last = Some(values),
-            (Walk::Blocks { next, .. }, Some(Walked::Block(to))) => *next = to,
-            _ => {}
+            (
+                Walk::Blocks {
+                    end,
+                    rows_per_block,
+                },
+                Cursor::Block(next),
+            ) => {
+                let blocks = ((rows as f64 / *rows_per_block).ceil() as i64).max(1);
+                let to = (*next + blocks).min(*end);
+                let range = Range::Blocks { from: *next, to };
+                *next = to;
+                let cut = Cut {
+                    rows,
+                    key: None,
+                    block: Some(to),
+                    last: to >= *end,
+                };
+                Ok((range, cut))
+            }
+            _ => unreachable!("the cursor is made with the walk"),
         }
-        *self.checkpoint = next;
-        Ok(batch)
     }
 }
 
@@ -770,12 +825,6 @@ fn upper_key(
             (n..2 * n).map(|i| r.get::<_, String>(i)).collect(),
         )
     }))
-}
-
-/// The end of a batch of about `rows` rows by blocks, starting at block `from`.
-fn block_range_end(from: i64, end: i64, rows_per_block: f64, rows: u64) -> i64 {
-    let blocks = ((rows as f64 / rows_per_block).ceil() as i64).max(1);
-    (from + blocks).min(end)
 }
 
 /// Updates the rows of `range` that existed before the cutoff (`keys` are the quoted key

@@ -424,6 +424,17 @@ fn interrupt(env: &mut Env, m: &Migration, batches: u64) {
     );
 }
 
+/// The tokens of `acc`, in id order.
+fn tokens(env: &Env) -> Vec<Option<String>> {
+    env.db
+        .connect()
+        .query("SELECT token FROM public.acc ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Rows of `acc` whose token is missing or not `up` of their `v`.
 fn wrong_tokens(env: &Env) -> i64 {
     count(
@@ -660,12 +671,7 @@ fn an_interrupted_parallel_backfill_resumes_without_redoing_rows() {
         .unwrap()
         .get(0);
     assert_eq!(saved as u64, rows_done);
-    let before: Vec<Option<String>> = c
-        .query("SELECT token FROM public.acc ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let before = tokens(&env);
     assert!(
         before[..rows_done as usize].iter().all(Option::is_some),
         "the rows the checkpoint covers are filled"
@@ -685,17 +691,12 @@ fn an_interrupted_parallel_backfill_resumes_without_redoing_rows() {
     );
     result.unwrap_or_else(|e| panic!("resume: {e}"));
     assert_eq!(progress(&events).last(), Some(&1000));
-    let after: Vec<String> = c
-        .query("SELECT token FROM public.acc ORDER BY id", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let after = tokens(&env);
     for (i, token) in before.iter().enumerate() {
         if let Some(token) = token {
             assert_eq!(
-                &after[i],
-                token,
+                after[i].as_ref(),
+                Some(token),
                 "row {} was filled before and redone",
                 i + 1
             );

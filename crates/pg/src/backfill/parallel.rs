@@ -17,12 +17,12 @@
 //! get its row locks, rests after a slow batch, and adapts the size from each batch's time.
 
 use super::{
-    begin_batch, block_range_end, progress_event, record_yield, resumable_or, slow_batch,
-    update_range, upper_key, BackfillOptions, BatchSize, KeyValue, Range, Runner, Walk, Yielding,
+    begin_batch, progress_event, record_yield, resumable_or, slow_batch, update_range,
+    BackfillOptions, BatchSize, Cut, Range, Runner, Yielding,
 };
 use crate::connect::{connect, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::events::{Event, OnEvent};
+use crate::events::OnEvent;
 use crate::locks::{is_lock_timeout, lock_holders, wait_before_retry, RetryPolicy};
 use crate::state::BackfillCheckpoint;
 use crate::throttle::{Hold, YieldAction};
@@ -31,10 +31,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tandem_plan::{Lock, LockMode};
+use tandem_plan::Lock;
 
-/// What the coordinator works with: the run's position and the options, callbacks and session
-/// of `backfill::run`.
+/// What the coordinator works with: the run's position, and the options, callbacks and session
+/// of `backfill::run`, with its way of reporting (`rate`, `announce`, `interrupted`).
 pub(super) struct Coordinator<'c, 'r, 'w> {
     pub client: &'c mut Client,
     pub runner: &'c mut Runner<'r>,
@@ -46,7 +46,13 @@ pub(super) struct Coordinator<'c, 'r, 'w> {
     pub save: &'c mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
     pub table: &'c str,
     pub columns: &'c str,
-    pub began: Instant,
+    /// `backfill of <table>`, for messages and lock retries.
+    pub what: &'c str,
+    pub lock: &'c Lock,
+    /// Rows/s of this run after walking this many rows.
+    pub rate: &'c dyn Fn(u64) -> f64,
+    pub announce: &'c dyn Fn(YieldAction, &Hold),
+    pub interrupted: &'c dyn Fn(i64, Error) -> Error,
 }
 
 /// One batch handed to a worker.
@@ -62,37 +68,17 @@ struct Outcome {
     took: Duration,
 }
 
-/// A batch handed out and not yet part of the checkpoint.
-struct Entry {
-    /// Rows it walks when it is not the last (the batch size it was cut with).
-    rows: u64,
-    /// The checkpoint's position once it and every batch before it have committed: the upper
-    /// key as text, or the block it ends before.
-    key: Option<Vec<String>>,
-    block: Option<i64>,
-    last: bool,
-    /// Rows it updated, once committed.
-    updated: Option<u64>,
-}
-
-/// Where handing out stopped: the next batch starts after this key (from the start, without
-/// one), or at this block.
-enum Cursor {
-    Key(Option<Vec<KeyValue>>),
-    Block(i64),
-}
-
 /// Runs the backfill with `opts.workers` sessions opened with `connect`.
 pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions) -> Result<u64> {
     let sessions = (0..c.opts.workers)
         .map(|_| connect(connect_options))
         .collect::<Result<Vec<Client>>>()?;
     let cutoff = c.runner.checkpoint.cutoff_xid;
-    let keys = match &c.runner.walk {
-        Walk::Keyset { keys, .. } => keys.clone(),
-        Walk::Blocks { .. } => String::new(),
-    };
-    let (table, set) = (c.runner.table.clone(), c.runner.set.clone());
+    let (table, set, keys) = (
+        c.runner.table.clone(),
+        c.runner.set.clone(),
+        c.runner.walk.keys().to_string(),
+    );
     let (jobs, job_queue) = channel::<Job>();
     let job_queue = Mutex::new(job_queue);
     let (outcomes, finished) = channel::<Outcome>();
@@ -169,39 +155,20 @@ fn coordinate(
         save,
         table,
         columns,
-        began,
+        what,
+        lock,
+        rate,
+        announce,
+        interrupted,
     } = c;
-    let qtable = runner.table.clone();
-    let what = format!("backfill of {table}");
-    let lock = Lock {
-        mode: LockMode::RowExclusive,
-        relation: qtable.clone(),
-    };
-    let rate = |walked: u64| walked as f64 / began.elapsed().as_secs_f64().max(1e-3);
-    let announce = |action: YieldAction, hold: &Hold| {
-        on_event(&Event::BackfillYield {
-            table: table.to_string(),
-            action,
-            reason: hold.describe(),
-            hold: hold.clone(),
-        })
-    };
-    let interrupted = |rows_done: i64, source: Error| Error::BackfillInterrupted {
-        table: table.to_string(),
-        rows_done: rows_done.max(0) as u64,
-        source: Box::new(source),
-    };
-    let mut cursor = match &runner.walk {
-        Walk::Keyset { last, .. } => Cursor::Key(last.clone()),
-        Walk::Blocks { next, .. } => Cursor::Block(*next),
-    };
-    let mut ledger: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut cursor = runner.cursor.clone();
+    // Batches handed out and not yet part of the checkpoint, with the rows each updated once
+    // it has committed.
+    let mut ledger: BTreeMap<u64, (Cut, Option<u64>)> = BTreeMap::new();
     let mut retry: VecDeque<Job> = VecDeque::new();
-    let mut exhausted = runner.checkpoint.done;
+    let mut exhausted = false;
     let (mut next_index, mut in_flight, mut batches, mut walked, mut attempt) =
         (0u64, 0, 0u64, 0u64, 0);
-    // Rows of batches committed in this run, ahead of the checkpoint or not.
-    let mut committed: u64 = 0;
     let mut stop: Option<Error> = None;
     let mut hooked = false;
     let mut rest_until: Option<Instant> = None;
@@ -215,7 +182,7 @@ fn coordinate(
                 runner.checkpoint,
                 rate(walked),
                 save,
-                &announce,
+                announce,
                 opts.recheck,
             ) {
                 stop = Some(e);
@@ -223,18 +190,21 @@ fn coordinate(
             }
             let job = match retry.pop_front() {
                 Some(job) => job,
-                None => match cut(client, runner, &mut cursor, size.rows) {
-                    Ok((range, entry)) => {
-                        exhausted = entry.last;
-                        ledger.insert(next_index, entry);
+                None => match runner.cut(client, &mut cursor, size.rows) {
+                    Ok((range, cut)) => {
+                        exhausted = cut.last;
+                        ledger.insert(next_index, (cut, None));
                         next_index += 1;
                         Job {
                             index: next_index - 1,
                             range,
                         }
                     }
-                    Err(e) => {
-                        stop = Some(e);
+                    Err(source) => {
+                        stop = Some(Error::Db {
+                            context: format!("{what}: finding the batch's upper key"),
+                            source,
+                        });
                         break;
                     }
                 },
@@ -262,7 +232,7 @@ fn coordinate(
                 attempt += 1;
                 if attempt == 1 {
                     let hold = Hold::LockWait {
-                        holders: lock_holders(client, &qtable),
+                        holders: lock_holders(client, &runner.table),
                     };
                     let recorded =
                         record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save);
@@ -273,14 +243,8 @@ fn coordinate(
                         continue;
                     }
                 }
-                match wait_before_retry(
-                    client,
-                    &what,
-                    Some(lock.clone()),
-                    attempt,
-                    policy,
-                    on_event,
-                ) {
+                match wait_before_retry(client, what, Some(lock.clone()), attempt, policy, on_event)
+                {
                     Ok(()) => retry.push_back(job),
                     Err(e) => stop = Some(e),
                 }
@@ -295,19 +259,14 @@ fn coordinate(
             }
         };
         attempt = 0;
-        yielding.resume(&announce);
+        yielding.resume(announce);
         batches += 1;
-        let entry = ledger
+        let (cut, done) = ledger
             .get_mut(&job.index)
             .expect("a job handed out has its entry");
-        entry.updated = Some(updated);
-        let rows = match (&cursor, entry.last) {
-            (Cursor::Key(_), false) => entry.rows,
-            _ => updated,
-        };
-        walked += rows;
-        committed += rows;
-        if !entry.last {
+        *done = Some(updated);
+        walked += cut.walked(updated);
+        if !cut.last {
             size.adapt(took);
         }
         if let Err(e) = advance(client, runner.checkpoint, &mut ledger, rate(walked), save) {
@@ -318,7 +277,7 @@ fn coordinate(
             table,
             columns,
             runner.checkpoint,
-            committed.max(runner.checkpoint.rows_done.max(0) as u64),
+            walked.max(runner.checkpoint.rows_done.max(0) as u64),
             rate(walked),
             size.rows,
         ));
@@ -350,72 +309,7 @@ fn coordinate(
         )),
         // Interrupted with the checkpoint as it stands once the batches in flight finished.
         Some(e) if hooked => Err(interrupted(runner.checkpoint.rows_done, e)),
-        Some(e) => Err(resumable_or(e, &interrupted, runner.checkpoint.rows_done)),
-    }
-}
-
-/// Cuts the next batch of about `rows` rows at the cursor, and moves the cursor past it.
-fn cut(
-    client: &mut Client,
-    runner: &mut Runner<'_>,
-    cursor: &mut Cursor,
-    rows: u64,
-) -> Result<(Range, Entry)> {
-    let table = runner.table.clone();
-    match (&runner.walk, cursor) {
-        (Walk::Keyset { keys, width, .. }, Cursor::Key(last)) => {
-            let upper = upper_key(
-                &mut runner.statements,
-                client,
-                &table,
-                keys,
-                *width,
-                last.as_deref(),
-                rows,
-            )
-            .map_err(|source| Error::Db {
-                context: format!("backfill of {table}: finding the batch's upper key"),
-                source,
-            })?;
-            let (values, key) = match upper {
-                Some((values, text)) => (Some(values), Some(text)),
-                None => (None, None),
-            };
-            let range = Range::Keys {
-                lower: last.take(),
-                upper: values.clone(),
-            };
-            *last = values;
-            let entry = Entry {
-                rows,
-                last: key.is_none(),
-                key,
-                block: None,
-                updated: None,
-            };
-            Ok((range, entry))
-        }
-        (
-            Walk::Blocks {
-                end,
-                rows_per_block,
-                ..
-            },
-            Cursor::Block(next),
-        ) => {
-            let to = block_range_end(*next, *end, *rows_per_block, rows);
-            let range = Range::Blocks { from: *next, to };
-            *next = to;
-            let entry = Entry {
-                rows,
-                key: None,
-                block: Some(to),
-                last: to >= *end,
-                updated: None,
-            };
-            Ok((range, entry))
-        }
-        _ => unreachable!("the cursor is made from the walk"),
+        Some(e) => Err(resumable_or(e, interrupted, runner.checkpoint.rows_done)),
     }
 }
 
@@ -424,28 +318,18 @@ fn cut(
 fn advance(
     client: &mut Client,
     checkpoint: &mut BackfillCheckpoint,
-    ledger: &mut BTreeMap<u64, Entry>,
+    ledger: &mut BTreeMap<u64, (Cut, Option<u64>)>,
     rate: f64,
     save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
 ) -> Result<()> {
     let mut next = checkpoint.clone();
     let mut moved = false;
     while let Some(entry) = ledger.first_entry() {
-        let Some(updated) = entry.get().updated else {
+        let Some(updated) = entry.get().1 else {
             break;
         };
-        let entry = entry.remove();
+        entry.remove().0.apply(&mut next, updated);
         moved = true;
-        if let Some(block) = entry.block {
-            next.next_block = Some(block);
-            next.rows_done += updated as i64;
-        } else if let Some(key) = entry.key {
-            next.last_key = Some(key);
-            next.rows_done += entry.rows as i64;
-        } else {
-            next.rows_done += updated as i64;
-        }
-        next.done = entry.last;
     }
     if !moved {
         return Ok(());
