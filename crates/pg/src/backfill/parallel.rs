@@ -169,6 +169,9 @@ fn coordinate(
     let mut exhausted = false;
     let (mut next_index, mut in_flight, mut batches, mut walked, mut attempt) =
         (0u64, 0, 0u64, 0u64, 0);
+    // Progress counts every committed batch, ahead of the checkpoint or not, on top of what
+    // earlier runs did.
+    let done_before = runner.checkpoint.rows_done.max(0) as u64;
     let mut stop: Option<Error> = None;
     let mut hooked = false;
     let mut rest_until: Option<Instant> = None;
@@ -277,7 +280,7 @@ fn coordinate(
             table,
             columns,
             runner.checkpoint,
-            walked.max(runner.checkpoint.rows_done.max(0) as u64),
+            done_before + walked,
             rate(walked),
             size.rows,
         ));
