@@ -92,12 +92,10 @@ pub(crate) fn speed(
     for run in 1..=repeat.max(1) {
         let plain = plain_update(fx, rows)?;
         let plain_triggered = plain_update_under_trigger(fx, rows)?;
-        fx.backfill = single;
-        let run_of = backfill(fx, rows)?;
-        fx.backfill = parallel;
-        let run_parallel = backfill(fx, rows);
-        fx.backfill = single;
-        let run_parallel = run_parallel?.rows_per_second;
+        let run_of = fx.with_backfill(single, |fx| backfill(fx, rows))?;
+        let run_parallel = fx
+            .with_backfill(parallel, |fx| backfill(fx, rows))?
+            .rows_per_second;
         let (backfill, n) = (run_of.rows_per_second, run_of.batches);
         let yielded = match run_of.yields.as_slice() {
             [] => String::new(),
@@ -184,15 +182,12 @@ fn plain_update(fx: &mut Fixture, rows: u64) -> Result<f64> {
 /// run with the backfill's setting on as a batch is, leaves the trigger's `WHEN` false.
 fn plain_update_under_trigger(fx: &mut Fixture, rows: u64) -> Result<f64> {
     fx.build(rows)?;
-    let saved = fx.backfill;
-    fx.backfill = BackfillOptions {
+    let first_batch_only = BackfillOptions {
         batch_size: Some(1),
         stop_after_batches: Some(1),
-        ..saved
+        ..fx.backfill
     };
-    let started = start(fx);
-    fx.backfill = saved;
-    match started {
+    match fx.with_backfill(first_batch_only, start) {
         Err(Error::Engine(tandem_pg::Error::BackfillInterrupted { .. })) => {}
         Err(e) => return Err(e),
         Ok(_) => {

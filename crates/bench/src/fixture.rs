@@ -51,6 +51,18 @@ impl Fixture {
         }
     }
 
+    /// Runs `f` with these backfill options in place of the fixture's, which it then restores.
+    pub fn with_backfill<T>(
+        &mut self,
+        backfill: BackfillOptions,
+        f: impl FnOnce(&mut Fixture) -> T,
+    ) -> T {
+        let saved = std::mem::replace(&mut self.backfill, backfill);
+        let result = f(self);
+        self.backfill = saved;
+        result
+    }
+
     pub fn engine(&mut self) -> Engine<'_> {
         let opts = self.engine_options();
         Engine::new(&mut self.client, opts)
