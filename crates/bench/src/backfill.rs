@@ -60,6 +60,11 @@ pub struct Scaling {
     pub points: Vec<ScalingPoint>,
     /// rows/s at the largest size ÷ at the smallest; 1 means the cost per row is flat.
     pub largest_over_smallest: f64,
+    /// The same for one plain UPDATE, when scenario 1 measured it: how PostgreSQL's own cost
+    /// per row moves with the table's size on this machine.
+    pub plain_update_largest_over_smallest: Option<f64>,
+    /// The same for the parallel backfill, when scenario 1 measured it.
+    pub parallel_largest_over_smallest: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +73,32 @@ pub struct ScalingPoint {
     pub backfill_rows_per_s: f64,
     /// Microseconds of backfill per row.
     pub us_per_row: f64,
+    /// Scenario 1's plain UPDATE at this size, when it ran.
+    pub plain_update_rows_per_s: Option<f64>,
+    /// Scenario 1's parallel backfill at this size, when it ran.
+    pub parallel_backfill_rows_per_s: Option<f64>,
+}
+
+impl ScalingPoint {
+    /// A size measured by scenario 1.
+    pub(crate) fn of(speed: &BackfillSpeed) -> ScalingPoint {
+        ScalingPoint {
+            plain_update_rows_per_s: Some(speed.plain_update_rows_per_s),
+            parallel_backfill_rows_per_s: Some(speed.parallel_backfill_rows_per_s),
+            ..ScalingPoint::alone(speed.rows, speed.backfill_rows_per_s)
+        }
+    }
+
+    /// A size where only the backfill was measured.
+    pub(crate) fn alone(rows: u64, rate: f64) -> ScalingPoint {
+        ScalingPoint {
+            rows,
+            backfill_rows_per_s: rate,
+            us_per_row: 1e6 / rate,
+            plain_update_rows_per_s: None,
+            parallel_backfill_rows_per_s: None,
+        }
+    }
 }
 
 /// Scenario 1 at `rows` rows: the two measurements alternate `repeat` times, so drift in the
@@ -139,20 +170,15 @@ pub(crate) fn speed(
     })
 }
 
-/// Scenario 4 from measured rows/s per size.
-pub(crate) fn scaling(points: &[(u64, f64)]) -> Option<Scaling> {
-    let mut points: Vec<ScalingPoint> = points
-        .iter()
-        .map(|&(rows, rate)| ScalingPoint {
-            rows,
-            backfill_rows_per_s: rate,
-            us_per_row: 1e6 / rate,
-        })
-        .collect();
+/// Scenario 4 from the sizes measured.
+pub(crate) fn scaling(mut points: Vec<ScalingPoint>) -> Option<Scaling> {
     points.sort_by_key(|p| p.rows);
     let (first, last) = (points.first()?, points.last()?);
+    let ratio = |f: fn(&ScalingPoint) -> Option<f64>| Some(f(last)? / f(first)?);
     Some(Scaling {
         largest_over_smallest: last.backfill_rows_per_s / first.backfill_rows_per_s,
+        plain_update_largest_over_smallest: ratio(|p| p.plain_update_rows_per_s),
+        parallel_largest_over_smallest: ratio(|p| p.parallel_backfill_rows_per_s),
         points,
     })
 }

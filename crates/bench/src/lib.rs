@@ -182,16 +182,16 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
         scaling: None,
         charts: Vec::new(),
     };
-    let mut rates = Vec::new();
+    let mut points = Vec::new();
     for &rows in &sizes {
         if wants(Scenario::Backfill) {
             let speed = backfill::speed(&mut fx, rows, opts.repeat, progress)?;
-            rates.push((rows, speed.backfill_rows_per_s));
+            points.push(backfill::ScalingPoint::of(&speed));
             report.backfill.push(speed);
         } else if wants(Scenario::Scaling) {
             let rate = backfill::backfill_only(&mut fx, rows, opts.repeat)?;
             progress(&format!("scaling, {rows} rows: backfill {rate:.0} rows/s"));
-            rates.push((rows, rate));
+            points.push(backfill::ScalingPoint::alone(rows, rate));
         }
         if wants(Scenario::Triggers) {
             report.triggers.push(triggers::measure(
@@ -217,7 +217,7 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
         }
     }
     if wants(Scenario::Scaling) {
-        report.scaling = backfill::scaling(&rates);
+        report.scaling = backfill::scaling(points);
     }
     fx.clean_up()?;
     drop(fx);

@@ -157,19 +157,44 @@ pub fn table(r: &Report) -> String {
     }
     if let Some(s) = &r.scaling {
         out.push_str("\n4. Scaling: backfill rows/s by table size\n");
-        let mut rows = vec![header(&["rows", "backfill rows/s", "µs per row"])];
+        let with_scenario_1 = s.plain_update_largest_over_smallest.is_some();
+        let mut rows = vec![if with_scenario_1 {
+            header(&[
+                "rows",
+                "backfill rows/s",
+                "µs per row",
+                "plain UPDATE rows/s",
+                "parallel backfill rows/s",
+            ])
+        } else {
+            header(&["rows", "backfill rows/s", "µs per row"])
+        }];
         for p in &s.points {
-            rows.push(vec![
+            let mut row = vec![
                 thousands(p.rows as f64),
                 thousands(p.backfill_rows_per_s),
                 format!("{:.2}", p.us_per_row),
-            ]);
+            ];
+            if with_scenario_1 {
+                for rate in [p.plain_update_rows_per_s, p.parallel_backfill_rows_per_s] {
+                    row.push(rate.map_or_else(|| "—".into(), thousands));
+                }
+            }
+            rows.push(row);
         }
         out.push_str(&align(&rows));
         out.push_str(&format!(
             "largest ÷ smallest rows/s: {:.2} (1 means the cost per row stays flat)\n",
             s.largest_over_smallest
         ));
+        if let (Some(plain), Some(parallel)) = (
+            s.plain_update_largest_over_smallest,
+            s.parallel_largest_over_smallest,
+        ) {
+            out.push_str(&format!(
+                "the same for one plain UPDATE: {plain:.2}, and for the parallel backfill: {parallel:.2}\n"
+            ));
+        }
     }
     out
 }

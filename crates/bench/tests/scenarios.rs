@@ -112,6 +112,22 @@ fn backfill_speed_and_scaling_at_each_size() {
             .collect::<Vec<_>>(),
         "scaling reuses scenario 1's figures"
     );
+    for (p, b) in scaling.points.iter().zip(&report.backfill) {
+        assert_eq!(p.plain_update_rows_per_s, Some(b.plain_update_rows_per_s));
+        assert_eq!(
+            p.parallel_backfill_rows_per_s,
+            Some(b.parallel_backfill_rows_per_s)
+        );
+    }
+    let (small, large) = (&report.backfill[0], &report.backfill[1]);
+    assert_eq!(
+        scaling.plain_update_largest_over_smallest,
+        Some(large.plain_update_rows_per_s / small.plain_update_rows_per_s)
+    );
+    assert_eq!(
+        scaling.parallel_largest_over_smallest,
+        Some(large.parallel_backfill_rows_per_s / small.parallel_backfill_rows_per_s)
+    );
     assert!(report.triggers.is_empty());
     assert!(progress
         .iter()
@@ -135,6 +151,7 @@ fn backfill_speed_and_scaling_at_each_size() {
         text.contains("4. Scaling") && !text.contains("2. Write cost"),
         "{text}"
     );
+    assert!(text.contains("the same for one plain UPDATE"), "{text}");
 }
 
 #[test]
@@ -152,6 +169,11 @@ fn scaling_alone_measures_the_backfill_at_each_size() {
         assert!((p.us_per_row - 1e6 / p.backfill_rows_per_s).abs() < 1e-9);
     }
     assert!(positive(scaling.largest_over_smallest));
+    assert_eq!(scaling.plain_update_largest_over_smallest, None);
+    assert!(scaling
+        .points
+        .iter()
+        .all(|p| p.plain_update_rows_per_s.is_none() && p.parallel_backfill_rows_per_s.is_none()));
     assert!(leftovers(&db).is_empty());
 }
 
