@@ -453,13 +453,16 @@ pub fn run(
             Err(Error::Db { source, .. }) if is_lock_timeout(&source) => {
                 attempt += 1;
                 if attempt == 1 {
-                    let hold = Hold::LockWait {
-                        holders: lock_holders(client, &table),
-                    };
-                    record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
+                    yielding
+                        .lock_wait(
+                            client,
+                            &table,
+                            runner.checkpoint,
+                            rate(walked),
+                            save,
+                            &announce,
+                        )
                         .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
-                    announce(YieldAction::Paused, &hold);
-                    yielding.holding = Some(hold);
                 }
                 wait_before_retry(client, &what, Some(lock.clone()), attempt, policy, on_event)
                     .map_err(|e| interrupted(runner.checkpoint.rows_done, e))?;
@@ -503,9 +506,15 @@ pub fn run(
             // The server became slow to serve a batch sized for the target: rest as long as
             // the batch took, which at least halves what the backfill asks of it while the
             // size shrinks, and say so.
-            record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
-                .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
-            announce(YieldAction::Throttled, &hold);
+            yield_to(
+                client,
+                runner.checkpoint,
+                &hold,
+                rate(walked),
+                save,
+                &announce,
+            )
+            .map_err(|e| resumable_or(e, &interrupted, runner.checkpoint.rows_done))?;
             std::thread::sleep(took);
         }
     }
@@ -582,14 +591,32 @@ impl<'w> Yielding<'w> {
                 break;
             };
             if self.holding.as_ref().map(Hold::cause) != Some(hold.cause()) {
-                record_yield(client, checkpoint, Some(&hold), rate, save)?;
-                announce(YieldAction::Paused, &hold);
+                yield_to(client, checkpoint, &hold, rate, save, announce)?;
             }
             self.holding = Some(hold);
             std::thread::sleep(recheck);
             self.last_check = None;
         }
         self.resume(announce);
+        Ok(())
+    }
+
+    /// A batch could not get its row locks (its first `lock_timeout` in a row): records and
+    /// announces a pause for the lock's holders, which lasts until a batch commits.
+    fn lock_wait(
+        &mut self,
+        client: &mut Client,
+        table: &str,
+        checkpoint: &mut BackfillCheckpoint,
+        rate: f64,
+        save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+        announce: &dyn Fn(YieldAction, &Hold),
+    ) -> Result<()> {
+        let hold = Hold::LockWait {
+            holders: lock_holders(client, table),
+        };
+        yield_to(client, checkpoint, &hold, rate, save, announce)?;
+        self.holding = Some(hold);
         Ok(())
     }
 
@@ -602,18 +629,19 @@ impl<'w> Yielding<'w> {
 }
 
 /// Records in the checkpoint's row, in a transaction of its own, that the backfill yields to
-/// `hold` (or no longer does), with its rate so far. The position is saved unchanged.
-fn record_yield(
+/// `hold`, with its rate so far (the position is saved unchanged), then announces it.
+fn yield_to(
     client: &mut Client,
     checkpoint: &mut BackfillCheckpoint,
-    hold: Option<&Hold>,
+    hold: &Hold,
     rate: f64,
     save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+    announce: &dyn Fn(YieldAction, &Hold),
 ) -> Result<()> {
     checkpoint.rows_per_second = Some(rate);
-    checkpoint.yield_state = hold.map(|h| h.action().name().to_string());
-    checkpoint.yield_cause = hold.map(|h| h.cause().to_string());
-    checkpoint.yield_reason = hold.map(Hold::describe);
+    checkpoint.yield_state = Some(hold.action().name().to_string());
+    checkpoint.yield_cause = Some(hold.cause().to_string());
+    checkpoint.yield_reason = Some(hold.describe());
     let context = || format!("backfill of {}: recording that it yields", checkpoint.table);
     let mut tx = client.transaction().map_err(|source| Error::Db {
         context: context(),
@@ -623,7 +651,9 @@ fn record_yield(
     tx.commit().map_err(|source| Error::Db {
         context: context(),
         source,
-    })
+    })?;
+    announce(hold.action(), hold);
+    Ok(())
 }
 
 /// `e` as an interruption a later run can get past when it is one, else as it is.

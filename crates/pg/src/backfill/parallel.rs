@@ -17,13 +17,13 @@
 //! get its row locks, rests after a slow batch, and adapts the size from each batch's time.
 
 use super::{
-    begin_batch, progress_event, record_yield, resumable_or, slow_batch, update_range,
-    BackfillOptions, BatchSize, Cut, Range, Runner, Yielding,
+    begin_batch, progress_event, resumable_or, slow_batch, update_range, yield_to, BackfillOptions,
+    BatchSize, Cut, Range, Runner, Yielding,
 };
 use crate::connect::{connect, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::events::OnEvent;
-use crate::locks::{is_lock_timeout, lock_holders, wait_before_retry, RetryPolicy};
+use crate::locks::{is_lock_timeout, wait_before_retry, RetryPolicy};
 use crate::state::BackfillCheckpoint;
 use crate::throttle::{Hold, YieldAction};
 use postgres::{Client, Statement, Transaction};
@@ -234,14 +234,14 @@ fn coordinate(
             Err(source) if is_lock_timeout(&source) && stop.is_none() => {
                 attempt += 1;
                 if attempt == 1 {
-                    let hold = Hold::LockWait {
-                        holders: lock_holders(client, &runner.table),
-                    };
-                    let recorded =
-                        record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save);
-                    announce(YieldAction::Paused, &hold);
-                    yielding.holding = Some(hold);
-                    if let Err(e) = recorded {
+                    if let Err(e) = yielding.lock_wait(
+                        client,
+                        &runner.table,
+                        runner.checkpoint,
+                        rate(walked),
+                        save,
+                        announce,
+                    ) {
                         stop = Some(e);
                         continue;
                     }
@@ -293,12 +293,17 @@ fn coordinate(
             hooked = true;
         }
         if let Some(hold) = slow_batch(opts, took) {
-            if let Err(e) = record_yield(client, runner.checkpoint, Some(&hold), rate(walked), save)
-            {
+            if let Err(e) = yield_to(
+                client,
+                runner.checkpoint,
+                &hold,
+                rate(walked),
+                save,
+                announce,
+            ) {
                 stop.get_or_insert(e);
                 continue;
             }
-            announce(YieldAction::Throttled, &hold);
             rest_until = Some(Instant::now() + took);
         }
     }
