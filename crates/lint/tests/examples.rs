@@ -174,8 +174,17 @@ const TRACED_CLAIMS: &[(&str, Claim)] = &[
     ("T026", Claim::Blocks),
 ];
 
-/// Rules whose good example is the CONCURRENTLY form, which must block nothing.
-const NON_BLOCKING_GOOD: &[&str] = &["T005", "T006", "T008", "T026"];
+/// Rules whose good example is the CONCURRENTLY form, which must block nothing: on any
+/// relation, or only on the one named. DETACH PARTITION CONCURRENTLY keeps the partitioned
+/// table open to reads and writes, but its last transaction takes ACCESS EXCLUSIVE on the
+/// partition it detaches, briefly; a trace sees that lock or not depending on when it samples
+/// `pg_locks`.
+const NON_BLOCKING_GOOD: &[(&str, Option<&str>)] = &[
+    ("T005", None),
+    ("T006", None),
+    ("T008", None),
+    ("T026", Some("public.events")),
+];
 
 #[derive(Clone, Copy, Debug)]
 enum Claim {
@@ -237,11 +246,14 @@ fn traces_confirm_what_the_rules_say() {
                         };
                         assert!(seen, "{rule:?}: the trace does not show {claim:?}: {t:#?}");
                     }
-                    if NON_BLOCKING_GOOD.contains(id) {
+                    if let Some((_, only)) = NON_BLOCKING_GOOD.iter().find(|(r, _)| r == id) {
                         for t in trace_example(rule, rule.good) {
                             assert!(t.error.is_none(), "{rule:?}: {t:?}");
                             assert!(
-                                t.locks.iter().all(|l| l.blocks.is_empty()),
+                                t.locks
+                                    .iter()
+                                    .filter(|l| only.is_none() || l.relation.as_deref() == *only)
+                                    .all(|l| l.blocks.is_empty()),
                                 "{rule:?}: the good example blocks: {t:#?}"
                             );
                         }

@@ -9,7 +9,7 @@ pub const RULE: Rule = Rule {
     name: "detach-partition-without-concurrently",
     level: Level::Error,
     summary: "DETACH PARTITION without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the partitioned table.",
-    explanation: "ALTER TABLE ... DETACH PARTITION takes an ACCESS EXCLUSIVE lock on the parent table: it blocks every read and write on every partition, and waits behind any query running on the table while everything else queues behind it. From PostgreSQL 14, DETACH PARTITION ... CONCURRENTLY takes a SHARE UPDATE EXCLUSIVE lock on the parent, which lets reads and writes go on (it cannot run inside a transaction block).",
+    explanation: "ALTER TABLE ... DETACH PARTITION takes an ACCESS EXCLUSIVE lock on the parent table: it blocks every read and write on every partition, and waits behind any query running on the table while everything else queues behind it. From PostgreSQL 14, DETACH PARTITION ... CONCURRENTLY takes a SHARE UPDATE EXCLUSIVE lock on the parent, which lets reads and writes go on (it cannot run inside a transaction block). Its last step still takes an ACCESS EXCLUSIVE lock on the partition being detached, briefly, once the queries that were using it have finished: a query on that partition by its own name waits for that moment, while the partitioned table stays open.",
     safe_alternative: "ALTER TABLE events DETACH PARTITION events_2024 CONCURRENTLY;",
     tandem: None,
     setup: "CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at);\nCREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
