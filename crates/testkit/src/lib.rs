@@ -10,6 +10,9 @@ use postgres::NoTls;
 use tandem_model::quote_ident;
 pub use tandem_pg::cluster::{Cluster, ClusterError, ClusterOptions};
 
+mod pagila;
+pub use pagila::pagila_dir;
+
 /// A shared cluster, started on first use and stopped when the test binary exits. A failed
 /// start is kept too, so every test reports it at once instead of retrying it.
 type Shared = OnceLock<Result<Cluster, String>>;

@@ -301,3 +301,65 @@ fn the_environment_picks_who_tests_act_as() {
     assert_eq!(user, db.user());
     assert_eq!(is_super, db.access() == Access::Superuser);
 }
+
+#[test]
+fn pagila_loads_whole_and_belongs_to_the_tests_role() {
+    let Some(db) = TestDb::pagila() else { return };
+    let mut client = db.connect();
+    let counts: Vec<(String, i64)> = [
+        "actor",
+        "film",
+        "rental",
+        "payment",
+        "payment_p2022_03",
+        "customer",
+    ]
+    .iter()
+    .map(|table| {
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM public.{table}"), &[])
+            .unwrap()
+            .get(0);
+        (table.to_string(), n)
+    })
+    .collect();
+    assert_eq!(
+        counts,
+        [
+            ("actor".to_string(), 200),
+            ("film".to_string(), 1000),
+            ("rental".to_string(), 16044),
+            ("payment".to_string(), 16049),
+            ("payment_p2022_03".to_string(), 2713),
+            ("customer".to_string(), 599),
+        ]
+    );
+    // Every table, view, sequence and function of Pagila belongs to the role the tests act as, so
+    // that with TANDEM_TEST_ROLE=least tandem runs on it as a plain owner.
+    let foreign: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = current_user)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(foreign, 0);
+    // Its own machinery works: the views read, the trigger stamps last_update.
+    let listed: i64 = client
+        .query_one("SELECT count(*) FROM public.film_list", &[])
+        .unwrap()
+        .get(0);
+    assert!(listed > 900, "film_list has {listed} rows");
+    client
+        .batch_execute("UPDATE public.actor SET first_name = 'X' WHERE actor_id = 1")
+        .unwrap();
+    let stamped: bool = client
+        .query_one(
+            "SELECT last_update > now() - interval '1 minute' FROM public.actor WHERE actor_id = 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(stamped);
+}
