@@ -20,7 +20,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<tandem_pg::Error>() {
         return match e {
             tandem_pg::Error::Locked { .. } => exit::LOCKED,
-            tandem_pg::Error::Validation(_) | tandem_pg::Error::Load(_) => exit::INVALID,
+            tandem_pg::Error::Validation(_)
+            | tandem_pg::Error::Load(_)
+            | tandem_pg::Error::Plan(_) => exit::INVALID,
             _ => exit::FAILURE,
         };
     }
@@ -211,6 +213,16 @@ pub fn run(args: Args) -> Result<()> {
                 ));
                 if let Some(e) = &status.evidence {
                     human.push_str(&crate::monitor_view::evidence(e));
+                }
+                if !status.grant_drift.is_empty() {
+                    human.push_str(
+                        "\nprivileges on tables changed after their version schemas' views were made; \
+                         the views (and the application roles that use them) do not have them yet. \
+                         Run, as the tables' owner:",
+                    );
+                    for statement in &status.grant_drift {
+                        human.push_str(&format!("\n  {statement}"));
+                    }
                 }
                 if let Some(a) = &status.advice {
                     human.push_str(&format!("\nnext: {a}"));

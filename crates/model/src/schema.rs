@@ -36,6 +36,13 @@ pub struct Table {
     pub has_rows: Option<bool>,
     #[serde(default, skip_serializing_if = "ReplicaIdentity::is_default")]
     pub replica_identity: ReplicaIdentity,
+    /// Whether row-level security is enabled on the table (`ALTER TABLE ... ENABLE ROW LEVEL
+    /// SECURITY`): a view over it must then read it with the querying role's rights.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub row_security: bool,
+    /// Whether some column of the table has privileges of its own (`GRANT SELECT (col) ...`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub column_grants: bool,
 }
 
 /// Which old values logical replication sends for an UPDATE or DELETE on a table (PostgreSQL's

@@ -92,6 +92,11 @@ pub struct Status {
     /// would gather it (with the sampling window of `EngineOptions::evidence`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// The GRANT and REVOKE statements that would give the version schemas' views the
+    /// privileges their tables have now ([`crate::grants::drift`]): grants made on a table after
+    /// its view was created do not reach the view by themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grant_drift: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -724,6 +729,7 @@ impl<'c> Engine<'c> {
             backfills: Vec::new(),
             advice: None,
             evidence: None,
+            grant_drift: Vec::new(),
         };
         match self.state.check(self.client) {
             Ok(()) => {}
@@ -742,6 +748,7 @@ impl<'c> Engine<'c> {
                 status.version_schemas.push(h.version_schema.clone());
             }
         }
+        status.grant_drift = crate::grants::drift(self.client, &schema, &status.version_schemas)?;
         let backfilling = status.active.as_ref().filter(|a| a.status == "backfilling");
         if let Some(a) = backfilling {
             status.backfills = self.state.backfills(self.client, &schema, &a.name)?;

@@ -13,7 +13,10 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
         .query(
             "SELECT c.oid, c.relname::text, obj_description(c.oid, 'pg_class'), c.relreplident::text,
                     (SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                      WHERE i.indrelid = c.oid AND i.indisreplident)
+                      WHERE i.indrelid = c.oid AND i.indisreplident),
+                    c.relrowsecurity,
+                    EXISTS (SELECT 1 FROM pg_attribute a
+                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
             &[&schema],
@@ -35,6 +38,8 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
                 name,
                 comment: row.get(2),
                 replica_identity,
+                row_security: row.get(5),
+                column_grants: row.get(6),
                 ..Table::default()
             },
         );

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod evidence;
+pub mod grants;
 pub mod introspect;
 pub mod live;
 pub mod locks;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{count, exec, migration};
+use common::{count, exec, migration, Env};
 use tandem_model::{quote_ident, Migration};
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, Error};
 use tandem_testkit::TestDb;
@@ -264,4 +264,345 @@ fn an_owner_without_superuser_runs_the_whole_lifecycle() {
         &roles.owner,
         &["schema app_02_reshape"],
     );
+}
+
+const ROLES_BASE: &str = "operations:
+  - create_table:
+      name: users
+      columns:
+        - {name: id, type: serial, pk: true}
+        - {name: name, type: text}
+        - {name: score, type: int}
+        - {name: secret, type: text, nullable: true}
+";
+
+const ROLES_CHANGE: &str = "operations:
+  - rename_column: {table: users, from: name, to: full_name}
+  - alter_column: {table: users, column: score, type: bigint, up: score, down: score::int}
+  - add_column: {table: users, column: {name: note, type: text, nullable: true}}
+";
+
+/// The SQLSTATE of what `sql` fails with, or `None` when it succeeds.
+fn refused(c: &mut postgres::Client, sql: &str) -> Option<String> {
+    c.batch_execute(sql).err().map(|e| {
+        e.code()
+            .map_or("no sqlstate".into(), |s| s.code().to_string())
+    })
+}
+
+const PERMISSION_DENIED: Option<&str> = Some("42501");
+
+/// Each role's privileges on the table and on its view, table-wide and per column, which must
+/// be equal.
+fn privilege_matrix(
+    c: &mut postgres::Client,
+    roles: &[&str],
+    relation: &str,
+    columns: &[&str],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for role in roles {
+        for privilege in [
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "TRUNCATE",
+            "REFERENCES",
+            "TRIGGER",
+        ] {
+            let has: bool = c
+                .query_one(
+                    "SELECT has_table_privilege($1, $2, $3)",
+                    &[role, &relation, &privilege],
+                )
+                .unwrap()
+                .get(0);
+            out.push(format!("{privilege} {has}"));
+        }
+        for (k, column) in columns.iter().enumerate() {
+            for privilege in ["SELECT", "INSERT", "UPDATE", "REFERENCES"] {
+                let has: bool = c
+                    .query_one(
+                        "SELECT has_column_privilege($1, $2, $3, $4)",
+                        &[role, &relation, column, &privilege],
+                    )
+                    .unwrap()
+                    .get(0);
+                out.push(format!("column {k} {privilege} {has}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn application_roles_reach_the_new_version_with_exactly_the_tables_privileges() {
+    let mut env = Env::new();
+    env.apply("01_users", ROLES_BASE);
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO users (name, score, secret) SELECT 'u' || g, g, 's' || g FROM generate_series(1, 50) g",
+    );
+    // A role granted some columns only, and one granted nothing on the table.
+    let narrow = format!("{}_narrow", env.db.name);
+    let outsider = format!("{}_outsider", env.db.name);
+    env.db.execute_as_superuser(&format!(
+        "CREATE ROLE {n} LOGIN; CREATE ROLE {o} LOGIN;
+         GRANT CONNECT ON DATABASE {db} TO {n}, {o}; GRANT USAGE ON SCHEMA public TO {n}, {o}",
+        n = quote_ident(&narrow),
+        o = quote_ident(&outsider),
+        db = quote_ident(&env.db.name),
+    ));
+    env.db.execute(&format!(
+        "GRANT SELECT (id, name, score), UPDATE (name) ON public.users TO {}",
+        quote_ident(&narrow)
+    ));
+    // The first migration's version schema was made before these grants: status says so.
+    let drift = env.status().grant_drift;
+    assert_eq!(
+        drift,
+        [
+            "SELECT (id)",
+            "SELECT (name)",
+            "SELECT (score)",
+            "UPDATE (name)"
+        ]
+        .map(|p| format!("GRANT {p} ON public_01_users.users TO {narrow};"))
+    );
+    env.db.execute(&drift.join("\n"));
+    let m = migration("02_roles", ROLES_CHANGE);
+    env.start(&m).unwrap();
+    let version = "public_02_roles";
+    let sp = format!("{version}, public");
+
+    // The application role sees the new shape and is counted as the new version.
+    let mut app = env.version(version);
+    let first: String = app
+        .query_one("SELECT (current_schemas(false))[1]::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(first, version);
+    exec(
+        &mut app,
+        "INSERT INTO users (full_name, score, note) VALUES ('new', 7, 'n')",
+    );
+    exec(
+        &mut app,
+        "UPDATE users SET score = 800 WHERE full_name = 'new'",
+    );
+    assert_eq!(
+        count(&mut app, "SELECT count(*) FROM users WHERE score = 800"),
+        1
+    );
+    exec(&mut app, "DELETE FROM users WHERE full_name = 'new'");
+
+    // The narrow role keeps exactly its columns, under their new names and types.
+    let mut n = env.db.connect_as_with_search_path(&narrow, &sp);
+    assert_eq!(
+        count(
+            &mut n,
+            "SELECT sum(score)::bigint FROM users WHERE full_name LIKE 'u%'"
+        ),
+        1275
+    );
+    assert_eq!(
+        refused(
+            &mut n,
+            "UPDATE users SET full_name = full_name || '!' WHERE id = 1"
+        ),
+        None
+    );
+    for denied in [
+        "SELECT secret FROM users",
+        "SELECT note FROM users",
+        "UPDATE users SET score = 1",
+        "INSERT INTO users (full_name, score) VALUES ('x', 1)",
+        "DELETE FROM users",
+    ] {
+        assert_eq!(
+            refused(&mut n, denied),
+            PERMISSION_DENIED.map(String::from),
+            "{denied}"
+        );
+    }
+    // The old version, on the table itself, is as it was.
+    let mut n_old = env.db.connect_as(&narrow);
+    assert_eq!(
+        count(
+            &mut n_old,
+            "SELECT count(*) FROM users WHERE name LIKE 'u%'"
+        ),
+        50
+    );
+    assert_eq!(
+        refused(&mut n_old, "SELECT secret FROM users"),
+        PERMISSION_DENIED.map(String::from)
+    );
+
+    // A role granted nothing on the table gets nothing from its view.
+    let mut o = env.db.connect_as_with_search_path(&outsider, &sp);
+    assert_eq!(
+        refused(&mut o, "SELECT count(*) FROM users"),
+        PERMISSION_DENIED.map(String::from)
+    );
+
+    // The same privileges, role by role, on the table and on the view.
+    let mut admin = env.db.connect_as_superuser();
+    let roles = [env.app.as_str(), narrow.as_str(), outsider.as_str()];
+    assert_eq!(
+        privilege_matrix(
+            &mut admin,
+            &roles,
+            "public.users",
+            &["id", "name", "score", "secret"]
+        ),
+        privilege_matrix(
+            &mut admin,
+            &roles,
+            &format!("{version}.users"),
+            &["id", "full_name", "score", "secret"]
+        ),
+    );
+    assert_eq!(env.status().grant_drift, Vec::<String>::new());
+
+    // Grants made on the table while the migration is active: status says what the views
+    // lack, and its statements, run as the owner, bring them in line.
+    env.db.execute(&format!(
+        "GRANT SELECT (secret) ON public.users TO {n}; REVOKE DELETE ON public.users FROM {a}",
+        n = quote_ident(&narrow),
+        a = quote_ident(&env.app),
+    ));
+    let drift = env.status().grant_drift;
+    let mut expected = Vec::new();
+    for schema in ["public_01_users", version] {
+        expected.push(format!(
+            "GRANT SELECT (secret) ON {schema}.users TO {narrow};"
+        ));
+    }
+    for schema in ["public_01_users", version] {
+        expected.push(format!("REVOKE DELETE ON {schema}.users FROM {};", env.app));
+    }
+    assert_eq!(drift, expected);
+    assert_eq!(
+        refused(&mut n, "SELECT secret FROM users"),
+        PERMISSION_DENIED.map(String::from)
+    );
+    env.db.execute(&drift.join("\n"));
+    assert_eq!(env.status().grant_drift, Vec::<String>::new());
+    assert_eq!(refused(&mut n, "SELECT secret FROM users"), None);
+    assert_eq!(
+        refused(&mut app, "DELETE FROM users WHERE id = 1"),
+        PERMISSION_DENIED.map(String::from)
+    );
+    drop((app, n, n_old, o));
+
+    // After complete the renamed and retyped columns keep the narrow role's privileges.
+    env.complete();
+    let mut n = env.db.connect_as(&narrow);
+    assert_eq!(
+        count(
+            &mut n,
+            "SELECT sum(score)::bigint FROM users WHERE full_name LIKE 'u%'"
+        ),
+        1275
+    );
+    assert_eq!(refused(&mut n, "SELECT secret FROM users"), None);
+}
+
+const DOCS_BASE: &str = "operations:
+  - create_table:
+      name: docs
+      columns:
+        - {name: id, type: int, pk: true}
+        - {name: title, type: text}
+  - create_table:
+      name: notes
+      columns:
+        - {name: id, type: int, pk: true}
+        - {name: body, type: text}
+";
+
+/// Tables with row-level security: on PostgreSQL 15 and later the views read them with the
+/// querying role's rights (security_invoker), so the policies hold through the new version; on
+/// 14 a view would read them with its owner's rights, so a migration that changes such a table
+/// is refused before anything changes, and the new version reads a table it does not change
+/// directly, under its policies.
+#[test]
+fn row_level_security_holds_through_the_new_version() {
+    let mut env = Env::new();
+    env.apply("01_docs", DOCS_BASE);
+    env.db.execute(
+        "INSERT INTO docs SELECT g, 't' || g FROM generate_series(1, 10) g;
+         INSERT INTO notes SELECT g, 'b' || g FROM generate_series(1, 10) g;
+         ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY even ON docs USING (id % 2 = 0);
+         CREATE POLICY low ON notes USING (id <= 3);",
+    );
+    let major = env.db.cluster().major_version();
+    let changes_docs = migration(
+        "02_docs",
+        "operations:\n  - rename_column: {table: docs, from: title, to: heading}\n",
+    );
+    if major < 15 {
+        let before = env.db.dump_schema();
+        let err = env.start(&changes_docs).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::Plan(_)), "{message}");
+        assert!(
+            message.contains("\"docs\" has row-level security")
+                && message.contains("security_invoker"),
+            "{message}"
+        );
+        assert_eq!(before, env.db.dump_schema(), "nothing changed");
+        assert!(env.status().active.is_none());
+        // A migration that leaves both tables as they are: the new version reads them itself.
+        let other = migration(
+            "02_other",
+            "operations:\n  - create_table: {name: extra, columns: [{name: id, type: int, pk: true}]}\n",
+        );
+        env.start(&other).unwrap();
+        let mut new = env.version("public_02_other");
+        assert_eq!(count(&mut new, "SELECT count(*) FROM docs"), 5);
+        assert_eq!(count(&mut new, "SELECT count(*) FROM notes"), 3);
+        assert_eq!(count(&mut new, "SELECT count(*) FROM extra"), 0);
+        let views = count(
+            &mut env.db.connect(),
+            "SELECT count(*) FROM pg_views WHERE schemaname = 'public_02_other' AND viewname IN ('docs', 'notes')",
+        );
+        assert_eq!(views, 0);
+        return;
+    }
+    env.start(&changes_docs).unwrap();
+    let mut new = env.version("public_02_docs");
+    assert_eq!(
+        count(
+            &mut new,
+            "SELECT count(*) FROM docs WHERE heading LIKE 't%'"
+        ),
+        5
+    );
+    assert_eq!(count(&mut new, "SELECT count(*) FROM notes"), 3);
+    let mut old = env.version("public_01_docs");
+    assert_eq!(
+        count(&mut old, "SELECT count(*) FROM docs WHERE title LIKE 't%'"),
+        5
+    );
+    drop((new, old));
+    env.rollback();
+    // With column privileges as well, no view can honour both: refused before any change.
+    env.db.execute(&format!(
+        "GRANT SELECT (id) ON docs TO {}",
+        quote_ident(&env.app)
+    ));
+    let before = env.db.dump_schema();
+    let message = env.start(&changes_docs).unwrap_err().to_string();
+    assert!(
+        message.contains("\"docs\" has row-level security")
+            && message.contains("column privileges"),
+        "{message}"
+    );
+    assert_eq!(before, env.db.dump_schema(), "nothing changed");
+    assert!(env.status().active.is_none());
 }

@@ -10,4 +10,7 @@ pub enum PlanError {
         op_kind: &'static str,
         message: String,
     },
+    /// A refusal that concerns the migration as a whole rather than one operation.
+    #[error("{file}: {message}")]
+    Refused { file: String, message: String },
 }

@@ -125,7 +125,17 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
         // An operation found that a column changed in place by an earlier one needs a second
         // column after all: plan again with that column shadowed from the first operation on.
         if cx.replan.is_subset(&force) {
-            return Ok(cx.finish());
+            let plan = cx.finish();
+            let pg_major = input.facts.pg_major;
+            if let Some(message) =
+                views::row_security_refusal(input.physical, &plan.overlay, pg_major)
+            {
+                return Err(PlanError::Refused {
+                    file: input.migration.file.clone(),
+                    message,
+                });
+            }
+            return Ok(plan);
         }
         force.extend(cx.replan);
     }

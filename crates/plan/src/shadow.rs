@@ -256,6 +256,10 @@ impl Cx<'_> {
                     format!("COMMENT ON COLUMN {table}.{qname} IS {}", quote_literal(c)),
                 ));
             }
+            self.start.push(Step::tx(
+                format!("column privileges of {physical_table}.{}", s.name),
+                crate::views::column_privileges_like(&table, &s.original, &s.name),
+            ));
             if !s.nullable {
                 constraint::not_null(self, physical_table, &s.name);
             }

@@ -16,24 +16,52 @@ pub fn create_version_schema(
 ) -> Vec<Step> {
     let mut steps = vec![Step::tx(
         format!("create version schema {version_schema}"),
-        format!("CREATE SCHEMA {}", quote_ident(version_schema)),
+        format!(
+            "CREATE SCHEMA {};\n{}",
+            quote_ident(version_schema),
+            schema_usage_like(schema, version_schema)
+        ),
     )];
-    // security_invoker makes the view check the querying role's privileges, not the owner's.
-    let options = if pg_major >= 15 {
-        " WITH (security_invoker = true)"
-    } else {
-        ""
-    };
     for (name, table) in &physical.tables {
         let Some(view_name) = overlay.table_name(name) else {
             continue;
         };
+        if needs_own_rights(table, pg_major) {
+            if shows_table_as_is(overlay, name) {
+                // No view can both honour the table's policies and serve it (see
+                // `needs_own_rights`). The new version finds the table itself on its
+                // search_path instead, under its policies, in the same shape.
+                continue;
+            }
+            // The planner refuses this (`row_security_refusal`); a `sql` operation may still
+            // have enabled row-level security during start, so fail the start here too.
+            steps.push(Step::tx(
+                format!("refuse a view over {name}, which has row-level security"),
+                format!(
+                    "DO $$ BEGIN RAISE EXCEPTION '%', {}; END $$",
+                    quote_literal(&row_security_message(name, pg_major))
+                ),
+            ));
+            continue;
+        }
+        // security_invoker makes the view check the querying role's privileges on the table,
+        // not the owner's, so revoking one on the table takes effect on the view at once. But it
+        // checks them on every column the view shows, whichever the query reads: a role granted
+        // only some columns could not read the view at all. Such tables get a view with its
+        // owner's rights, which checks the view's own column privileges, copied from the table's.
+        let options = if pg_major >= 15 && !table.column_grants {
+            " WITH (security_invoker = true)"
+        } else {
+            ""
+        };
         let mut select = Vec::new();
+        let mut shown = Vec::new();
         let mut defaults = Vec::new();
         for col in &table.columns {
             let Some(col_name) = overlay.column_name(name, &col.name) else {
                 continue;
             };
+            shown.push((col.name.clone(), col_name.to_string()));
             select.push(if col_name == col.name {
                 quote_ident(&col.name)
             } else {
@@ -62,12 +90,180 @@ pub fn create_version_schema(
                 quote_ident(&col)
             ));
         }
+        sql.push_str(";\n");
+        sql.push_str(&privileges_like_table(
+            &qualified(schema, name),
+            &view,
+            &shown,
+        ));
         steps.push(
             Step::tx(format!("create view {version_schema}.{view_name}"), sql)
                 .lock(LockMode::AccessShare, qualified(schema, name)),
         );
     }
     steps
+}
+
+/// Whether the new version sees `table` exactly as it is: same name, every column under its own
+/// name, no default of its own.
+fn shows_table_as_is(overlay: &Overlay, table: &str) -> bool {
+    overlay.table_name(table) == Some(table)
+        && overlay.columns.get(table).is_none_or(|columns| {
+            columns
+                .iter()
+                .all(|(physical, shown)| shown.as_deref() == Some(physical.as_str()))
+        })
+        && overlay.defaults.get(table).is_none_or(|d| d.is_empty())
+}
+
+/// Whether a view over `table` would have to read it with the querying role's rights (for its
+/// row-level security policies) but cannot: PostgreSQL 14 has no security_invoker, and with
+/// column privileges security_invoker would shut out the roles granted only some columns.
+fn needs_own_rights(table: &tandem_model::Table, pg_major: u32) -> bool {
+    table.row_security && (pg_major < 15 || table.column_grants)
+}
+
+fn row_security_message(table: &str, pg_major: u32) -> String {
+    let why = if pg_major < 15 {
+        "PostgreSQL 14 has no security_invoker, so a view over it would read it with its owner's rights, past its policies"
+    } else {
+        "it also has column privileges, and no view can honour both: one with security_invoker checks the table's privileges on every column it shows, which shuts out the roles granted only some columns, and one without reads the table with its owner's rights, past its policies"
+    };
+    format!(
+        "table {table:?} has row-level security, and this migration changes how the new version sees it; \
+         {why}. Change this table in a maintenance window{}; tables a migration does not change are \
+         read by the new version directly, under their policies",
+        if pg_major < 15 { ", or upgrade to PostgreSQL 15 or later" } else { "" }
+    )
+}
+
+/// A refusal for the first table with row-level security that no view can serve (see
+/// `needs_own_rights`) and whose view would not show it exactly as it is: known before start
+/// changes anything.
+pub fn row_security_refusal(physical: &Schema, overlay: &Overlay, pg_major: u32) -> Option<String> {
+    physical
+        .tables
+        .iter()
+        .find(|(name, table)| {
+            needs_own_rights(table, pg_major)
+                && overlay.table_name(name).is_some()
+                && !shows_table_as_is(overlay, name)
+        })
+        .map(|(name, _)| row_security_message(name, pg_major))
+}
+
+/// SQL that grants USAGE on `version_schema` to every role that has it on `schema` (PUBLIC
+/// included, the schema's owner too), so that exactly the roles that can reach the tables can
+/// reach their views. The privileges are read when the SQL runs.
+fn schema_usage_like(schema: &str, version_schema: &str) -> String {
+    do_block(&format!(
+        r#"DECLARE
+  a record;
+BEGIN
+  FOR a IN SELECT x.grantee, x.is_grantable
+             FROM pg_namespace n,
+                  aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) x
+            WHERE n.nspname = {schema_lit} AND x.privilege_type = 'USAGE'
+              AND x.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+  LOOP
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %s%s', {version_lit}, {grantee}, {option});
+  END LOOP;
+END;
+"#,
+        schema_lit = quote_literal(schema),
+        version_lit = quote_literal(version_schema),
+        grantee = GRANTEE_SQL,
+        option = GRANT_OPTION_SQL,
+    ))
+}
+
+/// SQL that gives `view` (qualified) the privileges `table` (qualified) has, table-wide and per
+/// column: `columns` pairs each physical column the view shows with its name in the view. The
+/// view's owner (the role creating it) is left out: it has them all. With security_invoker the
+/// table's own privileges are checked as well; without it the view's column privileges are what
+/// keeps a role granted only some columns to those columns.
+pub fn privileges_like_table(table: &str, view: &str, columns: &[(String, String)]) -> String {
+    let pairs: Vec<String> = columns
+        .iter()
+        .map(|(physical, shown)| format!("({}, {})", quote_literal(physical), quote_literal(shown)))
+        .collect();
+    let column_loop = if pairs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"  FOR a IN SELECT m.shown, x.privilege_type, x.is_grantable, x.grantee
+             FROM (VALUES {pairs}) AS m(physical, shown)
+             JOIN pg_attribute att ON att.attrelid = {table_lit}::regclass
+                                  AND att.attname = m.physical
+             CROSS JOIN LATERAL aclexplode(att.attacl) x
+            WHERE x.grantee <> me
+  LOOP
+    EXECUTE format('GRANT %s (%I) ON %s TO %s%s', a.privilege_type, a.shown, {view_lit},
+        {grantee}, {option});
+  END LOOP;
+"#,
+            pairs = pairs.join(", "),
+            table_lit = quote_literal(table),
+            view_lit = quote_literal(view),
+            grantee = GRANTEE_SQL,
+            option = GRANT_OPTION_SQL,
+        )
+    };
+    do_block(&format!(
+        r#"DECLARE
+  a record;
+  me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
+BEGIN
+  FOR a IN SELECT x.privilege_type, x.is_grantable, x.grantee
+             FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) x
+            WHERE c.oid = {table_lit}::regclass AND x.grantee <> me
+  LOOP
+    EXECUTE format('GRANT %s ON %s TO %s%s', a.privilege_type, {view_lit}, {grantee}, {option});
+  END LOOP;
+{column_loop}END;
+"#,
+        table_lit = quote_literal(table),
+        view_lit = quote_literal(view),
+        grantee = GRANTEE_SQL,
+        option = GRANT_OPTION_SQL,
+    ))
+}
+
+/// SQL that gives column `to` of `table` (qualified) the column privileges `from` has: a second
+/// column stands in for the first one for the new version, and a view with security_invoker
+/// checks the querying role's privileges on the column it reads.
+pub fn column_privileges_like(table: &str, from: &str, to: &str) -> String {
+    do_block(&format!(
+        r#"DECLARE
+  a record;
+BEGIN
+  FOR a IN SELECT x.privilege_type, x.is_grantable, x.grantee
+             FROM pg_attribute att, aclexplode(att.attacl) x
+            WHERE att.attrelid = {table_lit}::regclass AND att.attname = {from_lit}
+              AND x.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user)
+  LOOP
+    EXECUTE format('GRANT %s (%I) ON %s TO %s%s', a.privilege_type, {to_lit}, {table_lit},
+        {grantee}, {option});
+  END LOOP;
+END;
+"#,
+        table_lit = quote_literal(table),
+        from_lit = quote_literal(from),
+        to_lit = quote_literal(to),
+        grantee = GRANTEE_SQL,
+        option = GRANT_OPTION_SQL,
+    ))
+}
+
+/// The grantee of an `aclexplode` row `a`, as GRANT takes it (role 0 is PUBLIC).
+const GRANTEE_SQL: &str =
+    "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END";
+/// The grant option of an `aclexplode` row `a`, as GRANT takes it.
+const GRANT_OPTION_SQL: &str = "CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END";
+
+fn do_block(body: &str) -> String {
+    let tag = crate::trigger::dollar_tag(body);
+    format!("DO {tag}\n{body}{tag}")
 }
 
 /// The step that drops a version schema and its views.
@@ -174,6 +370,5 @@ END;
         schema_lit = quote_literal(version_schema),
         column_lit = quote_literal(column),
     );
-    let tag = crate::trigger::dollar_tag(&body);
-    format!("DO {tag}\n{body}{tag}")
+    do_block(&body)
 }

@@ -353,16 +353,44 @@ impl TestDb {
     /// A new session as [`TestDb::user`] whose `search_path` is set at connection time
     /// (`options=-c search_path=...`), as an application that picks a version schema does.
     pub fn connect_with_search_path(&self, search_path: &str) -> postgres::Client {
+        self.connect_as_with_search_path(&self.user, search_path)
+    }
+
+    /// A new session as `user` whose `search_path` is set at connection time, as
+    /// [`TestDb::connect_with_search_path`].
+    pub fn connect_as_with_search_path(&self, user: &str, search_path: &str) -> postgres::Client {
         let mut config = self.cluster.config(&self.name);
-        config.user(&self.user);
+        config.user(user);
         config.options(&tandem_pg::connect::search_path_option(search_path));
         config.connect(NoTls).unwrap_or_else(|error| {
             panic!(
-                "tandem-testkit: connecting to {} with search_path {search_path:?}: {}",
+                "tandem-testkit: connecting to {} as {user} with search_path {search_path:?}: {}",
                 self.name,
                 tandem_pg::error::describe(&error)
             )
         })
+    }
+
+    /// Creates a login role for an application's sessions, `<database>_<suffix>`, that is not
+    /// the owner of anything: it may connect, and is granted SELECT, INSERT, UPDATE and DELETE on
+    /// the tables (and USAGE on the sequences) that [`TestDb::user`] creates in schema `public`
+    /// from now on, through default privileges, as a deployment grants its application role.
+    /// Returns the role's name.
+    pub fn application_role(&self, suffix: &str) -> String {
+        let name = format!("{}_{suffix}", self.name);
+        let role = quote_ident(&name);
+        let owner = quote_ident(&self.user);
+        self.execute_as_superuser(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER NOINHERIT;
+             GRANT CONNECT ON DATABASE {db} TO {role};
+             GRANT USAGE ON SCHEMA public TO {role};
+             ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};
+             ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public
+                 GRANT USAGE, SELECT ON SEQUENCES TO {role};",
+            db = quote_ident(&self.name),
+        ));
+        name
     }
 
     /// Runs `sql` as the superuser on a session of its own, whatever the access. Panics with the

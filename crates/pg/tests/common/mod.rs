@@ -15,6 +15,9 @@ pub struct Env {
     pub events: Mutex<Vec<Event>>,
     /// The options every engine call of this env uses.
     pub options: EngineOptions,
+    /// The role the application's sessions ([`Env::version`]) log in as: not the owner, granted
+    /// what an application needs on the tables the owner creates.
+    pub app: String,
 }
 
 pub fn migration(name: &str, yaml: &str) -> Migration {
@@ -25,6 +28,7 @@ pub fn migration(name: &str, yaml: &str) -> Migration {
 impl Env {
     pub fn new() -> Env {
         let db = TestDb::new();
+        let app = db.application_role("client");
         let client = tandem_pg::connect(&ConnectOptions {
             url: Some(db.url()),
             ..ConnectOptions::default()
@@ -42,6 +46,7 @@ impl Env {
             client,
             events: Mutex::new(Vec::new()),
             options,
+            app,
         };
         env.engine().init().expect("init");
         env
@@ -85,10 +90,10 @@ impl Env {
         m
     }
 
-    /// A client of the version whose schema is `version_schema`.
+    /// A client of the version whose schema is `version_schema`, as the application role.
     pub fn version(&self, version_schema: &str) -> postgres::Client {
         self.db
-            .connect_with_search_path(&format!("\"{version_schema}\", public"))
+            .connect_as_with_search_path(&self.app, &format!("\"{version_schema}\", public"))
     }
 
     pub fn status(&mut self) -> tandem_pg::Status {
@@ -98,7 +103,7 @@ impl Env {
 
 pub fn count(c: &mut postgres::Client, sql: &str) -> i64 {
     c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {}", tandem_pg::error::describe(&e)))
         .get(0)
 }
 
