@@ -15,5 +15,8 @@ pub use error::{LoadError, ValidationError};
 pub use ident::{qualified, quote_ident, quote_literal, shorten_name, MAX_IDENT_BYTES};
 pub use migration::Migration;
 pub use operation::Operation;
-pub use schema::{Column, Constraint, ConstraintKind, Index, ReplicaIdentity, Schema, Table};
+pub use schema::{
+    Column, Constraint, ConstraintKind, Index, Partition, Partitioning, ReplicaIdentity, Schema,
+    Table,
+};
 pub use validate::{validate, LiveCheck, Validated};

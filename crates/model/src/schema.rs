@@ -43,6 +43,27 @@ pub struct Table {
     /// Whether some column of the table has privileges of its own (`GRANT SELECT (col) ...`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub column_grants: bool,
+    /// For a partitioned table, its partition key and partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<Partitioning>,
+}
+
+/// How a partitioned table is split: the columns of its partition key and its partitions (the
+/// direct ones, which may live in another schema).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partitioning {
+    /// The key's columns in order; `None` for a part of the key that is an expression.
+    pub key: Vec<Option<String>>,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub schema: String,
+    pub name: String,
+    /// Whether the partition is itself partitioned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
 }
 
 /// Which old values logical replication sends for an UPDATE or DELETE on a table (PostgreSQL's

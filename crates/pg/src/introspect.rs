@@ -3,7 +3,10 @@
 use crate::error::{Context, Result};
 use postgres::GenericClient;
 use std::collections::BTreeMap;
-use tandem_model::{Column, Constraint, ConstraintKind, Index, ReplicaIdentity, Schema, Table};
+use tandem_model::{
+    Column, Constraint, ConstraintKind, Index, Partition, Partitioning, ReplicaIdentity, Schema,
+    Table,
+};
 
 pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Schema> {
     let ctx = || format!("reading the catalog of schema {schema:?}");
@@ -129,6 +132,45 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
             valid: row.get(4),
             definition: row.get(5),
             columns: row.get(6),
+        });
+    }
+    for row in client
+        .query(
+            "SELECT p.partrelid,
+                    ARRAY(SELECT a.attname::text FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(n, o)
+                          LEFT JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.n
+                          ORDER BY k.o),
+                    ARRAY(SELECT cn.nspname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                          JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                          WHERE i.inhparent = p.partrelid ORDER BY cn.nspname, c.relname),
+                    ARRAY(SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                          JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                          WHERE i.inhparent = p.partrelid ORDER BY cn.nspname, c.relname),
+                    ARRAY(SELECT c.relkind = 'p' FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                          JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                          WHERE i.inhparent = p.partrelid ORDER BY cn.nspname, c.relname)
+               FROM pg_partitioned_table p WHERE p.partrelid = ANY($1)",
+            &[&oids],
+        )
+        .context(ctx)?
+    {
+        let table = out.tables.get_mut(&by_oid[&row.get::<_, u32>(0)]).expect("table read above");
+        let key: Vec<Option<String>> = row.get(1);
+        let schemas: Vec<String> = row.get(2);
+        let names: Vec<String> = row.get(3);
+        let partitioned: Vec<bool> = row.get(4);
+        table.partitioning = Some(Partitioning {
+            key,
+            partitions: schemas
+                .into_iter()
+                .zip(names)
+                .zip(partitioned)
+                .map(|((schema, name), partitioned)| Partition {
+                    schema,
+                    name,
+                    partitioned,
+                })
+                .collect(),
         });
     }
     out.other_relations = client

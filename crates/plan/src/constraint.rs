@@ -6,7 +6,7 @@
 //! the migration creates, the constraint is simply added.
 
 use crate::step::{LockMode, Step};
-use crate::Cx;
+use crate::{Cx, PlanError};
 use tandem_model::{qualified, quote_ident, shorten_name};
 
 /// A constraint over physical columns, its SQL already written against them.
@@ -137,8 +137,21 @@ pub(crate) fn concurrent_index(
     );
 }
 
-pub(crate) fn add(cx: &mut Cx<'_>, physical_table: &str, c: NewConstraint) {
+pub(crate) fn add(
+    cx: &mut Cx<'_>,
+    physical_table: &str,
+    c: NewConstraint,
+) -> Result<(), PlanError> {
     let table = qualified(cx.schema(), physical_table);
+    let partitioned = !cx.created.contains(physical_table)
+        && cx
+            .input
+            .physical
+            .table(physical_table)
+            .is_some_and(|t| t.partitioning.is_some());
+    if partitioned {
+        refuse_on_partitioned(cx, physical_table, &c)?;
+    }
     if cx.created.contains(physical_table) {
         let (name, def) = match &c {
             NewConstraint::Check { name, body } => (name, body.clone()),
@@ -167,7 +180,7 @@ pub(crate) fn add(cx: &mut Cx<'_>, physical_table: &str, c: NewConstraint) {
                 quote_ident(name)
             ),
         ));
-        return;
+        return Ok(());
     }
     match c {
         NewConstraint::Check { name, body } => {
@@ -241,6 +254,31 @@ pub(crate) fn add(cx: &mut Cx<'_>, physical_table: &str, c: NewConstraint) {
                 )
                 .lock(LockMode::AccessExclusive, table.clone()),
             );
+        }
+    }
+    Ok(())
+}
+
+/// What PostgreSQL cannot do on a partitioned table without a long lock: a foreign key added
+/// `NOT VALID` (before 18), and a unique or primary-key constraint, which would need a unique
+/// index built concurrently on the parent and attached with `USING INDEX`.
+fn refuse_on_partitioned(
+    cx: &Cx<'_>,
+    physical_table: &str,
+    c: &NewConstraint,
+) -> Result<(), PlanError> {
+    match c {
+        NewConstraint::Check { .. } => Ok(()),
+        NewConstraint::ForeignKey { name, .. } if cx.input.facts.pg_major < 18 => {
+            Err(cx.unsupported(format!(
+                "foreign key {name:?} on the partitioned table {physical_table:?}: before PostgreSQL 18 a foreign key cannot be added NOT VALID to a partitioned table, so adding it would hold SHARE ROW EXCLUSIVE on the table, its partitions and the referenced table (blocking their writes) while every row is checked. Add it on PostgreSQL 18, or in a maintenance window with a `sql` operation"
+            )))
+        }
+        NewConstraint::ForeignKey { .. } => Ok(()),
+        NewConstraint::Unique { name, .. } | NewConstraint::PrimaryKey { name, .. } => {
+            Err(cx.unsupported(format!(
+                "constraint {name:?} on the partitioned table {physical_table:?}: PostgreSQL builds no index concurrently on a partitioned table and cannot attach one as a constraint (`USING INDEX`), so the constraint would hold a lock that blocks writes for the whole build. Create a unique index instead (`create_index` with `unique: true`, including the partition key), which tandem builds partition by partition"
+            )))
         }
     }
 }

@@ -151,6 +151,14 @@ impl Cx<'_> {
                 "column {column:?} is referenced by foreign key {fk}; a second column cannot take over a referenced column. Drop that foreign key in an earlier migration"
             )));
         }
+        if t.partitioning.is_some() {
+            if let Some(index) = t.indexes.iter().find(|i| i.columns.contains(&physical)) {
+                return Err(self.unsupported(format!(
+                    "column {column:?} of the partitioned table {table:?} is in index {:?}; a second column would need that index built again over it, which PostgreSQL cannot do concurrently on a partitioned table. Drop the index in an earlier migration and create it again (partition by partition) in a later one",
+                    index.name
+                )));
+            }
+        }
         let name = shorten_name(&format!("{SHADOW_PREFIX}{physical}"));
         let type_set = data_type.is_some();
         let data_type = data_type.unwrap_or(&col.data_type).to_string();

@@ -373,8 +373,9 @@ impl TestDb {
 
     /// Creates a login role for an application's sessions, `<database>_<suffix>`, that is not
     /// the owner of anything: it may connect, and is granted SELECT, INSERT, UPDATE and DELETE on
-    /// the tables (and USAGE on the sequences) that [`TestDb::user`] creates in schema `public`
-    /// from now on, through default privileges, as a deployment grants its application role.
+    /// the tables (and USAGE on the sequences) of schema `public`, those there now and those
+    /// [`TestDb::user`] creates from now on (through default privileges), as a deployment grants
+    /// its application role.
     /// Returns the role's name.
     pub fn application_role(&self, suffix: &str) -> String {
         let name = format!("{}_{suffix}", self.name);
@@ -384,6 +385,8 @@ impl TestDb {
             "CREATE ROLE {role} LOGIN NOSUPERUSER NOINHERIT;
              GRANT CONNECT ON DATABASE {db} TO {role};
              GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
              ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public
                  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};
              ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public

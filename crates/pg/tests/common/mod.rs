@@ -27,7 +27,11 @@ pub fn migration(name: &str, yaml: &str) -> Migration {
 
 impl Env {
     pub fn new() -> Env {
-        let db = TestDb::new();
+        Env::on(TestDb::new())
+    }
+
+    /// An env on a database of the test's own, such as a copy of Pagila (`TestDb::pagila`).
+    pub fn on(db: TestDb) -> Env {
         let app = db.application_role("client");
         let client = tandem_pg::connect(&ConnectOptions {
             url: Some(db.url()),

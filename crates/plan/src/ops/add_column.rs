@@ -131,7 +131,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
                 name: c.name.clone(),
                 body,
             },
-        );
+        )?;
     }
     if let Some(r) = &col.references {
         let target = cx.qualified_table(&r.table);
@@ -147,7 +147,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
                 body,
                 target,
             },
-        );
+        )?;
     }
     if col.unique {
         constraint::add(
@@ -158,7 +158,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
                 columns: vec![name.clone()],
                 tail: String::new(),
             },
-        );
+        )?;
     }
     Ok(())
 }

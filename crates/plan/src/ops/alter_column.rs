@@ -73,7 +73,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
             Nullable::Null => s.comment = None,
             Nullable::Value(v) => s.comment = Some(v.clone()),
         }
-        add_constraints(cx, op, &physical_table, &shadow);
+        add_constraints(cx, op, &physical_table, &shadow)?;
         return Ok(());
     }
 
@@ -156,7 +156,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
             format!("COMMENT ON COLUMN {table}.{qcol} IS {comment}"),
         ));
     }
-    add_constraints(cx, op, &physical_table, &current);
+    add_constraints(cx, op, &physical_table, &current)?;
     Ok(())
 }
 
@@ -193,7 +193,12 @@ fn type_in_place(cx: &Cx<'_>, op: &AlterColumn, physical_table: &str, column: &s
 }
 
 /// The constraints the operation adds, on `column` (the shadow or the column itself).
-fn add_constraints(cx: &mut Cx<'_>, op: &AlterColumn, physical_table: &str, column: &str) {
+fn add_constraints(
+    cx: &mut Cx<'_>,
+    op: &AlterColumn,
+    physical_table: &str,
+    column: &str,
+) -> Result<(), PlanError> {
     let renames = vec![(op.column.clone(), column.to_string())];
     let renames = match &op.name {
         Some(n) => [renames, vec![(n.clone(), column.to_string())]].concat(),
@@ -212,7 +217,7 @@ fn add_constraints(cx: &mut Cx<'_>, op: &AlterColumn, physical_table: &str, colu
                 name: c.name.clone(),
                 body,
             },
-        );
+        )?;
     }
     if let Some(u) = &op.unique {
         constraint::add(
@@ -223,7 +228,7 @@ fn add_constraints(cx: &mut Cx<'_>, op: &AlterColumn, physical_table: &str, colu
                 columns: vec![column.to_string()],
                 tail: String::new(),
             },
-        );
+        )?;
     }
     if let Some(r) = &op.references {
         let mut r = r.clone();
@@ -239,8 +244,9 @@ fn add_constraints(cx: &mut Cx<'_>, op: &AlterColumn, physical_table: &str, colu
                 body,
                 target,
             },
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// A table this migration creates is empty and invisible to the old version: change it
@@ -293,6 +299,6 @@ fn in_new_table(
     if op.name.is_some() {
         super::rename_column::plan(cx, &op.table, &op.column, new_name)?;
     }
-    add_constraints(cx, op, physical_table, current);
+    add_constraints(cx, op, physical_table, current)?;
     Ok(())
 }

@@ -79,8 +79,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &CreateConstraint) -> Result<(), PlanErr
             }
         }
     };
-    constraint::add(cx, &physical_table, c);
-    Ok(())
+    constraint::add(cx, &physical_table, c)
 }
 
 /// INCLUDE, WITH and tablespace of the constraint's index.
