@@ -103,10 +103,15 @@ pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn load_all(paths: &[PathBuf]) -> Result<Vec<Migration>> {
-    paths
-        .iter()
-        .map(|p| Migration::load(p).map_err(anyhow::Error::from))
-        .collect()
+    paths.iter().map(|p| load(p)).collect()
+}
+
+/// A migration file, read and with every SQL fragment parsed by PostgreSQL's grammar
+/// (`tandem_lint::fragments`), so that a typo is refused before anything changes.
+fn load(path: &Path) -> Result<Migration> {
+    let migration = Migration::load(path)?;
+    tandem_lint::fragments::check(&migration)?;
+    Ok(migration)
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -133,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
             backfill,
             evidence,
         } => {
-            let migration = Migration::load(&file)?;
+            let migration = load(&file)?;
             let mut client = connect()?;
             let mut options = engine_options(&g, Some(&backfill));
             options.evidence = evidence_options(&evidence);
@@ -412,6 +417,18 @@ fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
     for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
         let v = tandem_model::validate(m, &schema)?;
         tandem_pg::live::run_checks(&mut client, m, &physical, &v.live_checks)?;
+        // The planner's refusals come from validate too, as they would from start. Later files
+        // are planned against the schema the earlier ones leave, as replayed in memory.
+        let mut facts = tandem_pg::live::validate_live(&mut client, m, &schema)?;
+        facts.in_place_types.clear();
+        tandem_plan::plan(&tandem_plan::PlanInput {
+            schema: &g.schema,
+            version_schema: &Engine::version_schema_name(&g.schema, m),
+            migration: m,
+            physical: &schema,
+            facts: &facts,
+        })
+        .map_err(tandem_pg::Error::from)?;
         schema = v.schema;
         names.push(m.name.clone());
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod docs;
+pub mod fragments;
 pub mod locks;
 pub mod migration;
 pub mod model;
@@ -58,6 +59,9 @@ pub enum LintError {
     Config { file: String, message: String },
     #[error("{file}: nothing to convert: the file has no statement that changes the schema")]
     NothingToConvert { file: String },
+    /// SQL fragments of a migration file that PostgreSQL's grammar does not accept.
+    #[error("{file}: {} SQL fragment(s) do not parse:\n  {}", .errors.len(), .errors.join("\n  "))]
+    Fragments { file: String, errors: Vec<String> },
 }
 
 /// Where statements of a source sit in the file: SQL embedded in a migration file is offset by

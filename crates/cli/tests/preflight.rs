@@ -1,0 +1,98 @@
+//! What `validate` and `start` refuse before anything changes: SQL fragments PostgreSQL's
+//! grammar does not accept, and what the planner refuses, each with exit code 4 and the file,
+//! operation and field.
+
+use std::process::{Command, Output};
+use tandem_testkit::TestDb;
+
+fn tandem(args: &[&str], url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGHOST")
+        .env_remove("PGDATABASE");
+    if let Some(u) = url {
+        cmd.env("DATABASE_URL", u);
+    }
+    cmd.output().expect("run tandem")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const BROKEN: &str = "operations:
+  - add_column:
+      table: users
+      up: upper(full_name
+      column: {name: shout, type: text, nullable: true}
+  - alter_column: {table: users, column: name, type: \"varchar(\", up: name, down: name}
+  - sql: {up: \"CREATE TABLE extra (id int PRIMARY KEY,,)\", down: DROP TABLE extra}
+  - create_index: {name: users_name_idx, table: users, columns: [{column: name}], predicate: name <> ''}
+";
+
+#[test]
+fn fragments_that_do_not_parse_are_refused_offline_naming_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "02_broken.yaml", BROKEN);
+    let out = tandem(&["validate", "--offline", &file], None);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("02_broken.yaml: 3 SQL fragment(s) do not parse"),
+        "{err}"
+    );
+    for field in [
+        "operations[0].add_column.up: syntax error",
+        "operations[1].alter_column.type: syntax error",
+        "operations[2].sql.up: syntax error",
+    ] {
+        assert!(err.contains(field), "{field} missing from: {err}");
+    }
+    assert!(!err.contains("operations[3]"), "{err}");
+}
+
+#[test]
+fn start_refuses_a_fragment_that_does_not_parse_before_anything_changes() {
+    let db = TestDb::new();
+    db.execute("CREATE TABLE users (id int PRIMARY KEY, name text)");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "02_broken.yaml", BROKEN);
+    let url = db.url();
+    assert_eq!(tandem(&["init"], Some(&url)).status.code(), Some(0));
+    let before = db.dump_schema();
+    let out = tandem(&["start", &file], Some(&url));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("operations[0].add_column.up"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(before, db.dump_schema(), "nothing changed");
+}
+
+#[test]
+fn validate_with_a_database_refuses_what_the_planner_refuses() {
+    let db = TestDb::new();
+    db.execute("CREATE TABLE users (id int PRIMARY KEY, name text)");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "02_key.yaml",
+        "operations:\n  - alter_column: {table: users, column: id, type: bigint, up: id, down: id::int}\n",
+    );
+    let url = db.url();
+    let out = tandem(&["validate", &file], Some(&url));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("02_key.yaml: operations[0].alter_column") && err.contains("primary key"),
+        "{err}"
+    );
+}
