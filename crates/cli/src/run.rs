@@ -22,7 +22,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             tandem_pg::Error::Locked { .. } => exit::LOCKED,
             tandem_pg::Error::Validation(_)
             | tandem_pg::Error::Load(_)
-            | tandem_pg::Error::Plan(_) => exit::INVALID,
+            | tandem_pg::Error::Plan(_)
+            | tandem_pg::Error::UpFailsOnRow { .. } => exit::INVALID,
             _ => exit::FAILURE,
         };
     }
@@ -421,7 +422,7 @@ fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
         // are planned against the schema the earlier ones leave, as replayed in memory.
         let mut facts = tandem_pg::live::validate_live(&mut client, m, &schema)?;
         facts.in_place_types.clear();
-        tandem_plan::plan(&tandem_plan::PlanInput {
+        let plan = tandem_plan::plan(&tandem_plan::PlanInput {
             schema: &g.schema,
             version_schema: &Engine::version_schema_name(&g.schema, m),
             migration: m,
@@ -429,6 +430,11 @@ fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
             facts: &facts,
         })
         .map_err(tandem_pg::Error::from)?;
+        // Existing rows are the first pending file's to try: later files' `up` may read
+        // columns that only the earlier files add.
+        if names.is_empty() {
+            tandem_pg::live::try_backfills(&mut client, &g.schema, &m.file, &plan)?;
+        }
         schema = v.schema;
         names.push(m.name.clone());
     }

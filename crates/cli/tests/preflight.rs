@@ -96,3 +96,41 @@ fn validate_with_a_database_refuses_what_the_planner_refuses() {
         "{err}"
     );
 }
+
+/// An `up` that one existing row in a thousand cannot take: validate and start try it on the
+/// existing rows first and name the row, before anything changes.
+#[test]
+fn an_up_that_fails_on_an_existing_row_is_refused_naming_the_row() {
+    let db = TestDb::new();
+    db.execute(
+        "CREATE TABLE users (id int PRIMARY KEY, code text NOT NULL);
+         INSERT INTO users SELECT g, CASE WHEN g = 777 THEN 'n/a' ELSE g::text END
+           FROM generate_series(1, 1000) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "02_code_int.yaml",
+        "operations:\n  - alter_column: {table: users, column: code, type: int, up: code::int, down: code::text}\n",
+    );
+    let url = db.url();
+    assert_eq!(tandem(&["init"], Some(&url)).status.code(), Some(0));
+    let before = db.dump_schema();
+    for command in ["validate", "start"] {
+        let out = tandem(&[command, &file], Some(&url));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(4), "{command}: {err}");
+        assert!(
+            err.contains("02_code_int.yaml")
+                && err.contains("column \"code\" of \"users\"")
+                && err.contains("row (id)=(777)")
+                && err.contains("invalid input syntax for type integer: \"n/a\""),
+            "{command}: {err}"
+        );
+        assert_eq!(before, db.dump_schema(), "{command} changed nothing");
+    }
+    // Once the row is fixed, it starts.
+    db.execute("UPDATE users SET code = '0' WHERE id = 777");
+    let out = tandem(&["start", &file], Some(&url));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

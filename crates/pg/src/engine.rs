@@ -208,6 +208,12 @@ impl<'c> Engine<'c> {
             physical: &physical,
             facts: &facts,
         })?;
+        crate::live::try_backfills(self.client, &schema, &migration.file, &plan)?;
+        for note in &plan.notes {
+            on_event(&Event::Info {
+                message: format!("{}: {note}", migration.file),
+            });
+        }
         let plan_json = serde_json::to_value(&plan).expect("plan serializes");
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
         let starting = crate::state::Starting {

@@ -70,6 +70,14 @@ pub enum Error {
     /// `complete` found evidence that the migration's old version still runs.
     #[error("migration {name:?} was not completed: its old version still appears to be in use:\n  {findings}\nstop the old version (or wait for it to drain) and run `tandem complete` again; `--force` completes anyway and records that it did")]
     OldVersionInUse { name: String, findings: String },
+    #[error("{file}: the value `up` gives column {column:?} of {table:?} cannot be computed for the existing row {row}: {message}. Nothing was changed: fix `up` (or that row) and run it again")]
+    UpFailsOnRow {
+        file: String,
+        table: String,
+        column: String,
+        row: String,
+        message: String,
+    },
     #[error("{0}")]
     Other(String),
 }

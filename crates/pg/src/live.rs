@@ -40,6 +40,17 @@ pub fn validate_live(
                 if type_change_in_place(client, &table, &op.column, t) {
                     facts.in_place_types.insert(index);
                 }
+                let original = physical.table(&op.table).expect("known above");
+                unfit_carry_overs(client, &table, original, &op.column, t, &mut facts);
+                if let Some(message) = up_of_default(client, original, &op.column, &op.up, t) {
+                    return Err(Error::Validation(ValidationError {
+                        file: migration.file.clone(),
+                        op_index: index,
+                        op_kind: "alter_column",
+                        field: "up".into(),
+                        message,
+                    }));
+                }
             }
             continue;
         }
@@ -198,4 +209,246 @@ fn type_change_in_place(client: &mut Client, table: &str, column: &str, data_typ
     })();
     let _ = tx.rollback();
     probe.unwrap_or(false)
+}
+
+/// How many existing rows of each table [`try_backfills`] evaluates `up` on, at most.
+pub const TRIED_ROWS: i64 = 100_000;
+/// How long [`try_backfills`] may spend on one table; past it the rows not reached are not
+/// tried, which is not an error.
+pub const TRY_TIMEOUT: &str = "5s";
+
+/// Evaluates each backfill's expressions, cast to their columns' types, on up to
+/// [`TRIED_ROWS`] existing rows of its table, in a read-only transaction bounded by
+/// [`TRY_TIMEOUT`], before start changes anything: an `up` that fails on a row (a cast that one
+/// row cannot take) is refused with that row's key and PostgreSQL's error, instead of stopping
+/// the backfill after start has changed the schema. Tables that do not exist yet are skipped, and
+/// so are expressions that write (the read-only transaction refuses them), which are never run.
+pub fn try_backfills(
+    client: &mut Client,
+    schema: &str,
+    file: &str,
+    plan: &tandem_plan::Plan,
+) -> Result<()> {
+    for b in &plan.backfills {
+        let table = qualified(schema, &b.table);
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .context(|| format!("looking for {table}"))?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        let alias = tandem_model::quote_ident(&b.table);
+        let mut values = Vec::new();
+        for (column, expr) in &b.assignments {
+            let Some(data_type) = b.types.get(column) else {
+                continue;
+            };
+            values.push((column, format!("CAST(({expr}) AS {data_type})")));
+        }
+        if values.is_empty() {
+            continue;
+        }
+        let counted: Vec<String> = values.iter().map(|(_, v)| format!("count({v})")).collect();
+        let sample = format!("(SELECT * FROM {table} LIMIT {TRIED_ROWS}) AS {alias}");
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .context(|| "beginning a read-only transaction".into())?;
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = '{TRY_TIMEOUT}'"))
+            .context(|| "setting statement_timeout".into())?;
+        let tried = tx.batch_execute(&format!("SELECT {} FROM {sample}", counted.join(", ")));
+        let Err(e) = tried else { continue };
+        // Past the time bound, or an expression with side effects (`nextval`, a function that
+        // writes), which a read-only transaction refuses: not tried, rather than run.
+        if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED)
+            || e.code() == Some(&postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+        {
+            continue;
+        }
+        drop(tx);
+        // Which row, and which column: one row at a time, from the first, until one fails.
+        let key = if b.key.is_empty() {
+            "ctid::text".to_string()
+        } else {
+            let cols: Vec<String> = b.key.iter().map(|k| tandem_model::quote_ident(k)).collect();
+            let label = format!("({})=(%s)", b.key.join(", ").replace('%', "%%"));
+            format!(
+                "format({}, concat_ws(', ', {}))",
+                tandem_model::quote_literal(&label),
+                cols.join(", ")
+            )
+        };
+        let mut probes = String::new();
+        for (column, value) in &values {
+            probes.push_str(&format!(
+                "    BEGIN
+      PERFORM {value} FROM {table} AS {alias} WHERE tableoid = r.tableoid AND ctid = r.ctid;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE EXCEPTION USING MESSAGE = concat_ws(chr(31), r.key, {column_lit}, SQLERRM);
+    END;
+",
+                column_lit = tandem_model::quote_literal(column),
+            ));
+        }
+        let body = format!(
+            "DECLARE r record;
+BEGIN
+  FOR r IN SELECT tableoid, ctid, {key} AS key FROM {table} AS {alias} LIMIT {TRIED_ROWS} LOOP
+{probes}  END LOOP;
+END;
+"
+        );
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .context(|| "beginning a read-only transaction".into())?;
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = '{TRY_TIMEOUT}'"))
+            .context(|| "setting statement_timeout".into())?;
+        let found = tx.batch_execute(&format!("DO $tandem_try$\n{body}$tandem_try$"));
+        let detail = match &found {
+            Err(f) => f
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| f.to_string()),
+            Ok(()) => String::new(),
+        };
+        let mut parts = detail.splitn(3, '\u{1f}');
+        let (row, column, message) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(row), Some(column), Some(message)) => {
+                (row.to_string(), column.to_string(), message.to_string())
+            }
+            // Not found row by row (it failed only on the whole sample): say what failed.
+            _ => (
+                "(not found)".to_string(),
+                values[0].0.clone(),
+                crate::error::describe(&e),
+            ),
+        };
+        let shown = plan
+            .overlay
+            .column_name(&b.table, &column)
+            .unwrap_or(&column)
+            .to_string();
+        return Err(Error::UpFailsOnRow {
+            file: file.to_string(),
+            table: b.table.clone(),
+            column: shown,
+            row,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// What a second column of type `data_type` for `column` cannot take over from the column, in
+/// [`Facts::unfit`]: its default, when PostgreSQL cannot cast it to the new type (every INSERT
+/// that left the column out would then fail), and each check of the table that reads the
+/// column and does not hold for the new type (`length(age)` once `age` is an integer). The
+/// default is cast in a read-only transaction (one that writes, such as `nextval`, counts as
+/// fitting: it is not run); the checks are tried on a scratch temporary table with the table's
+/// columns and the new type. Nothing of this survives the rolled-back transactions.
+fn unfit_carry_overs(
+    client: &mut Client,
+    table: &str,
+    original: &tandem_model::Table,
+    column: &str,
+    data_type: &str,
+    facts: &mut Facts,
+) {
+    let Some(col) = original.column(column) else {
+        return;
+    };
+    if let Some(default) = &col.default {
+        let cast = format!("SELECT CAST(({default}) AS {data_type})");
+        if let Ok(mut tx) = client.build_transaction().read_only(true).start() {
+            if let Err(e) = tx.batch_execute(&cast) {
+                if e.code() != Some(&postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) {
+                    facts
+                        .unfit
+                        .insert(tandem_plan::Unfit::default_of(&original.name, column));
+                }
+            }
+            let _ = tx.rollback();
+        }
+    }
+    let checks: Vec<&tandem_model::Constraint> = original
+        .constraints
+        .iter()
+        .filter(|c| {
+            c.kind == tandem_model::ConstraintKind::Check
+                && (c.columns.iter().any(|c| c == column)
+                    || tandem_plan::sqltext::mentions(&c.definition, column))
+        })
+        .collect();
+    if checks.is_empty() {
+        return;
+    }
+    let Ok(mut tx) = client.transaction() else {
+        return;
+    };
+    let scratch = tx.batch_execute(&format!(
+        "CREATE TEMPORARY TABLE _tandem_fit (LIKE {table}) ON COMMIT DROP;
+         ALTER TABLE _tandem_fit ALTER COLUMN {q} TYPE {data_type} USING NULL",
+        q = tandem_model::quote_ident(column)
+    ));
+    if scratch.is_ok() {
+        for c in checks {
+            let body = c
+                .definition
+                .trim_end()
+                .trim_end_matches("NOT VALID")
+                .trim_end();
+            let fits = tx
+                .batch_execute(&format!(
+                    "SAVEPOINT fit; ALTER TABLE _tandem_fit ADD {body} NOT VALID; RELEASE fit"
+                ))
+                .is_ok();
+            if !fits {
+                let _ = tx.batch_execute("ROLLBACK TO fit");
+                facts
+                    .unfit
+                    .insert(tandem_plan::Unfit::constraint(&original.name, &c.name));
+            }
+        }
+    }
+    let _ = tx.rollback();
+}
+
+/// When the old version inserts a row that leaves `column` out, the column gets its default and
+/// the trigger computes the second column from it with `up`: an `up` that fails on the default
+/// would make every such INSERT fail. Evaluated in a read-only transaction on the default alone;
+/// an `up` that reads other columns, or writes, is not judged here (the rows themselves are
+/// tried by `try_backfills`).
+fn up_of_default(
+    client: &mut Client,
+    original: &tandem_model::Table,
+    column: &str,
+    up: &str,
+    data_type: &str,
+) -> Option<String> {
+    let col = original.column(column)?;
+    let default = col.default.as_ref()?;
+    if up.trim().is_empty() {
+        return None;
+    }
+    let sql = format!(
+        "SELECT CAST(({up}) AS {data_type}) FROM (SELECT CAST(({default}) AS {}) AS {}) AS _tandem_row",
+        col.data_type,
+        tandem_model::quote_ident(column)
+    );
+    let mut tx = client.build_transaction().read_only(true).start().ok()?;
+    let result = tx.batch_execute(&sql);
+    let _ = tx.rollback();
+    let e = result.err()?;
+    // Only a failure of the value itself (class 22, data exception) is the default's.
+    let code = e.code()?.code();
+    code.starts_with("22").then(|| {
+        format!(
+            "`up` fails on the column's default ({default}), which every INSERT of the old version that leaves {column:?} out gives it: {}. Make `up` handle that value",
+            crate::error::describe(&e)
+        )
+    })
 }

@@ -232,6 +232,7 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
         table: "logs".into(),
         key: vec![],
         assignments: vec![("c".into(), "'batch ' || n".into())],
+        types: Default::default(),
     };
     let mut checkpoint = tandem_pg::state::BackfillCheckpoint {
         position: 0,

@@ -1159,3 +1159,141 @@ fn migrate_keeps_the_running_versions_type() {
         "character varying(40)"
     );
 }
+
+/// A second column is added at the end of the table, but the new version's view shows it where
+/// the column it stands in for is, so `SELECT *` through the version schema keeps its order.
+#[test]
+fn the_new_version_sees_a_retyped_column_where_it_was() {
+    let mut env = setup();
+    let m = migration(
+        "02_rating_int",
+        "operations:\n  - alter_column: {table: items, column: rating, type: int, up: rating::int, down: rating::text}\n  - rename_column: {table: items, from: name, to: title}\n",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let mut new = env.version("public_02_rating_int");
+    let shown: Vec<String> = new
+        .prepare("SELECT * FROM items")
+        .unwrap()
+        .columns()
+        .iter()
+        .map(|c| format!("{} {}", c.name(), c.type_()))
+        .collect();
+    assert_eq!(
+        shown,
+        ["id int4", "title text", "rating int4", "code varchar"]
+    );
+    assert_eq!(
+        columns(&mut env.db.connect()).last().unwrap(),
+        "_tandem_new_rating"
+    );
+}
+
+/// A type change carries over only what holds for the new type: a check that does not apply to
+/// it (`length(age)` once `age` is an integer) and a default that cannot be cast to it are left
+/// off the second column with a note, so old-version INSERTs keep working; an `up` that fails on
+/// the column's default (which every such INSERT gives the column) is refused before anything
+/// changes.
+#[test]
+fn a_type_change_carries_over_only_what_fits_the_new_type() {
+    let mut env = Env::new();
+    env.apply(
+        "01_people",
+        "operations:
+  - create_table:
+      name: people
+      columns:
+        - {name: id, type: serial, pk: true}
+        - {name: age, type: text, nullable: true, check: {name: age_short, constraint: length(age) < 3}}
+        - {name: status, type: text, default: \"'unknown'\"}
+",
+    );
+    exec(
+        &mut env.db.connect(),
+        "INSERT INTO people (age, status) SELECT (g % 90)::text, (g % 3)::text FROM generate_series(1, 300) g",
+    );
+    let before = env.db.dump_schema();
+    let refused = migration(
+        "02_status_int",
+        "operations:\n  - alter_column: {table: people, column: status, type: int, up: status::int, down: status::text}\n",
+    );
+    let message = env.start(&refused).unwrap_err().to_string();
+    assert!(
+        message.contains("02_status_int.yaml: operations[0].alter_column.up")
+            && message.contains("default")
+            && message.contains("invalid input syntax for type integer"),
+        "{message}"
+    );
+    assert_eq!(before, env.db.dump_schema(), "nothing changed");
+
+    let m = migration(
+        "02_numbers",
+        "operations:
+  - alter_column: {table: people, column: age, type: int, up: age::int, down: age::text}
+  - alter_column:
+      table: people
+      column: status
+      type: int
+      up: \"CASE WHEN status ~ '^[0-9]+$' THEN status::int ELSE -1 END\"
+      down: status::text
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let notes: Vec<String> = env
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            tandem_pg::Event::Info { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("check age_short of people does not hold for the new type")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("the default of people.status cannot be cast to int")),
+        "{notes:?}"
+    );
+    // The old version leaves status out: its default and the trigger's `up` fill both columns.
+    exec(
+        &mut env.version("public_01_people"),
+        "INSERT INTO people (age) VALUES ('7')",
+    );
+    let mut new = env.version("public_02_numbers");
+    assert_eq!(
+        count(
+            &mut new,
+            "SELECT count(*) FROM people WHERE age = 7 AND status = -1 AND id > 300"
+        ),
+        1
+    );
+    // Until complete the old column, with its check, takes the new version's writes too: a value
+    // the old version could not hold is refused.
+    assert!(new
+        .batch_execute("INSERT INTO people (age, status) VALUES (123, 4)")
+        .is_err());
+    exec(&mut new, "INSERT INTO people (age, status) VALUES (12, 4)");
+    drop(new);
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'age_short'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM people WHERE age = 12 AND status = 4"
+        ),
+        1
+    );
+}

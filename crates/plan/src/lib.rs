@@ -32,6 +32,28 @@ pub struct Facts {
     /// Indexes of the `alter_column` operations whose type change PostgreSQL makes without
     /// rewriting the table or rebuilding its indexes (it was asked, on a scratch copy).
     pub in_place_types: BTreeSet<usize>,
+    /// What a second column cannot take over from the column it stands in for, because it does
+    /// not hold for the new type (PostgreSQL was asked): left off, with a note.
+    pub unfit: BTreeSet<Unfit>,
+}
+
+/// Something attached to a column that does not fit a new type of it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Unfit {
+    /// The column's default (physical table, column) cannot be cast to the new type.
+    Default(String, String),
+    /// The check constraint (physical table, constraint) fails to apply to the new type.
+    Constraint(String, String),
+}
+
+impl Unfit {
+    pub fn default_of(table: &str, column: &str) -> Unfit {
+        Unfit::Default(table.to_string(), column.to_string())
+    }
+
+    pub fn constraint(table: &str, name: &str) -> Unfit {
+        Unfit::Constraint(table.to_string(), name.to_string())
+    }
 }
 
 pub struct PlanInput<'a> {
@@ -64,6 +86,10 @@ pub struct Backfill {
     /// expression names the table's physical columns unqualified and is valid as the right-hand
     /// side of `SET` in an `UPDATE` of the table (not aliased).
     pub assignments: Vec<(String, String)>,
+    /// Physical column → its type, for each assigned column: what `validate` and `start` cast
+    /// the expression to when they try it on existing rows before anything changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub types: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +113,9 @@ pub struct Plan {
     /// complete refuses while a view of the user's uses one, as for `dropped`.
     #[serde(default)]
     pub altered: Vec<(String, String)>,
+    /// What the plan leaves out and why, for the user (`start` reports each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The names an expression may use for a table at this point of the migration: each column's
@@ -264,6 +293,11 @@ pub(crate) struct Cx<'a> {
     pub altered: Vec<(String, String)>,
     /// Defaults the new version's views give columns whose table default changes at complete.
     pub view_defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    /// Physical table → second column → the column it stands in for (see
+    /// [`Overlay::stand_ins`]).
+    pub stand_ins: BTreeMap<String, BTreeMap<String, String>>,
+    /// What the plan leaves out and why ([`Plan::notes`]).
+    pub notes: Vec<String>,
 }
 
 impl<'a> Cx<'a> {
@@ -302,6 +336,8 @@ impl<'a> Cx<'a> {
             in_place: BTreeSet::new(),
             replan: BTreeSet::new(),
             view_defaults: BTreeMap::new(),
+            stand_ins: BTreeMap::new(),
+            notes: Vec::new(),
             dropped: Vec::new(),
             altered: Vec::new(),
         }
@@ -356,13 +392,14 @@ impl<'a> Cx<'a> {
     }
 
     /// Adds `column = expr` to the table's backfill (one pass per table, whatever asks for it).
-    pub fn backfill(&mut self, physical_table: &str, column: &str, expr: String) {
+    pub fn backfill(&mut self, physical_table: &str, column: &str, data_type: &str, expr: String) {
         if let Some(b) = self
             .backfills
             .iter_mut()
             .find(|b| b.table == physical_table)
         {
             b.assignments.push((column.to_string(), expr));
+            b.types.insert(column.to_string(), data_type.to_string());
             return;
         }
         let key = backfill_key(self.input.physical, physical_table);
@@ -370,6 +407,7 @@ impl<'a> Cx<'a> {
             table: physical_table.to_string(),
             key,
             assignments: vec![(column.to_string(), expr)],
+            types: BTreeMap::from([(column.to_string(), data_type.to_string())]),
         });
     }
 
@@ -453,6 +491,7 @@ impl<'a> Cx<'a> {
             overlay.tables.insert(t.clone(), None);
         }
         overlay.defaults = self.view_defaults;
+        overlay.stand_ins = self.stand_ins;
         complete.extend(self.on_complete);
         for group in self.rollback_groups.into_iter().rev() {
             rollback.extend(group);
@@ -469,6 +508,7 @@ impl<'a> Cx<'a> {
             after_backfill: self.after_backfill.into_iter().chain(narrow).collect(),
             dropped: self.dropped,
             altered: self.altered,
+            notes: self.notes,
             complete,
             rollback,
             overlay,

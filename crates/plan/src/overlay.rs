@@ -18,6 +18,11 @@ pub struct Overlay {
     /// differs from the table's until complete (`None`: no default).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
+    /// Physical table → second column → the column it stands in for: the view shows the second
+    /// column where the original stands, so `SELECT *` through the version schema keeps its
+    /// column order although the second column was added at the end of the table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stand_ins: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Overlay {

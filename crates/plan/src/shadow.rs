@@ -241,12 +241,27 @@ impl Cx<'_> {
         let mut renamed_after = Vec::new();
 
         for s in shadows {
+            self.stand_ins
+                .entry(physical_table.to_string())
+                .or_default()
+                .insert(s.name.clone(), s.original.clone());
             self.hidden_columns
                 .insert((physical_table.to_string(), s.original.clone()));
             self.dropped
                 .push((physical_table.to_string(), s.original.clone()));
             let qname = quote_ident(&s.name);
-            if let Some(d) = &s.default {
+            let unfit_default = crate::Unfit::default_of(physical_table, &s.original);
+            if s.default.is_some()
+                && !s.default_changed
+                && self.input.facts.unfit.contains(&unfit_default)
+            {
+                // Cast, it would fail on every INSERT that leaves the column out, the old
+                // version's included.
+                self.notes.push(format!(
+                    "the default of {physical_table}.{} cannot be cast to {}, so its second column has none; the new version's inserts that leave the column out get NULL unless the migration sets a default",
+                    s.original, s.data_type
+                ));
+            } else if let Some(d) = &s.default {
                 // A default carried over from a column of another type is cast to the new one.
                 let d = if s.default_changed || same_type(&s.data_type, &original_type(self, s)) {
                     d.clone()
@@ -333,7 +348,7 @@ impl Cx<'_> {
                 binds.extend(change.names.iter().map(|n| (n.clone(), input.clone())));
                 expr = crate::bind_expression(&binds, &up);
             }
-            self.backfill(physical_table, &s.name, expr);
+            self.backfill(physical_table, &s.name, &s.data_type, expr);
 
             self.rollback(
                 Step::tx(
@@ -383,6 +398,14 @@ END$tandem$",
         };
         for c in &t.constraints {
             if dropped.contains(&c.name) || !touches(&c.columns, &c.definition) {
+                continue;
+            }
+            let unfit = crate::Unfit::constraint(physical_table, &c.name);
+            if self.input.facts.unfit.contains(&unfit) {
+                self.notes.push(format!(
+                    "check {} of {physical_table} does not hold for the new type, so it is left off the second column; the old column keeps it until complete drops it",
+                    c.name
+                ));
                 continue;
             }
             let temp = shorten_name(&format!("_tandem_{}", c.name));

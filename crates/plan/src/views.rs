@@ -57,7 +57,7 @@ pub fn create_version_schema(
         let mut select = Vec::new();
         let mut shown = Vec::new();
         let mut defaults = Vec::new();
-        for col in &table.columns {
+        for col in in_view_order(table, overlay.stand_ins.get(name)) {
             let Some(col_name) = overlay.column_name(name, &col.name) else {
                 continue;
             };
@@ -102,6 +102,24 @@ pub fn create_version_schema(
         );
     }
     steps
+}
+
+/// The table's columns with each second column where the column it stands in for is.
+fn in_view_order<'a>(
+    table: &'a tandem_model::Table,
+    stand_ins: Option<&std::collections::BTreeMap<String, String>>,
+) -> Vec<&'a tandem_model::Column> {
+    let Some(stand_ins) = stand_ins else {
+        return table.columns.iter().collect();
+    };
+    let position = |c: &tandem_model::Column| {
+        let at = stand_ins.get(&c.name).unwrap_or(&c.name);
+        table.columns.iter().position(|o| &o.name == at)
+    };
+    let mut columns: Vec<&tandem_model::Column> = table.columns.iter().collect();
+    // Stable: the original (hidden) sorts just before the column that stands in for it.
+    columns.sort_by_key(|c| (position(c), stand_ins.contains_key(&c.name)));
+    columns
 }
 
 /// Whether the new version sees `table` exactly as it is: same name, every column under its own

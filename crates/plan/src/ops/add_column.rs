@@ -116,7 +116,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AddColumn) -> Result<(), PlanError> {
             .map(|(name, physical)| (name, quote_ident(&physical)))
             .collect();
         let expr = crate::bind_expression(&binds, &up);
-        cx.backfill(&physical_table, name, expr);
+        cx.backfill(&physical_table, name, &col.data_type, expr);
     }
 
     if let Some(c) = &col.check {
