@@ -317,14 +317,16 @@ END;
         };
         let mut parts = detail.splitn(3, '\u{1f}');
         let (row, column, message) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(row), Some(column), Some(message)) => {
-                (row.to_string(), column.to_string(), message.to_string())
-            }
+            (Some(row), Some(column), Some(message)) => (
+                row.to_string(),
+                column.to_string(),
+                message.trim_end_matches('.').to_string(),
+            ),
             // Not found row by row (it failed only on the whole sample): say what failed.
             _ => (
                 "(not found)".to_string(),
                 values[0].0.clone(),
-                crate::error::describe(&e),
+                crate::error::describe(&e).trim_end_matches('.').to_string(),
             ),
         };
         let shown = plan
@@ -448,7 +450,7 @@ fn up_of_default(
     code.starts_with("22").then(|| {
         format!(
             "`up` fails on the column's default ({default}), which every INSERT of the old version that leaves {column:?} out gives it: {}. Make `up` handle that value",
-            crate::error::describe(&e)
+            crate::error::describe(&e).trim_end_matches('.')
         )
     })
 }

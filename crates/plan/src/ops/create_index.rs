@@ -118,8 +118,8 @@ fn partitioned(
     }
     let schema = cx.schema().to_string();
     let parent = qualified(&schema, &op.name);
-    // (partition, its index qualified, its index's name)
-    let children: Vec<(String, String, String)> = partitioning
+    // (partition, its index qualified, its index's name, the partition as the user names it)
+    let children: Vec<(String, String, String, String)> = partitioning
         .partitions
         .iter()
         .map(|p| {
@@ -128,13 +128,14 @@ fn partitioned(
                 qualified(&p.schema, &p.name),
                 qualified(&p.schema, &index),
                 index,
+                format!("{}.{}", p.schema, p.name),
             )
         })
         .collect();
     // Undoing drops the parent's index, which takes the attached partitions' with it, then
     // whatever a partition's build left unattached: brief ACCESS EXCLUSIVE locks, no scan.
     let mut undo = format!("DROP INDEX IF EXISTS {parent}");
-    for (_, index, _) in &children {
+    for (_, index, _, _) in &children {
         undo.push_str(&format!(";\nDROP INDEX IF EXISTS {index}"));
     }
     let mut undo_step = Step::tx(format!("drop index {} and its partitions'", op.name), undo);
@@ -152,11 +153,11 @@ fn partitioned(
         )
         .lock(LockMode::Share, table.to_string()),
     );
-    for (partition, index, name) in &children {
+    for (partition, index, name, shown) in &children {
         let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
         cx.start.push(
             Step::non_tx(
-                format!("create index {index} on partition {partition}"),
+                format!("create index {name} on partition {shown}"),
                 format!(
                     "CREATE {unique}INDEX CONCURRENTLY {} ON {partition} {shape}",
                     quote_ident(name)
@@ -169,7 +170,7 @@ fn partitioned(
     if !children.is_empty() {
         let attach: Vec<String> = children
             .iter()
-            .map(|(_, index, _)| format!("ALTER INDEX {parent} ATTACH PARTITION {index}"))
+            .map(|(_, index, _, _)| format!("ALTER INDEX {parent} ATTACH PARTITION {index}"))
             .collect();
         cx.start.push(
             Step::tx(
