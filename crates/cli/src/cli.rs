@@ -105,6 +105,10 @@ pub enum Command {
         /// Only check the files, even when a database URL is set.
         #[arg(long)]
         offline: bool,
+        /// With --offline: the schema the files apply to, from a `pg_dump --schema-only` file
+        /// (its tables, columns, constraints and indexes), instead of an empty one.
+        #[arg(long, requires = "offline")]
+        schema_from: Option<PathBuf>,
     },
     /// Print the JSON Schema of the migration file format.
     JsonSchema,

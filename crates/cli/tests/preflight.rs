@@ -134,3 +134,52 @@ fn an_up_that_fails_on_an_existing_row_is_refused_naming_the_row() {
     let out = tandem(&["start", &file], Some(&url));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// `validate --offline --schema-from` checks files against the tables of a `pg_dump
+/// --schema-only` file, here Pagila's, so that CI can validate migrations of a database that
+/// existed before tandem without connecting to it.
+#[test]
+fn validate_offline_reads_the_schema_from_a_dump() {
+    let Some(pagila) = tandem_testkit::pagila_dir() else {
+        return;
+    };
+    let dump = pagila.join("pagila-schema.sql");
+    let dump = dump.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "02_film.yaml",
+        "operations:
+  - add_column: {table: film, up: length * 60, column: {name: length_seconds, type: int, nullable: true}}
+  - rename_column: {table: customer, from: email, to: mail}
+  - create_index: {name: customer_mail_idx, table: customer, columns: [{column: mail}]}
+",
+    );
+    let out = tandem(&["validate", "--offline", &good], None);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "without the dump the tables are unknown"
+    );
+    let out = tandem(
+        &["validate", "--offline", "--schema-from", dump, &good],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("against the schema of"));
+    let typo = write(
+        dir.path(),
+        "03_typo.yaml",
+        "operations:\n  - rename_column: {table: customer, from: emial, to: mail}\n",
+    );
+    let out = tandem(
+        &["validate", "--offline", "--schema-from", dump, &typo],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("03_typo.yaml: operations[0].rename_column.from: column \"emial\" does not exist on table \"customer\""),
+        "{}",
+        stderr(&out)
+    );
+}
