@@ -217,6 +217,18 @@ pub const TRIED_ROWS: i64 = 100_000;
 /// tried, which is not an error.
 pub const TRY_TIMEOUT: &str = "5s";
 
+/// A read-only transaction whose statements stop after [`TRY_TIMEOUT`].
+fn bounded_read_only(client: &mut Client) -> Result<postgres::Transaction<'_>> {
+    let mut tx = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .context(|| "beginning a read-only transaction".into())?;
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = '{TRY_TIMEOUT}'"))
+        .context(|| "setting statement_timeout".into())?;
+    Ok(tx)
+}
+
 /// Evaluates each backfill's expressions, cast to their columns' types, on up to
 /// [`TRIED_ROWS`] existing rows of its table, in a read-only transaction bounded by
 /// [`TRY_TIMEOUT`], before start changes anything: an `up` that fails on a row (a cast that one
@@ -251,13 +263,7 @@ pub fn try_backfills(
         }
         let counted: Vec<String> = values.iter().map(|(_, v)| format!("count({v})")).collect();
         let sample = format!("(SELECT * FROM {table} LIMIT {TRIED_ROWS}) AS {alias}");
-        let mut tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .context(|| "beginning a read-only transaction".into())?;
-        tx.batch_execute(&format!("SET LOCAL statement_timeout = '{TRY_TIMEOUT}'"))
-            .context(|| "setting statement_timeout".into())?;
+        let mut tx = bounded_read_only(client)?;
         let tried = tx.batch_execute(&format!("SELECT {} FROM {sample}", counted.join(", ")));
         let Err(e) = tried else { continue };
         // Past the time bound, or an expression with side effects (`nextval`, a function that
@@ -300,13 +306,7 @@ BEGIN
 END;
 "
         );
-        let mut tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .context(|| "beginning a read-only transaction".into())?;
-        tx.batch_execute(&format!("SET LOCAL statement_timeout = '{TRY_TIMEOUT}'"))
-            .context(|| "setting statement_timeout".into())?;
+        let mut tx = bounded_read_only(client)?;
         let found = tx.batch_execute(&format!("DO $tandem_try$\n{body}$tandem_try$"));
         let detail = match &found {
             Err(f) => f
