@@ -241,7 +241,7 @@ pub fn run(args: Args) -> Result<()> {
             );
             render::result(json, json!({"ok": true, "migrate": report}), &human);
         }
-        Command::Latest { what, local } => {
+        Command::Latest { what, local, pool } => {
             let (name, version_schema) = match local {
                 Some(dir) => {
                     let files = load_all(&migration_files(&dir)?)?;
@@ -264,6 +264,9 @@ pub fn run(args: Args) -> Result<()> {
                 LatestWhat::Schema => version_schema.clone(),
                 LatestWhat::Migration => name.clone(),
                 LatestWhat::Url => latest_url(&g, &version_schema)?,
+                LatestWhat::Pgbouncer => {
+                    crate::pgbouncer::database_line(&g, &version_schema, &pool)?
+                }
             };
             render::result(
                 json,
