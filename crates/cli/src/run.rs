@@ -242,6 +242,11 @@ pub fn run(args: Args) -> Result<()> {
             render::result(json, json!({"ok": true, "migrate": report}), &human);
         }
         Command::Latest { what, local, pool } => {
+            let pool_flags =
+                pool.pool.is_some() || pool.server_host.is_some() || pool.server_port.is_some();
+            if pool_flags && !matches!(what, LatestWhat::Pgbouncer) {
+                bail!("--pool, --server-host and --server-port apply to `latest pgbouncer` only");
+            }
             let (name, version_schema) = match local {
                 Some(dir) => {
                     let files = load_all(&migration_files(&dir)?)?;

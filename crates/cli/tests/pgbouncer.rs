@@ -159,6 +159,20 @@ fn both_versions_run_through_pgbouncer_from_start_to_complete() {
         "{v1}"
     );
     let bouncer = PgBouncer::start(&[db.pgbouncer_entry("app"), v1], &[&user]);
+    // Why the pool carries the version: PgBouncer refuses what `latest url` relies on.
+    let mut with_options = bouncer.config(&user, "app");
+    with_options.options(&tandem_pg::connect::search_path_option(
+        "public_01_items, public",
+    ));
+    let refused = with_options
+        .connect(postgres::NoTls)
+        .err()
+        .expect("refused");
+    assert!(
+        tandem_pg::error::describe(&refused).contains("unsupported startup parameter: options"),
+        "{}",
+        tandem_pg::error::describe(&refused)
+    );
 
     let old_base = Traffic::start(
         &bouncer.url(&user, "app"),
@@ -397,6 +411,12 @@ fn latest_pgbouncer_prints_one_quoted_line() {
             Some(url)
         ),
         r#"shop_v2 = host=/var/run/postgresql port=5432 dbname=shop connect_query='SET search_path = "app''s v2","public"'"#
+    );
+    let o = tandem(&["latest", "url", "--local", d, "--pool", "x"], Some(url));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("apply to `latest pgbouncer` only"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     // The version schema's name cannot name a pool here: say so and what to pass.
     let o = tandem(&["latest", "pgbouncer", "--local", d], Some(url));
