@@ -1,5 +1,5 @@
 //! Real drivers nobody here wrote, through a type change (alter_column with up/down) with zero
-//! client errors: psycopg 3 with every statement prepared server-side (`prepare_threshold=0`)
+//! client errors, plus psql (libpq) on `latest url`'s URL: psycopg 3 with every statement prepared server-side (`prepare_threshold=0`)
 //! on the old version, asyncpg with its statement cache on and node-postgres with named
 //! queries on the new one, each choosing its version as the README tells its users. The
 //! scripts are in `tests/drivers/`; the drivers come from PyPI (`.venv-drivers`) and npm
@@ -235,6 +235,25 @@ fn psycopg_asyncpg_and_node_postgres_run_through_a_type_change() {
         .start(&m, &on_event)
         .expect("start");
     let new_schema = ok(&["latest", "schema"], &url);
+
+    // psql (libpq) on the URL `latest url` prints.
+    let psql = tandem_pg::cluster::client_program("psql", Some(db.cluster().bin_dir()))
+        .expect("psql is missing: install the postgresql-client package");
+    let latest = ok(&["latest", "url"], &url);
+    let o = Command::new(psql)
+        .arg(&latest)
+        .args([
+            "-XAtc",
+            "SELECT (current_schemas(false))[1], pg_typeof(qty) FROM items LIMIT 1",
+        ])
+        .output()
+        .expect("run psql");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("{new_schema}|bigint"),
+        "psql {latest}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let mut command = Command::new(&python);
     command.arg(scripts.join("asyncpg_new.py"));
