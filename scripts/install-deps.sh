@@ -73,6 +73,7 @@ for package in libclang-dev clang pkg-config build-essential pgbouncer; do
 done
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

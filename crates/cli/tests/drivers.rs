@@ -77,7 +77,15 @@ fn node() -> (PathBuf, PathBuf) {
          `npm install --prefix .node-drivers pg`",
         modules.display()
     );
-    (PathBuf::from("node"), modules)
+    let node = PathBuf::from("node");
+    assert!(
+        Command::new(&node)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "node is missing: install Node.js (`apt-get install nodejs npm`; scripts/install-deps.sh does)"
+    );
+    (node, modules)
 }
 
 /// One driver script, running until its stdin closes.
