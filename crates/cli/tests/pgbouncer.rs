@@ -4,7 +4,8 @@
 //! new one (on the printed pool) run through start → backfill → complete with zero errors,
 //! each seeing its own shape. Also: the evidence before complete and the monitor still name a
 //! session that comes through the pooler, and a role per version selects the version where
-//! neither the URL nor the pooler carries it.
+//! neither the URL nor the pooler carries it, and survives session mode's reset query, which
+//! undoes `connect_query`.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -423,4 +424,60 @@ fn latest_pgbouncer_prints_one_quoted_line() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("pass --pool"), "{err}");
+}
+
+#[test]
+fn in_session_mode_the_reset_query_undoes_connect_query_but_not_a_role_default() {
+    let (db, dir) = prepared_db();
+    let url = db.url();
+    std::fs::write(dir.path().join("02_qty_bigint.yaml"), QTY_BIGINT).unwrap();
+    let second = dir.path().join("02_qty_bigint.yaml");
+    ok(&["start", second.to_str().unwrap()], Some(&url));
+    let schema = ok(&["latest", "schema"], Some(&url));
+    let role = format!("{}_v2", db.name);
+    db.execute_as_superuser(&format!(
+        "CREATE ROLE {role} LOGIN;
+         GRANT {owner} TO {role};
+         ALTER ROLE {role} IN DATABASE {name} SET search_path = {path};",
+        role = tandem_model::quote_ident(&role),
+        owner = tandem_model::quote_ident(db.user()),
+        name = tandem_model::quote_ident(&db.name),
+        path = Engine::search_path_for(&schema, "public"),
+    ));
+    // One server connection per pool, so the second client gets the first one's back, after
+    // PgBouncer's server_reset_query (DISCARD ALL) has run on it.
+    let line = ok(&["latest", "pgbouncer", "--pool", "v2"], Some(&url));
+    let bouncer = PgBouncer::start(
+        &[
+            format!("{line} pool_mode=session pool_size=1"),
+            format!(
+                "{} pool_mode=session pool_size=1",
+                db.pgbouncer_entry("app")
+            ),
+        ],
+        &[db.user(), &role],
+    );
+    let first_schema = |user: &str, pool: &str| shape(&bouncer, user, pool).1;
+    assert_eq!(first_schema(db.user(), "v2"), schema, "the first client");
+    assert_eq!(
+        first_schema(db.user(), "v2"),
+        "public",
+        "DISCARD ALL reset the search_path that connect_query set"
+    );
+    assert_eq!(
+        first_schema(&role, "app"),
+        schema,
+        "the role's first client"
+    );
+    assert_eq!(
+        first_schema(&role, "app"),
+        schema,
+        "the role's default survives DISCARD ALL"
+    );
+    drop(bouncer);
+    ok(&["complete", "--sample", "100ms"], Some(&url));
+    db.execute_as_superuser(&format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}",
+        role = tandem_model::quote_ident(&role)
+    ));
 }
