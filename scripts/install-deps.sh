@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing tandem needs on Debian/Ubuntu: PostgreSQL's server binaries
 # (the test kit starts throwaway clusters), clang and libclang (bindgen, for the pg_query crate),
-# pkg-config and a C toolchain. Idempotent: installs only what is missing, and runs
-# `apt-get update` only when there is something to install. Run as root or with sudo available.
+# pkg-config and a C toolchain, PgBouncer (the test kit starts its own; the packaged service
+# plays no part), and the drivers the driver tests run: psycopg, psycopg-binary and asyncpg from
+# PyPI in .venv-drivers, node-postgres (`pg`) from npm in .node-drivers. Idempotent: installs
+# only what is missing, and runs `apt-get update` only when there is something to install. Run
+# as root or with sudo available.
 set -euo pipefail
 
 log() { echo "install-deps: $*"; }
@@ -65,12 +68,34 @@ if pg_bin=$(find_pg_bin_dir); then
 else
     missing+=(postgresql)
 fi
-for package in libclang-dev clang pkg-config build-essential; do
+for package in libclang-dev clang pkg-config build-essential pgbouncer; do
     installed "$package" || missing+=("$package")
 done
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The drivers go into the repository (git ignores both directories), never system-wide.
+install_drivers() {
+    local venv="$root/.venv-drivers" node="$root/.node-drivers"
+    if ! "$venv/bin/python" -c 'import psycopg, psycopg_binary, asyncpg' 2>/dev/null; then
+        log "installing psycopg, psycopg-binary and asyncpg into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check psycopg psycopg-binary asyncpg
+    fi
+    if [ ! -f "$node/node_modules/pg/package.json" ]; then
+        log "installing pg (node-postgres) into $node"
+        mkdir -p "$node"
+        npm install --silent --no-audit --no-fund --prefix "$node" pg
+    fi
+}
 
 if [ ${#missing[@]} -eq 0 ]; then
-    log "nothing to install"
+    install_drivers
+    log "nothing else to install"
     exit 0
 fi
 
@@ -91,4 +116,5 @@ if pg_bin=$(find_pg_bin_dir); then
 else
     die "PostgreSQL server binaries still not found after installing; set TANDEM_PG_BIN"
 fi
+install_drivers
 log "done"

@@ -92,12 +92,14 @@ pub enum Command {
         #[command(flatten)]
         evidence: EvidenceArgs,
     },
-    /// Print the latest version schema, migration name, or a URL selecting the latest version.
+    /// Print the latest version schema, migration name, a URL selecting the latest version, or the PgBouncer `[databases]` line of a pool on it.
     Latest {
         what: LatestWhat,
         /// Read the latest migration from this directory instead of the database.
         #[arg(long)]
         local: Option<PathBuf>,
+        #[command(flatten)]
+        pool: PoolArgs,
     },
     /// Validate migration files (and, with a database, against its live schema) without changing anything.
     Validate {
@@ -332,6 +334,22 @@ pub enum LatestWhat {
     Schema,
     Migration,
     Url,
+    /// A PgBouncer `[databases]` line whose pool serves the latest version (`connect_query`).
+    Pgbouncer,
+}
+
+/// Where the pool that `latest pgbouncer` prints reaches PostgreSQL, and its name.
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct PoolArgs {
+    /// Name of the pool, which clients give as their database name (default: the version schema's name).
+    #[arg(long, value_name = "NAME")]
+    pub pool: Option<String>,
+    /// Host (or Unix socket directory) PgBouncer connects to (default: the database URL's).
+    #[arg(long, value_name = "HOST")]
+    pub server_host: Option<String>,
+    /// Port PgBouncer connects to (default: the database URL's).
+    #[arg(long, value_name = "PORT")]
+    pub server_port: Option<u16>,
 }
 
 /// Parses `500ms`, `2s`, `1m`, `24h` or a bare number of milliseconds.

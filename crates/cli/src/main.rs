@@ -7,6 +7,7 @@ mod convert;
 mod demo;
 mod lint;
 mod monitor_view;
+mod pgbouncer;
 mod render;
 mod run;
 mod trace;

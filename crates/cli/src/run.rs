@@ -259,7 +259,12 @@ pub fn run(args: Args) -> Result<()> {
             );
             render::result(json, json!({"ok": true, "migrate": report}), &human);
         }
-        Command::Latest { what, local } => {
+        Command::Latest { what, local, pool } => {
+            let pool_flags =
+                pool.pool.is_some() || pool.server_host.is_some() || pool.server_port.is_some();
+            if pool_flags && !matches!(what, LatestWhat::Pgbouncer) {
+                bail!("--pool, --server-host and --server-port apply to `latest pgbouncer` only");
+            }
             let (name, version_schema) = match local {
                 Some(dir) => {
                     let files = load_all(&migration_files(&dir)?)?;
@@ -282,6 +287,9 @@ pub fn run(args: Args) -> Result<()> {
                 LatestWhat::Schema => version_schema.clone(),
                 LatestWhat::Migration => name.clone(),
                 LatestWhat::Url => latest_url(&g, &version_schema)?,
+                LatestWhat::Pgbouncer => {
+                    crate::pgbouncer::database_line(&g, &version_schema, &pool)?
+                }
             };
             render::result(
                 json,

@@ -494,6 +494,55 @@ impl Drop for Cluster {
     }
 }
 
+/// A helper server that lives beside the clusters, such as the test kit's PgBouncer: started
+/// like the postmaster, as the unprivileged server OS user when we run as root, and told to quit
+/// by the kernel should this process die. Dropping it stops the process (SIGINT, then SIGKILL).
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    keepalive: Option<Keepalive>,
+}
+
+impl ServerProcess {
+    /// Spawns `command` from `dir` as the server OS user, with SIGTERM (PgBouncer's immediate
+    /// shutdown) as its parent-death signal and as the signal that stops it. `dir` and `paths` are handed to that user first, so it can read its configuration
+    /// and write its log there.
+    pub fn spawn(
+        mut command: Command,
+        dir: &Path,
+        paths: &[&Path],
+    ) -> Result<ServerProcess, ClusterError> {
+        let owner = server_user()?;
+        for path in std::iter::once(dir).chain(paths.iter().copied()) {
+            chown(path, owner)?;
+        }
+        prepare(&mut command, dir, owner, libc::SIGTERM);
+        let program = command.get_program().to_owned();
+        let (child, keepalive) = spawn_supervised(command).map_err(ClusterError::io(format!(
+            "starting {}",
+            Path::new(&program).display()
+        )))?;
+        Ok(ServerProcess {
+            child,
+            keepalive: Some(keepalive),
+        })
+    }
+
+    /// The process's exit status, once it has exited.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Nowhere to report a failure from drop; the parent-death signal is the backstop.
+        let _ = stop_process(&mut self.child, libc::SIGTERM);
+        // Only now may the spawning thread end: ending it earlier would signal the process.
+        self.keepalive.take();
+    }
+}
+
 /// Copies a running cluster's data directory for a base backup, leaving out what a backup
 /// leaves out: the WAL (streamed instead), the postmaster's pid and options, and temporary files.
 fn copy_data_dir(from: &Path, to: &Path, owner: Option<ServerUser>) -> Result<(), ClusterError> {
@@ -1006,10 +1055,15 @@ fn wait_until_ready(postmaster: &mut Child, config: &postgres::Config) -> Result
 /// Fast shutdown (SIGINT): sessions are rolled back and the server exits after a checkpoint,
 /// which is quick with fsync off. A server stuck for 10s gets SIGKILL.
 fn stop_postmaster(postmaster: &mut Child) -> io::Result<()> {
+    stop_process(postmaster, libc::SIGINT)
+}
+
+/// Sends `signal`, and SIGKILL to a process that has not exited 10s later.
+fn stop_process(postmaster: &mut Child, signal: libc::c_int) -> io::Result<()> {
     if postmaster.try_wait()?.is_some() {
         return Ok(());
     }
-    sys::signal(postmaster.id(), libc::SIGINT)?;
+    sys::signal(postmaster.id(), signal)?;
     let deadline = Instant::now() + STOP_TIMEOUT;
     while Instant::now() < deadline {
         if postmaster.try_wait()?.is_some() {

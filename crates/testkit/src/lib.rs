@@ -11,7 +11,9 @@ use tandem_model::quote_ident;
 pub use tandem_pg::cluster::{Cluster, ClusterError, ClusterOptions};
 
 mod pagila;
+mod pgbouncer;
 pub use pagila::pagila_dir;
+pub use pgbouncer::{pgbouncer_binary, PgBouncer};
 
 /// A shared cluster, started on first use and stopped when the test binary exits. A failed
 /// start is kept too, so every test reports it at once instead of retrying it.
@@ -319,6 +321,18 @@ impl TestDb {
     /// [`Cluster::socket_url_as`].
     pub fn socket_url(&self) -> String {
         self.cluster.socket_url_as(&self.user, &self.name)
+    }
+
+    /// A PgBouncer `[databases]` line that routes pool `pool` to this database over the
+    /// cluster's Unix socket, with no settings of its own: the base entry that clients of the
+    /// base schema's version use.
+    pub fn pgbouncer_entry(&self, pool: &str) -> String {
+        format!(
+            "{pool} = host={} port={} dbname={}",
+            self.cluster.socket_dir().display(),
+            self.cluster.port(),
+            self.name
+        )
     }
 
     /// The cluster this database lives on.

@@ -1,12 +1,12 @@
 //! The test kit's promises: per-test databases are isolated and usable in parallel, schema dumps
-//! are faithful and stable, search_path sessions work, and the shared cluster runs the binaries
-//! it reports.
+//! are faithful and stable, search_path sessions work, the shared cluster runs the binaries
+//! it reports, and PgBouncer pools in transaction mode and stops with its value.
 
 use std::process::Command;
 use std::sync::Barrier;
 use std::thread;
 
-use tandem_testkit::{cluster, Access, TestDb};
+use tandem_testkit::{cluster, Access, PgBouncer, TestDb};
 
 fn public_tables(client: &mut postgres::Client) -> Vec<String> {
     client
@@ -362,4 +362,30 @@ fn pagila_loads_whole_and_belongs_to_the_tests_role() {
         .unwrap()
         .get(0);
     assert!(stamped);
+}
+
+#[test]
+fn pgbouncer_pools_in_transaction_mode_and_stops_when_dropped() {
+    let db = TestDb::new();
+    db.execute("CREATE TABLE seen (n int)");
+    let bouncer = PgBouncer::start(&[db.pgbouncer_entry("app")], &[db.user()]);
+    let mut client = bouncer.connect(db.user(), "app");
+    client.simple_query("INSERT INTO seen VALUES (1)").unwrap();
+    let mode = bouncer
+        .admin("SHOW CONFIG")
+        .into_iter()
+        .find(|row| row[0].as_deref() == Some("pool_mode"))
+        .and_then(|row| row[1].clone());
+    assert_eq!(mode.as_deref(), Some("transaction"));
+    let n: i64 = db
+        .connect()
+        .query_one("SELECT count(*) FROM seen", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the write went through the pool");
+    let port = bouncer.port();
+    drop(client);
+    drop(bouncer);
+    // Dropping waits for the process to exit, so nothing listens any more.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
