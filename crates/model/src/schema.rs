@@ -64,6 +64,11 @@ pub struct Partition {
     /// Whether the partition is itself partitioned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partitioned: bool,
+    /// What the partition has of its own rather than from its parent: `(column, what)` for each
+    /// column an index or constraint made on the partition itself uses, `what` naming it
+    /// ("index x", "constraint y").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own: Vec<(String, String)>,
 }
 
 /// Which old values logical replication sends for an UPDATE or DELETE on a table (PostgreSQL's

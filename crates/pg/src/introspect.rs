@@ -169,9 +169,52 @@ pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Sche
                     schema,
                     name,
                     partitioned,
+                    own: Vec::new(),
                 })
                 .collect(),
         });
+    }
+    // Indexes and constraints that partitions have of their own (not attached to the parent's).
+    for row in client
+        .query(
+            "SELECT p.inhparent, cn.nspname::text, c.relname::text, a.attname::text, 'index ' || ic.relname
+               FROM pg_inherits p
+               JOIN pg_class c ON c.oid = p.inhrelid
+               JOIN pg_namespace cn ON cn.oid = c.relnamespace
+               JOIN pg_index i ON i.indrelid = c.oid
+               JOIN pg_class ic ON ic.oid = i.indexrelid
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+              WHERE p.inhparent = ANY($1)
+                AND NOT EXISTS (SELECT 1 FROM pg_inherits ii WHERE ii.inhrelid = i.indexrelid)
+             UNION ALL
+             SELECT p.inhparent, cn.nspname::text, c.relname::text, a.attname::text, 'constraint ' || k.conname
+               FROM pg_inherits p
+               JOIN pg_class c ON c.oid = p.inhrelid
+               JOIN pg_namespace cn ON cn.oid = c.relnamespace
+               JOIN pg_constraint k ON k.conrelid = c.oid AND k.conparentid = 0 AND k.contype <> 'n'
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(k.conkey)
+              WHERE p.inhparent = ANY($1)
+              ORDER BY 1, 2, 3, 4, 5",
+            &[&oids],
+        )
+        .context(ctx)?
+    {
+        let Some(table) = by_oid.get(&row.get::<_, u32>(0)) else {
+            continue;
+        };
+        let (schema_name, name): (String, String) = (row.get(1), row.get(2));
+        let partition = out
+            .tables
+            .get_mut(table)
+            .and_then(|t| t.partitioning.as_mut())
+            .and_then(|p| {
+                p.partitions
+                    .iter_mut()
+                    .find(|p| p.schema == schema_name && p.name == name)
+            });
+        if let Some(partition) = partition {
+            partition.own.push((row.get(3), row.get(4)));
+        }
     }
     out.other_relations = client
         .query(

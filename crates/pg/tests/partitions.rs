@@ -249,3 +249,78 @@ fn a_foreign_key_on_a_partitioned_table_waits_for_postgresql_18() {
         1
     );
 }
+
+/// A type change of a column of a partitioned table goes through a second column on the parent,
+/// which every partition gets; one that an index or constraint of a partition's own uses is
+/// refused before anything changes, since the second column would not carry it over.
+#[test]
+fn a_column_of_a_partitioned_table_changes_type_through_a_second_column() {
+    let Some(mut env) = pagila() else { return };
+    let before = env.db.dump_schema();
+    let refused = migration(
+        "02_staff_bigint",
+        "operations:\n  - alter_column: {table: payment, column: staff_id, type: bigint, up: staff_id, down: staff_id::int}\n",
+    );
+    let message = env.start(&refused).unwrap_err().to_string();
+    assert!(
+        message.contains("02_staff_bigint.yaml: operations[0].alter_column")
+            && message.contains("of its partition public.payment_p2022_01")
+            && message.contains("would not carry over"),
+        "{message}"
+    );
+    assert_eq!(before, env.db.dump_schema(), "nothing changed");
+
+    env.db.execute(
+        "CREATE TABLE public.readings (id int, at timestamptz, n int, PRIMARY KEY (id, at))
+             PARTITION BY RANGE (at);
+         CREATE TABLE public.readings_2022 PARTITION OF public.readings
+             FOR VALUES FROM ('2022-01-01') TO ('2023-01-01');
+         CREATE TABLE public.readings_2023 PARTITION OF public.readings
+             FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+         INSERT INTO public.readings SELECT g, '2022-06-01'::timestamptz + g * interval '1 hour', g
+           FROM generate_series(1, 12000) g;",
+    );
+    let before = env.db.dump_schema();
+    let m = migration(
+        "02_readings_bigint",
+        "operations:\n  - alter_column: {table: readings, column: n, type: bigint, up: n * 10, down: (n / 10)::int}\n",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let mut new = env.version("public_02_readings_bigint");
+    assert_eq!(
+        count(&mut new, "SELECT count(*) FROM readings WHERE n = id * 10"),
+        12000
+    );
+    exec(
+        &mut new,
+        "INSERT INTO readings VALUES (0, '2023-03-01', 500)",
+    );
+    drop(new);
+    exec(
+        &mut env.version("public"),
+        "INSERT INTO readings VALUES (-1, '2023-04-01', 7)",
+    );
+    env.rollback();
+    exec(&mut env.db.connect(), "DELETE FROM readings WHERE id <= 0");
+    assert_eq!(
+        before,
+        env.db.dump_schema(),
+        "rollback leaves the catalog as it was"
+    );
+    env.start(&m)
+        .unwrap_or_else(|e| panic!("second start: {e}"));
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_attribute WHERE attname = 'n' AND atttypid = 'int8'::regtype
+                AND attrelid IN ('public.readings'::regclass, 'public.readings_2022'::regclass, 'public.readings_2023'::regclass)"
+        ),
+        3
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM readings WHERE n = id * 10"),
+        12000
+    );
+}

@@ -151,7 +151,19 @@ impl Cx<'_> {
                 "column {column:?} is referenced by foreign key {fk}; a second column cannot take over a referenced column. Drop that foreign key in an earlier migration"
             )));
         }
-        if t.partitioning.is_some() {
+        if let Some(partitioning) = &t.partitioning {
+            let own = partitioning.partitions.iter().find_map(|p| {
+                p.own
+                    .iter()
+                    .find(|(c, _)| *c == physical)
+                    .map(|(_, what)| (p, what))
+            });
+            if let Some((p, what)) = own {
+                return Err(self.unsupported(format!(
+                    "column {column:?} of the partitioned table {table:?} is used by {what} of its partition {}.{}, which a second column would not carry over: complete would drop it with the old column. Move it to the parent (an index or constraint on the partitioned table) in an earlier migration, or change the column with a `sql` operation",
+                    p.schema, p.name
+                )));
+            }
             if let Some(index) = t.indexes.iter().find(|i| i.columns.contains(&physical)) {
                 return Err(self.unsupported(format!(
                     "column {column:?} of the partitioned table {table:?} is in index {:?}; a second column would need that index built again over it, which PostgreSQL cannot do concurrently on a partitioned table. Drop the index in an earlier migration and create it again (partition by partition) in a later one",
