@@ -20,7 +20,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(e) = err.downcast_ref::<tandem_pg::Error>() {
         return match e {
             tandem_pg::Error::Locked { .. } => exit::LOCKED,
-            tandem_pg::Error::Validation(_) | tandem_pg::Error::Load(_) => exit::INVALID,
+            tandem_pg::Error::Validation(_)
+            | tandem_pg::Error::Load(_)
+            | tandem_pg::Error::BackfillFiresTriggers { .. } => exit::INVALID,
             _ => exit::FAILURE,
         };
     }
@@ -61,6 +63,7 @@ fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions 
         state_schema: g.state_schema.clone(),
         backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
         type_changes_in_place: backfill.is_some_and(|b| b.type_changes_in_place),
+        backfill_fires_triggers: backfill.is_some_and(|b| b.backfill_fires_triggers),
         connect: Some(connect_options(g)),
         ..EngineOptions::default()
     }
@@ -271,7 +274,11 @@ pub fn run(args: Args) -> Result<()> {
                 &out,
             );
         }
-        Command::Validate { path, offline } => {
+        Command::Validate {
+            path,
+            offline,
+            backfill_fires_triggers,
+        } => {
             let files = if path.is_dir() {
                 migration_files(&path)?
             } else {
@@ -283,7 +290,7 @@ pub fn run(args: Args) -> Result<()> {
                     || std::env::var_os("PGHOST").is_some()
                     || std::env::var_os("PGDATABASE").is_some());
             let checked = if live {
-                validate_live(&g, &migrations)?
+                validate_live(&g, &migrations, backfill_fires_triggers)?
             } else {
                 validate_offline(&g, &migrations)?
             };
@@ -387,8 +394,13 @@ fn validate_offline(g: &Global, migrations: &[Migration]) -> Result<Vec<String>>
 }
 
 /// Replays the pending files in memory on top of the live schema; asks PostgreSQL what only it
-/// can answer. Nothing is changed.
-fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
+/// can answer, including whether a backfill would fire the user's triggers (`accept_triggers`
+/// accepts it). Nothing is changed.
+fn validate_live(
+    g: &Global,
+    migrations: &[Migration],
+    accept_triggers: bool,
+) -> Result<Vec<String>> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
     let applied: Vec<String> = match Engine::new(&mut client, engine_options(g, None)).status() {
         Ok(s) => s.history.into_iter().map(|h| h.name).collect(),
@@ -400,10 +412,44 @@ fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
     for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
         let v = tandem_model::validate(m, &schema)?;
         tandem_pg::live::run_checks(&mut client, m, &physical, &v.live_checks)?;
+        refuse_firing_triggers(g, &mut client, m, &schema, accept_triggers)?;
         schema = v.schema;
         names.push(m.name.clone());
     }
     Ok(names)
+}
+
+/// Plans `m` on `schema` (the live schema with the earlier pending files applied in memory)
+/// and refuses, as `start` would, when its backfills would fire the user's triggers. A plan
+/// that cannot be made here is left to `start` to report: planning is not what validate checks.
+fn refuse_firing_triggers(
+    g: &Global,
+    client: &mut postgres::Client,
+    m: &Migration,
+    schema: &Schema,
+    accept: bool,
+) -> Result<()> {
+    // The facts start would plan with (a volatile default is backfilled); where they cannot be
+    // had for a schema that exists only in memory, the planner's defaults.
+    let facts = match tandem_pg::live::validate_live(client, m, schema) {
+        Ok(facts) => facts,
+        Err(_) => tandem_plan::Facts {
+            pg_major: tandem_pg::introspect::server_major(client)?,
+            ..tandem_plan::Facts::default()
+        },
+    };
+    let version_schema = Engine::version_schema_name(&g.schema, m);
+    let Ok(plan) = tandem_plan::plan(&tandem_plan::PlanInput {
+        schema: &g.schema,
+        version_schema: &version_schema,
+        migration: m,
+        physical: schema,
+        facts: &facts,
+    }) else {
+        return Ok(());
+    };
+    tandem_pg::backfill::triggers::decide(client, &g.schema, &plan.backfills, accept)?;
+    Ok(())
 }
 
 /// The connection URL with `options=-c search_path=...` selecting the version; the password is

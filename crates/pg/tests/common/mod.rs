@@ -24,7 +24,11 @@ pub fn migration(name: &str, yaml: &str) -> Migration {
 
 impl Env {
     pub fn new() -> Env {
-        let db = TestDb::new();
+        Env::on(TestDb::new())
+    }
+
+    /// An env on `db`, such as a copy of Pagila.
+    pub fn on(db: TestDb) -> Env {
         let client = tandem_pg::connect(&ConnectOptions {
             url: Some(db.url()),
             ..ConnectOptions::default()
