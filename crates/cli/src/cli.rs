@@ -111,6 +111,9 @@ pub enum Command {
         /// (its tables, columns, constraints and indexes), instead of an empty one.
         #[arg(long, requires = "offline")]
         schema_from: Option<PathBuf>,
+        /// Accept that a backfill fires the user's triggers (as for start and migrate).
+        #[arg(long)]
+        backfill_fires_triggers: bool,
     },
     /// Print the JSON Schema of the migration file format.
     JsonSchema,
@@ -314,6 +317,12 @@ pub struct BackfillArgs {
     /// return the column fail once with "cached plan must not change result type".
     #[arg(long)]
     pub type_changes_in_place: bool,
+    /// Let the backfill fire the user's triggers it cannot keep out of its batches (every
+    /// UPDATE trigger of the backfilled tables when the role may not set
+    /// session_replication_role; those enabled ALWAYS or REPLICA otherwise). Without it, start
+    /// refuses, naming them, before it changes anything.
+    #[arg(long)]
+    pub backfill_fires_triggers: bool,
 }
 
 #[derive(ClapArgs, Debug, Clone)]

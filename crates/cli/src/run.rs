@@ -23,7 +23,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             tandem_pg::Error::Validation(_)
             | tandem_pg::Error::Load(_)
             | tandem_pg::Error::Plan(_)
-            | tandem_pg::Error::UpFailsOnRow { .. } => exit::INVALID,
+            | tandem_pg::Error::UpFailsOnRow { .. }
+            | tandem_pg::Error::BackfillFiresTriggers { .. } => exit::INVALID,
             _ => exit::FAILURE,
         };
     }
@@ -64,6 +65,7 @@ fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions 
         state_schema: g.state_schema.clone(),
         backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
         type_changes_in_place: backfill.is_some_and(|b| b.type_changes_in_place),
+        backfill_fires_triggers: backfill.is_some_and(|b| b.backfill_fires_triggers),
         connect: Some(connect_options(g)),
         ..EngineOptions::default()
     }
@@ -301,6 +303,7 @@ pub fn run(args: Args) -> Result<()> {
             path,
             offline,
             schema_from,
+            backfill_fires_triggers,
         } => {
             let files = if path.is_dir() {
                 migration_files(&path)?
@@ -313,7 +316,7 @@ pub fn run(args: Args) -> Result<()> {
                     || std::env::var_os("PGHOST").is_some()
                     || std::env::var_os("PGDATABASE").is_some());
             let checked = if live {
-                validate_live(&g, &migrations)?
+                validate_live(&g, &migrations, backfill_fires_triggers)?
             } else {
                 let base = match &schema_from {
                     Some(dump) => schema_from_dump(&g.schema, dump)?,
@@ -451,8 +454,13 @@ fn schema_from_dump(schema: &str, dump: &Path) -> Result<Schema> {
 }
 
 /// Replays the pending files in memory on top of the live schema; asks PostgreSQL what only it
-/// can answer. Nothing is changed.
-fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
+/// can answer, including whether a backfill would fire the user's triggers (`accept_triggers`
+/// accepts it). Nothing is changed.
+fn validate_live(
+    g: &Global,
+    migrations: &[Migration],
+    accept_triggers: bool,
+) -> Result<Vec<String>> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
     let applied: Vec<String> = match Engine::new(&mut client, engine_options(g, None)).status() {
         Ok(s) => s.history.into_iter().map(|h| h.name).collect(),
@@ -476,6 +484,12 @@ fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
             facts: &facts,
         })
         .map_err(tandem_pg::Error::from)?;
+        tandem_pg::backfill::triggers::decide(
+            &mut client,
+            &g.schema,
+            &plan.backfills,
+            accept_triggers,
+        )?;
         // Existing rows are the first pending file's to try: later files' `up` may read
         // columns that only the earlier files add.
         if names.is_empty() {

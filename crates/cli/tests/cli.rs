@@ -169,6 +169,71 @@ fn a_second_runner_exits_3() {
 }
 
 #[test]
+fn a_backfill_that_would_fire_the_users_triggers_exits_4_naming_them_and_the_option() {
+    let db = TestDb::new();
+    let url = db.url();
+    // Enabled ALWAYS, the trigger fires for the backfill whether or not the role may set
+    // session_replication_role, so superuser and least-privileged role are refused alike.
+    db.execute(
+        "CREATE TABLE public.items (id int PRIMARY KEY, name text, touched timestamptz);
+         INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 50) g;
+         CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN NEW.touched := clock_timestamp(); RETURN NEW; END $$;
+         CREATE TRIGGER touch BEFORE UPDATE ON public.items FOR EACH ROW EXECUTE FUNCTION public.touch();
+         ALTER TABLE public.items ENABLE ALWAYS TRIGGER touch;",
+    );
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "01_upper.yaml",
+        "operations:\n  - add_column:\n      table: items\n      up: upper(name)\n      column: {name: name_upper, type: text, nullable: true}\n",
+    );
+    let named = |o: &Output| {
+        let e = stderr(o);
+        assert!(
+            e.contains("items.touch (BEFORE UPDATE, each row, ENABLE ALWAYS)")
+                && e.contains("--backfill-fires-triggers")
+                && e.contains("Nothing was changed"),
+            "{e}"
+        );
+    };
+    for command in ["validate", "start"] {
+        let o = tandem(&[command, &f], Some(&url));
+        assert_eq!(o.status.code(), Some(4), "{command}: {}", stderr(&o));
+        named(&o);
+    }
+    let status = tandem(&["--json", "status"], Some(&url));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert!(doc["active"].is_null(), "{doc}");
+    assert_eq!(
+        db.connect()
+            .query_one(
+                "SELECT count(*) FROM public.items WHERE touched IS NOT NULL",
+                &[]
+            )
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+    let o = tandem(&["validate", "--backfill-fires-triggers", &f], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tandem(&["start", "--backfill-fires-triggers", &f], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        db.connect()
+            .query_one(
+                "SELECT count(*) FROM public.items WHERE touched IS NOT NULL",
+                &[]
+            )
+            .unwrap()
+            .get::<_, i64>(0),
+        50,
+        "accepted, the trigger fired for every backfilled row"
+    );
+}
+
+#[test]
 fn passwords_are_never_printed() {
     let o = tandem(
         &[

@@ -7,7 +7,9 @@
 //! slows down after a batch far slower than the target.
 //!
 //! Each batch is one transaction: `SET LOCAL tandem.backfill = 'on'` (so the table's trigger,
-//! whose `WHEN` tests that setting, stays out of the way), then one `UPDATE <table> SET col =
+//! whose `WHEN` tests that setting, stays out of the way) and, where the session may set it,
+//! `SET LOCAL session_replication_role = replica` (so the user's triggers do not fire for rows
+//! nobody wrote; see `triggers`), then one `UPDATE <table> SET col =
 //! (expr), ... WHERE <range> AND age(xmin) > $d`, then the checkpoint. The range is
 //! `(key) > (last) AND (key) <= (upper)`, where `upper` is the key `n` rows further along the
 //! key's index (`LIMIT 1 OFFSET n-1`), unbounded for the last batch; without a key it is
@@ -56,6 +58,9 @@ use tandem_model::{qualified, quote_ident, Schema};
 use tandem_plan::{Backfill, Lock, LockMode, BACKFILL_SETTING};
 
 mod parallel;
+pub mod triggers;
+
+pub use triggers::TriggerMode;
 
 /// How big batches are and how fast they follow each other.
 #[derive(Debug, Clone, Copy)]
@@ -268,11 +273,14 @@ struct Runner<'a> {
     walk: Walk,
     cursor: Cursor,
     checkpoint: &'a mut BackfillCheckpoint,
+    /// How the batches treat the user's triggers.
+    mode: TriggerMode,
 }
 
 /// Runs one backfill from its checkpoint to the end; returns the rows walked in this run.
 /// `save` records the checkpoint inside each batch's transaction (with several workers, in a
-/// transaction of its own after theirs commit). `connect` opens the workers' sessions.
+/// transaction of its own after theirs commit). `connect` opens the workers' sessions. `mode`
+/// is what `triggers::decide` chose before start changed anything.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     client: &mut Client,
@@ -280,6 +288,7 @@ pub fn run(
     backfill: &Backfill,
     checkpoint: &mut BackfillCheckpoint,
     opts: &BackfillOptions,
+    mode: TriggerMode,
     policy: &RetryPolicy,
     on_event: OnEvent<'_>,
     save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
@@ -364,6 +373,7 @@ pub fn run(
         walk,
         cursor,
         checkpoint,
+        mode,
     };
     let lock = Lock {
         mode: LockMode::RowExclusive,
@@ -679,8 +689,13 @@ impl Runner<'_> {
             move |source| Error::Db { context, source }
         };
         let mut tx = client.transaction().map_err(db("beginning a batch"))?;
-        let since_cutoff = begin_batch(&mut self.statements, &mut tx, self.checkpoint.cutoff_xid)
-            .map_err(db("taking a transaction id"))?;
+        let since_cutoff = begin_batch(
+            &mut self.statements,
+            &mut tx,
+            self.checkpoint.cutoff_xid,
+            self.mode,
+        )
+        .map_err(db("taking a transaction id"))?;
         // The walk moves on only once the batch has committed.
         let mut cursor = self.cursor.clone();
         let (range, cut) = self
@@ -785,19 +800,27 @@ enum Range {
     },
 }
 
-/// Starts a batch's transaction: turns the trigger off for it and returns how many transaction
-/// ids were assigned since the cutoff, for `age(xmin)`. The xid is assigned here, before age()
-/// is first called in the transaction, so that age(xmin) is measured from this batch's own xid.
+/// Starts a batch's transaction: turns tandem's trigger off for it (and, in replica mode, the
+/// user's), and returns how many transaction ids were assigned since the cutoff, for
+/// `age(xmin)`. The xid is assigned here, before age() is first called in the transaction, so
+/// that age(xmin) is measured from this batch's own xid. Both settings are local to the
+/// transaction, so a batch that never commits leaves nothing set behind it.
 fn begin_batch(
     statements: &mut HashMap<String, Statement>,
     tx: &mut impl GenericClient,
     cutoff_xid: i64,
+    mode: TriggerMode,
 ) -> std::result::Result<i32, postgres::Error> {
-    let begin = prepared(
-        statements,
-        tx,
-        "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2",
-    )?;
+    let sql = match mode {
+        TriggerMode::Origin => {
+            "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2"
+        }
+        TriggerMode::Replica => {
+            "SELECT set_config($1, 'on', true), pg_current_xact_id()::text::bigint - $2,
+                    set_config('session_replication_role', 'replica', true)"
+        }
+    };
+    let begin = prepared(statements, tx, sql)?;
     let since_cutoff: i64 = tx
         .query_one(&begin, &[&BACKFILL_SETTING, &cutoff_xid])?
         .get(1);

@@ -2,7 +2,7 @@
 //! the state, do the work under the lock discipline, and commit the bookkeeping with the last
 //! change. A start that fails part-way undoes itself and leaves no trace.
 
-use crate::backfill::{self, BackfillOptions};
+use crate::backfill::{self, BackfillOptions, TriggerMode};
 use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::evidence::{Evidence, EvidenceOptions};
@@ -32,6 +32,11 @@ pub struct EngineOptions {
     /// How to open more sessions like the engine's own: the backfill's workers need them when
     /// `backfill.workers` is more than one.
     pub connect: Option<crate::connect::ConnectOptions>,
+    /// Let the backfill fire the user's triggers that it cannot keep out of its batches (all of
+    /// them when the role may not set `session_replication_role`, those enabled ALWAYS or
+    /// REPLICA otherwise). Off by default: `start` refuses, naming them, before it changes
+    /// anything (`backfill::triggers`).
+    pub backfill_fires_triggers: bool,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +49,7 @@ impl Default for EngineOptions {
             evidence: EvidenceOptions::default(),
             type_changes_in_place: false,
             connect: None,
+            backfill_fires_triggers: false,
         }
     }
 }
@@ -208,6 +214,9 @@ impl<'c> Engine<'c> {
             physical: &physical,
             facts: &facts,
         })?;
+        // Refused here, before the first change, when the backfill would fire the user's
+        // triggers.
+        let mode = self.trigger_mode(&plan, on_event)?;
         crate::live::try_backfills(self.client, &schema, &migration.file, &plan)?;
         for note in &plan.notes {
             on_event(&Event::Info {
@@ -236,6 +245,7 @@ impl<'c> Engine<'c> {
         let expanded = self.expand(
             &plan,
             facts.pg_major,
+            mode,
             &migration.name,
             &mut record,
             &mut ran,
@@ -267,7 +277,9 @@ impl<'c> Engine<'c> {
             ),
         });
         let pg_major = server_major(self.client)?;
-        let published = self.backfill_and_publish(&plan, pg_major, &active.name, on_event);
+        // Asked again: the role, or the triggers, may not be those of the first run.
+        let mode = self.trigger_mode(&plan, on_event)?;
+        let published = self.backfill_and_publish(&plan, pg_major, mode, &active.name, on_event);
         let ran: Vec<usize> = (0..plan.start.len()).collect();
         self.report_or_undo(published, &active.name, &plan, &ran, on_event)
     }
@@ -332,10 +344,12 @@ impl<'c> Engine<'c> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn expand(
         &mut self,
         plan: &Plan,
         pg_major: u32,
+        mode: TriggerMode,
         name: &str,
         record: crate::locks::Finish<'_>,
         ran: &mut Vec<usize>,
@@ -374,7 +388,28 @@ impl<'c> Engine<'c> {
             tx.commit().context(|| "recording the backfills".into())?;
             kill_point(Phase::Start);
         }
-        self.backfill_and_publish(plan, pg_major, name, on_event)
+        self.backfill_and_publish(plan, pg_major, mode, name, on_event)
+    }
+
+    /// How the plan's backfills treat the user's triggers (`backfill::triggers::decide`); says
+    /// which ones fire when the user accepted them.
+    fn trigger_mode(&mut self, plan: &Plan, on_event: OnEvent<'_>) -> Result<TriggerMode> {
+        let (mode, firing) = backfill::triggers::decide(
+            self.client,
+            &self.opts.schema,
+            &plan.backfills,
+            self.opts.backfill_fires_triggers,
+        )?;
+        if !firing.is_empty() {
+            let list: Vec<String> = firing.iter().map(ToString::to_string).collect();
+            on_event(&Event::Info {
+                message: format!(
+                    "the backfill fires the user's triggers {} for every row it fills, as --backfill-fires-triggers accepts",
+                    list.join(", ")
+                ),
+            });
+        }
+        Ok(mode)
     }
 
     /// Runs the backfills from their checkpoints, then creates the version schema and marks
@@ -383,6 +418,7 @@ impl<'c> Engine<'c> {
         &mut self,
         plan: &Plan,
         pg_major: u32,
+        mode: TriggerMode,
         name: &str,
         on_event: OnEvent<'_>,
     ) -> Result<u64> {
@@ -401,6 +437,7 @@ impl<'c> Engine<'c> {
                 b,
                 &mut checkpoint,
                 &self.opts.backfill,
+                mode,
                 &self.opts.retry,
                 on_event,
                 &mut save,

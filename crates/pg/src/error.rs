@@ -78,8 +78,33 @@ pub enum Error {
         row: String,
         message: String,
     },
+    /// A backfill would fire the user's triggers (`table.trigger (what)` each), found before
+    /// anything changed. `replica`: the session may set `session_replication_role`, and these
+    /// fire even so; otherwise it may not, and `role` is the role that would need it.
+    #[error("{}", fires_triggers(.triggers, *.replica, .role))]
+    BackfillFiresTriggers {
+        triggers: Vec<String>,
+        replica: bool,
+        role: String,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+/// The message of `Error::BackfillFiresTriggers`: what would fire, why, and the ways out.
+fn fires_triggers(triggers: &[String], replica: bool, role: &str) -> String {
+    let list = triggers.join(", ");
+    let why = if replica {
+        "they are enabled ALWAYS or REPLICA, so they fire even with session_replication_role = replica, which each backfill batch sets: make them fire the default way for the migration (ALTER TABLE ... ENABLE TRIGGER / ENABLE RULE)".to_string()
+    } else {
+        let grant = tandem_model::quote_ident(role);
+        format!(
+            "tandem keeps them out of its batches with SET LOCAL session_replication_role = replica, which role {grant} may not set: grant it (as a superuser, on PostgreSQL 15 and later: GRANT SET ON PARAMETER session_replication_role TO {grant}) or run tandem as a superuser"
+        )
+    };
+    format!(
+        "the backfill would fire the user's triggers {list} for every row it fills, so they would stamp, recompute or log rows nobody wrote; {why}; or pass --backfill-fires-triggers to accept their effect. Nothing was changed"
+    )
 }
 
 /// PostgreSQL's message with its SQLSTATE, detail and hint, on one line.

@@ -258,6 +258,7 @@ fn table_without_key_walks_block_ranges_and_skips_rows_written_after_the_cutoff(
             &backfill,
             &mut checkpoint,
             &fixed(200, stop),
+            tandem_pg::backfill::TriggerMode::Origin,
             &tandem_pg::RetryPolicy::default(),
             &tandem_pg::events::ignore,
             &mut save,

@@ -515,13 +515,16 @@ impl Drop for TestDb {
             .map_err(|e| e.to_string());
         if dropped.is_ok() && self.access == Access::Least {
             // Its objects went with the database; memberships a test granted go with the role.
+            // Privileges on cluster-wide objects (a `GRANT SET ON PARAMETER`) would keep the
+            // role from being dropped: DROP OWNED revokes them, from any database.
+            let role = quote_ident(&self.user);
             dropped = self
                 .cluster
                 .connect("postgres")
                 .map_err(|e| e.to_string())
                 .and_then(|mut client| {
                     client
-                        .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&self.user)))
+                        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
                         .map_err(|e| {
                             format!(
                                 "dropping role {}: {}",

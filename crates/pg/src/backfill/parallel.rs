@@ -6,7 +6,8 @@
 //! session would (the next upper key `n` rows on, or the next blocks), numbers them, and hands
 //! them to worker sessions, at most one each, so at most `workers` batches run at a time. A
 //! worker runs its batch as a batch always runs: its own short transaction, the trigger turned
-//! off for it, only rows from before the cutoff. Batches commit in any order; the checkpoint,
+//! off for it (and the user's, in the mode the single session would use), only rows from before
+//! the cutoff. Batches commit in any order; the checkpoint,
 //! saved by the coordinator in a transaction of its own after each commit, moves only over the
 //! longest run of committed batches from where the walk started. After an interruption the walk
 //! resumes there, and a batch past that point that had already committed is walked again but
@@ -18,7 +19,7 @@
 
 use super::{
     begin_batch, progress_event, resumable_or, slow_batch, update_range, yield_to, BackfillOptions,
-    BatchSize, Cut, Range, Runner, Yielding,
+    BatchSize, Cut, Range, Runner, TriggerMode, Yielding,
 };
 use crate::connect::{connect, ConnectOptions};
 use crate::error::{Error, Result};
@@ -73,7 +74,7 @@ pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions
     let sessions = (0..c.opts.workers)
         .map(|_| connect(connect_options))
         .collect::<Result<Vec<Client>>>()?;
-    let cutoff = c.runner.checkpoint.cutoff_xid;
+    let (cutoff, mode) = (c.runner.checkpoint.cutoff_xid, c.runner.mode);
     let (table, set, keys) = (
         c.runner.table.clone(),
         c.runner.set.clone(),
@@ -86,7 +87,18 @@ pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions
         for mut session in sessions {
             let (outcomes, job_queue) = (outcomes.clone(), &job_queue);
             let (table, set, keys) = (&table, &set, &keys);
-            scope.spawn(move || work(&mut session, cutoff, table, set, keys, job_queue, &outcomes));
+            scope.spawn(move || {
+                work(
+                    &mut session,
+                    cutoff,
+                    mode,
+                    table,
+                    set,
+                    keys,
+                    job_queue,
+                    &outcomes,
+                )
+            });
         }
         drop(outcomes);
         let result = coordinate(c, &jobs, &finished);
@@ -97,9 +109,11 @@ pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions
 }
 
 /// A worker: runs each job it takes as one batch transaction, until the queue closes.
+#[allow(clippy::too_many_arguments)]
 fn work(
     client: &mut Client,
     cutoff: i64,
+    mode: TriggerMode,
     table: &str,
     set: &str,
     keys: &str,
@@ -115,7 +129,7 @@ fn work(
         let t = Instant::now();
         let result = (|| {
             let mut tx = client.transaction()?;
-            let since_cutoff = begin_batch(&mut statements, &mut tx, cutoff)?;
+            let since_cutoff = begin_batch(&mut statements, &mut tx, cutoff, mode)?;
             let updated = update_range(
                 &mut statements,
                 &mut tx,
