@@ -250,99 +250,96 @@ pub fn try_backfills(
         if !exists {
             continue;
         }
-        let alias = tandem_model::quote_ident(&b.table);
-        let mut values = Vec::new();
         for (column, expr) in &b.assignments {
             let Some(data_type) = b.types.get(column) else {
                 continue;
             };
-            values.push((column, format!("CAST(({expr}) AS {data_type})")));
+            let value = format!("CAST(({expr}) AS {data_type})");
+            let Some(message) = try_on_rows(client, &table, b, &value)? else {
+                continue;
+            };
+            let (row, message) = find_failing_row(client, &table, b, &value)?
+                .unwrap_or_else(|| ("(not found row by row)".to_string(), message));
+            return Err(Error::UpFailsOnRow {
+                file: file.to_string(),
+                table: b.table.clone(),
+                column: plan
+                    .overlay
+                    .column_name(&b.table, column)
+                    .unwrap_or(column)
+                    .to_string(),
+                row,
+                message,
+            });
         }
-        if values.is_empty() {
-            continue;
-        }
-        let counted: Vec<String> = values.iter().map(|(_, v)| format!("count({v})")).collect();
-        let sample = format!("(SELECT * FROM {table} LIMIT {TRIED_ROWS}) AS {alias}");
-        let mut tx = bounded_read_only(client)?;
-        let tried = tx.batch_execute(&format!("SELECT {} FROM {sample}", counted.join(", ")));
-        let Err(e) = tried else { continue };
-        // Past the time bound, or an expression with side effects (`nextval`, a function that
-        // writes), which a read-only transaction refuses: not tried, rather than run.
-        if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED)
-            || e.code() == Some(&postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
-        {
-            continue;
-        }
-        drop(tx);
-        // Which row, and which column: one row at a time, from the first, until one fails.
-        let key = if b.key.is_empty() {
-            "ctid::text".to_string()
-        } else {
-            let cols: Vec<String> = b.key.iter().map(|k| tandem_model::quote_ident(k)).collect();
-            let label = format!("({})=(%s)", b.key.join(", ").replace('%', "%%"));
-            format!(
-                "format({}, concat_ws(', ', {}))",
-                tandem_model::quote_literal(&label),
-                cols.join(", ")
-            )
-        };
-        let mut probes = String::new();
-        for (column, value) in &values {
-            probes.push_str(&format!(
-                "    BEGIN
-      PERFORM {value} FROM {table} AS {alias} WHERE tableoid = r.tableoid AND ctid = r.ctid;
-    EXCEPTION WHEN OTHERS THEN
-      RAISE EXCEPTION USING MESSAGE = concat_ws(chr(31), r.key, {column_lit}, SQLERRM);
-    END;
-",
-                column_lit = tandem_model::quote_literal(column),
-            ));
-        }
-        let body = format!(
-            "DECLARE r record;
-BEGIN
-  FOR r IN SELECT tableoid, ctid, {key} AS key FROM {table} AS {alias} LIMIT {TRIED_ROWS} LOOP
-{probes}  END LOOP;
-END;
-"
-        );
-        let mut tx = bounded_read_only(client)?;
-        let found = tx.batch_execute(&format!("DO $tandem_try$\n{body}$tandem_try$"));
-        let detail = match &found {
-            Err(f) => f
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| f.to_string()),
-            Ok(()) => String::new(),
-        };
-        let mut parts = detail.splitn(3, '\u{1f}');
-        let (row, column, message) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(row), Some(column), Some(message)) => (
-                row.to_string(),
-                column.to_string(),
-                message.trim_end_matches('.').to_string(),
-            ),
-            // Not found row by row (it failed only on the whole sample): say what failed.
-            _ => (
-                "(not found)".to_string(),
-                values[0].0.clone(),
-                crate::error::describe(&e).trim_end_matches('.').to_string(),
-            ),
-        };
-        let shown = plan
-            .overlay
-            .column_name(&b.table, &column)
-            .unwrap_or(&column)
-            .to_string();
-        return Err(Error::UpFailsOnRow {
-            file: file.to_string(),
-            table: b.table.clone(),
-            column: shown,
-            row,
-            message,
-        });
     }
     Ok(())
+}
+
+/// Whether `value` is a data error on a row of the sample: PostgreSQL's message when it is.
+/// Anything else is not judged here: past the time bound, an expression with side effects
+/// (`nextval`), which the read-only transaction refuses, or one that reads what start has yet
+/// to create (a second column, a function a `sql` operation makes).
+fn try_on_rows(
+    client: &mut Client,
+    table: &str,
+    b: &tandem_plan::Backfill,
+    value: &str,
+) -> Result<Option<String>> {
+    let alias = tandem_model::quote_ident(&b.table);
+    let mut tx = bounded_read_only(client)?;
+    let tried = tx.batch_execute(&format!(
+        "SELECT count({value}) FROM (SELECT * FROM {table} LIMIT {TRIED_ROWS}) AS {alias}"
+    ));
+    let Err(e) = tried else { return Ok(None) };
+    let data_error = e.code().is_some_and(|c| c.code().starts_with("22"));
+    Ok(data_error.then(|| crate::error::describe(&e).trim_end_matches('.').to_string()))
+}
+
+/// The first row of the sample on which `value` is a data error, with PostgreSQL's message:
+/// one row at a time, each in a subtransaction, in a read-only transaction.
+fn find_failing_row(
+    client: &mut Client,
+    table: &str,
+    b: &tandem_plan::Backfill,
+    value: &str,
+) -> Result<Option<(String, String)>> {
+    let alias = tandem_model::quote_ident(&b.table);
+    let key = if b.key.is_empty() {
+        "ctid::text".to_string()
+    } else {
+        let cols: Vec<String> = b.key.iter().map(|k| tandem_model::quote_ident(k)).collect();
+        let label = format!("({})=(%s)", b.key.join(", ").replace('%', "%%"));
+        format!(
+            "format({}, concat_ws(', ', {}))",
+            tandem_model::quote_literal(&label),
+            cols.join(", ")
+        )
+    };
+    let body = format!(
+        "DECLARE r record;
+BEGIN
+  FOR r IN SELECT tableoid, ctid, {key} AS key FROM {table} AS {alias} LIMIT {TRIED_ROWS} LOOP
+    BEGIN
+      PERFORM {value} FROM {table} AS {alias} WHERE tableoid = r.tableoid AND ctid = r.ctid;
+    EXCEPTION WHEN data_exception THEN
+      RAISE EXCEPTION USING MESSAGE = concat_ws(chr(31), r.key, SQLERRM);
+    END;
+  END LOOP;
+END;
+"
+    );
+    let mut tx = bounded_read_only(client)?;
+    let Err(found) = tx.batch_execute(&format!("DO $tandem_try$\n{body}$tandem_try$")) else {
+        return Ok(None);
+    };
+    let detail = found
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    Ok(detail
+        .split_once('\u{1f}')
+        .map(|(row, message)| (row.to_string(), message.trim_end_matches('.').to_string())))
 }
 
 /// What a second column of type `data_type` for `column` cannot take over from the column, in

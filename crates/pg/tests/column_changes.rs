@@ -1297,3 +1297,38 @@ fn a_type_change_carries_over_only_what_fits_the_new_type() {
         1
     );
 }
+
+/// An `add_column` whose `up` reads a column an earlier operation of the migration gives a
+/// second column reads that second column: the trigger computes it first, and the backfill's
+/// one UPDATE, which sees the row as it was, computes it from the same expression.
+#[test]
+fn an_up_reading_a_column_the_migration_retypes_sees_its_new_value() {
+    let mut env = setup();
+    let m = migration(
+        "02_rating_doubled",
+        "operations:
+  - alter_column: {table: items, column: rating, type: int, up: rating::int, down: rating::text}
+  - add_column: {table: items, up: rating * 2, column: {name: doubled, type: int, nullable: true}}
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    exec(
+        &mut env.version("public_01_items"),
+        "INSERT INTO items (name, rating) VALUES ('old', '21')",
+    );
+    let mut new = env.version("public_02_rating_doubled");
+    assert_eq!(
+        count(
+            &mut new,
+            "SELECT count(*) FROM items WHERE doubled IS DISTINCT FROM rating * 2"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut new,
+            "SELECT doubled::bigint FROM items WHERE name = 'old'"
+        ),
+        42
+    );
+}

@@ -118,6 +118,30 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// One UPDATE computes every assignment of a batch from the row as it was, so an expression that
+/// reads a column the same backfill fills (an `add_column` whose `up` reads a column an earlier
+/// operation gives a second column) gets that column's expression in its place.
+fn inline_assignments(mut b: Backfill) -> Backfill {
+    for _ in 0..b.assignments.len() {
+        let current = b.assignments.clone();
+        let mut changed = false;
+        for (column, expr) in b.assignments.iter_mut() {
+            let inlined = sqltext::replace_columns(expr, |name| {
+                current
+                    .iter()
+                    .find(|(other, _)| other == name && other != column)
+                    .map(|(_, e)| format!("({e})"))
+            });
+            changed |= inlined != *expr;
+            *expr = inlined;
+        }
+        if !changed {
+            break;
+        }
+    }
+    b
+}
+
 /// The names an expression may use for a table at this point of the migration: each column's
 /// current name, and its physical name, bound to the physical column.
 pub(crate) fn name_binds(cx: &Cx<'_>, physical_table: &str) -> Vec<(String, String)> {
@@ -500,7 +524,7 @@ impl<'a> Cx<'a> {
         Plan {
             version_schema,
             start,
-            backfills: self.backfills,
+            backfills: self.backfills.into_iter().map(inline_assignments).collect(),
             // Validation scans the whole table under SHARE UPDATE EXCLUSIVE, which blocks no
             // write; narrowing the trigger takes SHARE ROW EXCLUSIVE, which blocks writes until
             // the transaction ends. So the scans go first and the trigger's lock is held only

@@ -76,6 +76,34 @@ fn push(list: &mut Vec<Assignment>, target: &str, stage: Stage) {
     }
 }
 
+/// The assignments with each one after those computing a column it reads: an `add_column`
+/// whose `up` reads a column an earlier operation gives a second column reads that second
+/// column, which the function must have computed first. A cycle keeps the given order.
+fn in_dependency_order(list: &[Assignment]) -> Vec<&Assignment> {
+    let reads = |a: &Assignment, target: &str| {
+        a.stages.iter().any(|stage| {
+            stage
+                .binds
+                .iter()
+                .any(|(name, col)| col == target && crate::sqltext::mentions(&stage.expr, name))
+        })
+    };
+    let mut left: Vec<&Assignment> = list.iter().collect();
+    let mut ordered = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let ready = left
+            .iter()
+            .position(|a| {
+                !left
+                    .iter()
+                    .any(|b| b.target != a.target && reads(a, &b.target))
+            })
+            .unwrap_or(0);
+        ordered.push(left.remove(ready));
+    }
+    ordered
+}
+
 /// `binds` as a list, from a map of names to physical columns.
 pub fn binds<'a>(
     names: impl IntoIterator<Item = (&'a String, &'a String)>,
@@ -147,7 +175,8 @@ impl TableTrigger {
             quote_literal(version_schema)
         );
         let branch = |list: &Vec<Assignment>| -> String {
-            list.iter()
+            in_dependency_order(list)
+                .into_iter()
                 .flat_map(|a| {
                     a.stages
                         .iter()
