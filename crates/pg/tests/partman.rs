@@ -1,7 +1,7 @@
 //! pg_partman (Debian's `postgresql-15-partman`, 4.x) managing a table partitioned by day while a
 //! migration is active: its maintenance creates and drops partitions without waiting behind
-//! tandem, new partitions get the trigger, the new column and the index, and rollback, start and
-//! complete work on whatever partitions there are by then. It always runs on the test kit's
+//! tandem, new partitions get the trigger, the new column, the index and the checks, and
+//! rollback, start and complete work on whatever partitions there are by then. It always runs on the test kit's
 //! `partman_cluster` (Debian's PostgreSQL 15), whatever `TANDEM_PG_BIN` says.
 
 mod common;
@@ -259,4 +259,88 @@ fn pg_partman_maintenance_runs_while_a_migration_is_active() {
     );
     assert!(partitions(&mut c).len() > before.len());
     assert_eq!(partitions_lacking(&mut c), (0, 0, 0));
+}
+
+/// A NOT NULL column with a check: start adds both checks NOT VALID and validates them on the
+/// parent and every partition; each partition pg_partman makes while the migration is active is
+/// attached with them, valid, so the old version's write into it is checked too.
+#[test]
+fn a_not_null_column_with_a_check_reaches_the_partitions_pg_partman_makes() {
+    let mut env = partman_env();
+    let mut c = env.db.connect();
+    let m = migration(
+        "02_events_cents",
+        "operations:
+  - add_column:
+      table: events
+      up: amount * 100
+      column:
+        name: amount_cents
+        type: bigint
+        nullable: false
+        check: {name: amount_cents_not_negative, constraint: amount_cents >= 0}
+",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    let before = partitions(&mut c);
+    maintain(
+        &mut c,
+        6,
+        "5 days",
+        "SELECT partman.run_maintenance('public.events')",
+    );
+    let after = partitions(&mut c);
+    assert!(
+        after.iter().any(|p| !before.contains(p)),
+        "made none (before {before:?})"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_inherits p
+              WHERE p.inhparent = 'public.events'::regclass
+                AND (SELECT count(*) FROM pg_constraint k
+                      WHERE k.conrelid = p.inhrelid AND k.contype = 'c' AND k.convalidated) < 2"
+        ),
+        0,
+        "every partition, those maintenance made included, has both checks, valid"
+    );
+    exec(
+        &mut env.version("public"),
+        "INSERT INTO events (created_at, amount) VALUES (now() + interval '5 days', 7)",
+    );
+    assert_eq!(
+        count(
+            &mut env.version(NEW),
+            "SELECT amount_cents FROM events WHERE created_at > now() + interval '4 days'"
+        ),
+        700
+    );
+    env.complete();
+    // Every partition, those made during the migration included, has the validated check and
+    // the column NOT NULL.
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_inherits p
+              WHERE p.inhparent = 'public.events'::regclass
+                AND NOT (EXISTS (SELECT FROM pg_constraint k
+                                  WHERE k.conrelid = p.inhrelid AND k.convalidated
+                                    AND k.conname = 'amount_cents_not_negative')
+                         AND EXISTS (SELECT FROM pg_attribute a
+                                      WHERE a.attrelid = p.inhrelid AND a.attnotnull
+                                        AND a.attname = 'amount_cents'))"
+        ),
+        0
+    );
+    let error = env
+        .version(NEW)
+        .batch_execute(
+            "INSERT INTO events (created_at, amount, amount_cents) VALUES (now(), 1, NULL)",
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&postgres::error::SqlState::NOT_NULL_VIOLATION)
+    );
 }
