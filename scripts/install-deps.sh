@@ -2,7 +2,8 @@
 # Installs what building and testing tandem needs on Debian/Ubuntu: PostgreSQL's server binaries
 # (the test kit starts throwaway clusters), clang and libclang (bindgen, for the pg_query crate),
 # pkg-config and a C toolchain, PgBouncer (the test kit starts its own; the packaged service
-# plays no part), and the drivers the driver tests run: psycopg, psycopg-binary and asyncpg from
+# plays no part), pg_partman for Debian's PostgreSQL 15 (`postgresql-15-partman`, which the
+# pg_partman test loads into a cluster of Debian's 15 whatever TANDEM_PG_BIN says), and the drivers the driver tests run: psycopg, psycopg-binary and asyncpg from
 # PyPI in .venv-drivers, node-postgres (`pg`) from npm in .node-drivers. Idempotent: installs
 # only what is missing, and runs `apt-get update` only when there is something to install. Run
 # as root or with sudo available.
@@ -68,7 +69,8 @@ if pg_bin=$(find_pg_bin_dir); then
 else
     missing+=(postgresql)
 fi
-for package in libclang-dev clang pkg-config build-essential pgbouncer; do
+# Debian builds pg_partman for its own PostgreSQL 15 only; the package pulls in that server too.
+for package in libclang-dev clang pkg-config build-essential pgbouncer postgresql-15-partman; do
     installed "$package" || missing+=("$package")
 done
 command -v python3 >/dev/null || missing+=(python3)

@@ -22,6 +22,12 @@ type Shared = OnceLock<Result<Cluster, String>>;
 static CLUSTER: Shared = OnceLock::new();
 static TLS_CLUSTER: Shared = OnceLock::new();
 static STATS_CLUSTER: Shared = OnceLock::new();
+static PARTMAN_CLUSTER: Shared = OnceLock::new();
+
+/// Debian's PostgreSQL 15 server binaries, the only server Debian builds pg_partman for.
+pub const PARTMAN_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Where `postgresql-15-partman` puts the extension's control file, beside that server's own.
+const PARTMAN_CONTROL: &str = "/usr/share/postgresql/15/extension/pg_partman.control";
 
 /// The test binary's shared cluster. Panics, saying what to install, when PostgreSQL is missing.
 pub fn cluster() -> &'static Cluster {
@@ -51,6 +57,34 @@ pub fn stats_cluster() -> &'static Cluster {
     })
 }
 
+/// A fourth shared cluster, always on Debian's PostgreSQL 15 whatever `TANDEM_PG_BIN` says,
+/// because pg_partman (`postgresql-15-partman`) is built for that server alone and a test of it
+/// must never pass by finding it missing. Panics naming the package when the server or the
+/// extension is not installed.
+pub fn partman_cluster() -> &'static Cluster {
+    for (path, what) in [
+        (
+            format!("{PARTMAN_BIN_DIR}/postgres"),
+            "Debian's PostgreSQL 15 server",
+        ),
+        (
+            PARTMAN_CONTROL.to_string(),
+            "pg_partman for Debian's PostgreSQL 15",
+        ),
+    ] {
+        assert!(
+            std::path::Path::new(&path).is_file(),
+            "tandem-testkit: {what} is missing (no {path}): install the package \
+             postgresql-15-partman (`apt-get install postgresql-15-partman`, or \
+             scripts/install-deps.sh)"
+        );
+    }
+    shared(&PARTMAN_CLUSTER, || ClusterOptions {
+        bin_dir: Some(PARTMAN_BIN_DIR.into()),
+        ..ClusterOptions::default()
+    })
+}
+
 fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'static Cluster {
     let started = cell.get_or_init(|| {
         let cluster = Cluster::start(options()).map_err(|e| e.to_string())?;
@@ -69,7 +103,7 @@ fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'
 #[allow(unsafe_code)]
 fn stop_clusters_at_exit() {
     extern "C" fn stop() {
-        for cell in [&CLUSTER, &TLS_CLUSTER, &STATS_CLUSTER] {
+        for cell in [&CLUSTER, &TLS_CLUSTER, &STATS_CLUSTER, &PARTMAN_CLUSTER] {
             // Unwinding out of an `extern "C"` function aborts; keep any panic here.
             let _ = std::panic::catch_unwind(|| {
                 if let Some(Ok(cluster)) = cell.get() {
