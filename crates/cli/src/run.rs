@@ -493,7 +493,7 @@ fn validate_live(
         // Existing rows are the first pending file's to try: later files' `up` may read
         // columns that only the earlier files add.
         if names.is_empty() {
-            tandem_pg::live::try_backfills(&mut client, &g.schema, &m.file, &plan)?;
+            tandem_pg::live::try_backfills(&mut client, &g.schema, m, &plan)?;
         }
         schema = v.schema;
         names.push(m.name.clone());

@@ -121,7 +121,7 @@ fn an_up_that_fails_on_an_existing_row_is_refused_naming_the_row() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(4), "{command}: {err}");
         assert!(
-            err.contains("02_code_int.yaml")
+            err.contains("02_code_int.yaml: operations[0].alter_column.up:")
                 && err.contains("column \"code\" of \"users\"")
                 && err.contains("row (id)=(777)")
                 && err.contains("invalid input syntax for type integer: \"n/a\""),

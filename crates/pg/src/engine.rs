@@ -217,7 +217,7 @@ impl<'c> Engine<'c> {
         // Refused here, before the first change, when the backfill would fire the user's
         // triggers.
         let mode = self.trigger_mode(&plan, on_event)?;
-        crate::live::try_backfills(self.client, &schema, &migration.file, &plan)?;
+        crate::live::try_backfills(self.client, &schema, migration, &plan)?;
         for note in &plan.notes {
             on_event(&Event::Info {
                 message: format!("{}: {note}", migration.file),

@@ -70,9 +70,11 @@ pub enum Error {
     /// `complete` found evidence that the migration's old version still runs.
     #[error("migration {name:?} was not completed: its old version still appears to be in use:\n  {findings}\nstop the old version (or wait for it to drain) and run `tandem complete` again; `--force` completes anyway and records that it did")]
     OldVersionInUse { name: String, findings: String },
-    #[error("{file}: the value `up` gives column {column:?} of {table:?} cannot be computed for the existing row {row}: {message}. Nothing was changed: fix `up` (or that row) and run it again")]
+    #[error("{file}: {origin}: the value `up` gives column {column:?} of {table:?} cannot be computed for the existing row {row}: {message}. Nothing was changed: fix `up` (or that row) and run it again")]
     UpFailsOnRow {
         file: String,
+        /// `operations[i].kind.up` of the operation whose `up` it is.
+        origin: String,
         table: String,
         column: String,
         row: String,

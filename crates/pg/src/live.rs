@@ -238,7 +238,7 @@ fn bounded_read_only(client: &mut Client) -> Result<postgres::Transaction<'_>> {
 pub fn try_backfills(
     client: &mut Client,
     schema: &str,
-    file: &str,
+    migration: &Migration,
     plan: &tandem_plan::Plan,
 ) -> Result<()> {
     for b in &plan.backfills {
@@ -260,20 +260,44 @@ pub fn try_backfills(
             };
             let (row, message) = find_failing_row(client, &table, b, &value)?
                 .unwrap_or_else(|| ("(not found row by row)".to_string(), message));
+            let shown = plan
+                .overlay
+                .column_name(&b.table, column)
+                .unwrap_or(column)
+                .to_string();
             return Err(Error::UpFailsOnRow {
-                file: file.to_string(),
+                file: migration.file.clone(),
+                origin: up_origin(migration, &b.table, &shown),
                 table: b.table.clone(),
-                column: plan
-                    .overlay
-                    .column_name(&b.table, column)
-                    .unwrap_or(column)
-                    .to_string(),
+                column: shown,
                 row,
                 message,
             });
         }
     }
     Ok(())
+}
+
+/// Which operation's `up` fills `column` (as the new version names it) of `table`: the last
+/// `add_column` or `alter_column` with an `up` that names it; several in a row share one backfill
+/// expression, and the last one names the column as the new version sees it.
+fn up_origin(migration: &Migration, table: &str, column: &str) -> String {
+    let found = migration
+        .operations
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, op)| match op {
+            Operation::AddColumn(a) => a.table == table && a.column.name == column,
+            Operation::AlterColumn(a) => {
+                a.table == table && a.name.as_deref().unwrap_or(&a.column) == column
+            }
+            _ => false,
+        });
+    match found {
+        Some((i, op)) => format!("operations[{i}].{}.up", op.kind()),
+        None => "up".to_string(),
+    }
 }
 
 /// Whether `value` is a data error on a row of the sample: PostgreSQL's message when it is.
