@@ -23,7 +23,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             tandem_pg::Error::Validation(_)
             | tandem_pg::Error::Load(_)
             | tandem_pg::Error::Plan(_)
-            | tandem_pg::Error::UpFailsOnRow { .. }
+            | tandem_pg::Error::UpFailsOnRow(_)
             | tandem_pg::Error::BackfillFiresTriggers { .. } => exit::INVALID,
             _ => exit::FAILURE,
         };

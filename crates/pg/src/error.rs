@@ -70,16 +70,9 @@ pub enum Error {
     /// `complete` found evidence that the migration's old version still runs.
     #[error("migration {name:?} was not completed: its old version still appears to be in use:\n  {findings}\nstop the old version (or wait for it to drain) and run `tandem complete` again; `--force` completes anyway and records that it did")]
     OldVersionInUse { name: String, findings: String },
-    #[error("{file}: {origin}: the value `up` gives column {column:?} of {table:?} cannot be computed for the existing row {row}: {message}. Nothing was changed: fix `up` (or that row) and run it again")]
-    UpFailsOnRow {
-        file: String,
-        /// `operations[i].kind.up` of the operation whose `up` it is.
-        origin: String,
-        table: String,
-        column: String,
-        row: String,
-        message: String,
-    },
+    /// An `up` that an existing row cannot take, found before anything changed.
+    #[error(transparent)]
+    UpFailsOnRow(Box<UpFailsOnRow>),
     /// A backfill would fire the user's triggers (`table.trigger (what)` each), found before
     /// anything changed. `replica`: the session may set `session_replication_role`, and these
     /// fire even so; otherwise it may not, and `role` is the role that would need it.
@@ -156,4 +149,17 @@ impl<T> Context<T> for std::result::Result<T, postgres::Error> {
             source,
         })
     }
+}
+
+/// What [`Error::UpFailsOnRow`] reports.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {origin}: the value `up` gives column {column:?} of {table:?} cannot be computed for the existing row {row}: {message}. Nothing was changed: fix `up` (or that row) and run it again")]
+pub struct UpFailsOnRow {
+    pub file: String,
+    /// `operations[i].kind.up` of the operation whose `up` it is.
+    pub origin: String,
+    pub table: String,
+    pub column: String,
+    pub row: String,
+    pub message: String,
 }

@@ -265,14 +265,14 @@ pub fn try_backfills(
                 .column_name(&b.table, column)
                 .unwrap_or(column)
                 .to_string();
-            return Err(Error::UpFailsOnRow {
+            return Err(Error::UpFailsOnRow(Box::new(crate::error::UpFailsOnRow {
                 file: migration.file.clone(),
                 origin: up_origin(migration, &b.table, &shown),
                 table: b.table.clone(),
                 column: shown,
                 row,
                 message,
-            });
+            })));
         }
     }
     Ok(())
