@@ -11,7 +11,6 @@ mod render;
 mod run;
 mod trace;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// Exit codes, documented in the README.
@@ -25,7 +24,7 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = cli::Args::parse_with_pgroll_fallbacks();
     let json = args.global.json;
     match run::run(args) {
         Ok(()) => ExitCode::SUCCESS,

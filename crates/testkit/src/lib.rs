@@ -20,6 +20,7 @@ type Shared = OnceLock<Result<Cluster, String>>;
 static CLUSTER: Shared = OnceLock::new();
 static TLS_CLUSTER: Shared = OnceLock::new();
 static STATS_CLUSTER: Shared = OnceLock::new();
+static PASSWORD_CLUSTER: Shared = OnceLock::new();
 
 /// The test binary's shared cluster. Panics, saying what to install, when PostgreSQL is missing.
 pub fn cluster() -> &'static Cluster {
@@ -49,6 +50,16 @@ pub fn stats_cluster() -> &'static Cluster {
     })
 }
 
+/// A fourth shared cluster that asks for a password (scram-sha-256) over TCP, for tests of
+/// where tandem finds one (PGPASSWORD, `.pgpass`, a service file). Its Unix socket stays
+/// `trust`, so the superuser sets roles' passwords through it.
+pub fn password_cluster() -> &'static Cluster {
+    shared(&PASSWORD_CLUSTER, || ClusterOptions {
+        password_auth: true,
+        ..ClusterOptions::default()
+    })
+}
+
 fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'static Cluster {
     let started = cell.get_or_init(|| {
         let cluster = Cluster::start(options()).map_err(|e| e.to_string())?;
@@ -67,7 +78,7 @@ fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'
 #[allow(unsafe_code)]
 fn stop_clusters_at_exit() {
     extern "C" fn stop() {
-        for cell in [&CLUSTER, &TLS_CLUSTER, &STATS_CLUSTER] {
+        for cell in [&CLUSTER, &TLS_CLUSTER, &STATS_CLUSTER, &PASSWORD_CLUSTER] {
             // Unwinding out of an `extern "C"` function aborts; keep any panic here.
             let _ = std::panic::catch_unwind(|| {
                 if let Some(Ok(cluster)) = cell.get() {
