@@ -18,24 +18,62 @@ pub struct Args {
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct Global {
-    /// Database URL; without it the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE apply.
+    /// Database URL or libpq key=value string (pgroll's PGROLL_PG_URL when DATABASE_URL is unset); what it leaves out comes from PGSERVICE, the PG* variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, ...) and ~/.pgpass, as with libpq.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Schema holding the application's tables.
-    #[arg(long, default_value = "public", global = true)]
+    /// Schema holding the application's tables (pgroll's PGROLL_SCHEMA when TANDEM_SCHEMA is unset).
+    #[arg(long, env = "TANDEM_SCHEMA", default_value = "public", global = true)]
     pub schema: String,
-    /// Schema holding tandem's state tables.
-    #[arg(long, default_value = "tandem", global = true)]
+    /// Schema holding tandem's state tables (pgroll's PGROLL_STATE_SCHEMA when TANDEM_STATE_SCHEMA is unset).
+    #[arg(
+        long,
+        env = "TANDEM_STATE_SCHEMA",
+        default_value = "tandem",
+        global = true
+    )]
     pub state_schema: String,
-    /// How long any statement may wait for a lock before it gives up and retries, e.g. 500ms or 2s.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration, global = true)]
+    /// How long any statement may wait for a lock before it gives up and retries, e.g. 500ms or 2s; a bare number is milliseconds (pgroll's PGROLL_LOCK_TIMEOUT when TANDEM_LOCK_TIMEOUT is unset).
+    #[arg(long, env = "TANDEM_LOCK_TIMEOUT", default_value = "500ms", value_parser = parse_duration, global = true)]
     pub lock_timeout: std::time::Duration,
-    /// Role to SET ROLE to after connecting.
-    #[arg(long, global = true)]
+    /// Role to SET ROLE to after connecting (pgroll's PGROLL_ROLE when TANDEM_ROLE is unset).
+    #[arg(long, env = "TANDEM_ROLE", global = true)]
     pub role: Option<String>,
-    /// Print one JSON document on stdout; progress goes to stderr as JSON lines.
-    #[arg(long, global = true)]
+    /// Print one JSON document on stdout; progress goes to stderr as JSON lines (TANDEM_JSON: 1, true, yes or on).
+    #[arg(long, env = "TANDEM_JSON", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub json: bool,
+}
+
+/// pgroll's environment variables, each the fallback of a global flag: the flag comes first,
+/// then tandem's variable (DATABASE_URL for the URL), then pgroll's, then the default. clap
+/// reads one variable per flag, so pgroll's becomes the flag's default when it is set.
+const PGROLL_VARIABLES: &[(&str, &str)] = &[
+    ("database_url", "PGROLL_PG_URL"),
+    ("schema", "PGROLL_SCHEMA"),
+    ("state_schema", "PGROLL_STATE_SCHEMA"),
+    ("lock_timeout", "PGROLL_LOCK_TIMEOUT"),
+    ("role", "PGROLL_ROLE"),
+];
+
+impl Args {
+    /// Parses the command line, with pgroll's variables as the fallbacks of the global flags.
+    pub fn parse_with_pgroll_fallbacks() -> Args {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Args::command();
+        for (id, var) in PGROLL_VARIABLES {
+            let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            // Parsed once per run, so leaking the few bytes of a default is harmless.
+            let value: &'static str = Box::leak(value.into_boxed_str());
+            command = command.mut_arg(*id, |a| {
+                // A URL may hold a password; --help must not show it.
+                a.default_value(value)
+                    .hide_default_value(*id == "database_url")
+            });
+        }
+        let matches = command.get_matches();
+        Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,7 +12,6 @@ mod render;
 mod run;
 mod trace;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// Exit codes, documented in the README.
@@ -26,7 +25,7 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = cli::Args::parse_with_pgroll_fallbacks();
     let json = args.global.json;
     match run::run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -313,8 +313,9 @@ pub fn run(args: Args) -> Result<()> {
             let migrations = load_all(&files)?;
             let live = !offline
                 && (g.database_url.is_some()
-                    || std::env::var_os("PGHOST").is_some()
-                    || std::env::var_os("PGDATABASE").is_some());
+                    || ["PGHOST", "PGDATABASE", "PGSERVICE"]
+                        .iter()
+                        .any(|v| std::env::var_os(v).is_some()));
             let checked = if live {
                 validate_live(&g, &migrations, backfill_fires_triggers)?
             } else {
@@ -501,43 +502,12 @@ fn validate_live(
     Ok(names)
 }
 
-/// The connection URL with `options=-c search_path=...` selecting the version; the password is
-/// left out.
+/// The connection URL with `options=-c search_path=...` selecting the version, built from the
+/// settings tandem itself connects with (the URL or `key=value` string, a service, the PG*
+/// variables), so it works however those were given. It holds a password only when the given
+/// URL or string held one; one from PGPASSWORD, a service or the password file is left out.
 fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
-    let base = g.database_url.clone().unwrap_or_else(|| {
-        let env = |k: &str| std::env::var(k).unwrap_or_default();
-        format!(
-            "postgres://{}@{}:{}/{}",
-            env("PGUSER"),
-            env("PGHOST"),
-            env("PGPORT"),
-            env("PGDATABASE")
-        )
-    });
-    let mut url = url::Url::parse(&base).context("the database URL is not a postgres:// URL")?;
-    let _ = url.set_password(None);
+    let settings = tandem_pg::connect::Settings::resolve(g.database_url.as_deref())?;
     let search_path = Engine::search_path_for(version_schema, &g.schema);
-    // libpq decodes %XX but not `+`, so the query is percent-encoded by hand.
-    let mut query: Vec<String> = url
-        .query_pairs()
-        .filter(|(k, _)| k != "options")
-        .map(|(k, v)| format!("{}={}", percent_encode(&k), percent_encode(&v)))
-        .collect();
-    query.push(format!(
-        "options={}",
-        percent_encode(&tandem_pg::connect::search_path_option(&search_path))
-    ));
-    url.set_query(Some(&query.join("&")));
-    Ok(url.to_string())
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    Ok(settings.url(Some(&tandem_pg::connect::search_path_option(&search_path)))?)
 }

@@ -128,7 +128,7 @@ fn full_cycle_through_the_binary() {
         .trim()
         .to_string();
     assert!(
-        latest.ends_with("options=-c%20search_path%3D%22public_02_rename%22%2C%22public%22"),
+        latest.ends_with("options=-c%20search_path%3D%22public_02_rename%22,%22public%22"),
         "{latest}"
     );
     let mut c: postgres::Client = latest

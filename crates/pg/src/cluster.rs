@@ -56,6 +56,9 @@ pub struct ClusterOptions {
     /// Serve TLS (`ssl=on`) with a certificate for `localhost` signed by a CA made for this
     /// cluster alone; [`Cluster::tls_root_cert`] is that CA's certificate.
     pub tls: bool,
+    /// Require a password (scram-sha-256) over TCP; the Unix socket stays `trust`, so the
+    /// superuser can still get in to set roles' passwords.
+    pub password_auth: bool,
 }
 
 impl ClusterOptions {
@@ -193,7 +196,7 @@ impl Cluster {
         let major_version = server_major_version(&bin_dir)?;
         let owner = server_user()?;
         let layout = Layout::create(owner)?;
-        initdb(&bin_dir, &layout, owner)?;
+        initdb(&bin_dir, &layout, owner, opts.password_auth)?;
         let mut settings = Vec::new();
         let tls_root_cert = if opts.tls {
             let files = tls::write_certificates(&layout.dir.path().join("tls"), owner)?;
@@ -949,11 +952,21 @@ fn spawn_postmaster(
     spawn_supervised(command).map_err(ClusterError::io(format!("starting {}", program.display())))
 }
 
-fn initdb(bin_dir: &Path, layout: &Layout, owner: Option<ServerUser>) -> Result<(), ClusterError> {
+fn initdb(
+    bin_dir: &Path,
+    layout: &Layout,
+    owner: Option<ServerUser>,
+    password_auth: bool,
+) -> Result<(), ClusterError> {
     let program = bin_dir.join("initdb");
     let mut command = Command::new(&program);
+    if password_auth {
+        command.args(["--auth-local=trust", "--auth-host=scram-sha-256"]);
+    } else {
+        command.args(["-A", "trust"]);
+    }
     command
-        .args(["-A", "trust", "-U", SUPERUSER, "--no-sync", "-E", "UTF8"])
+        .args(["-U", SUPERUSER, "--no-sync", "-E", "UTF8"])
         .args(["--locale=C", "-D"])
         .arg(&layout.data_dir);
     prepare(&mut command, layout.dir.path(), owner, libc::SIGKILL);

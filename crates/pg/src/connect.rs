@@ -1,20 +1,29 @@
-//! Connections: from a URL or the libpq environment variables, with TLS through rustls
-//! (`sslmode` disable, prefer, require, verify-ca, verify-full; `sslrootcert` or PGSSLROOTCERT
-//! names the CA to trust; none over Unix sockets, as with libpq), and every session set up the
-//! same way: lock_timeout, application_name, and the role to act as.
+//! Connections, from the settings libpq would use (`settings`: a URL or `key=value` string, a
+//! service, the PG* variables, the password file), with TLS through rustls (`sslmode` disable,
+//! prefer, require, verify-ca, verify-full; `sslrootcert` names the CA to trust; none over Unix
+//! sockets, as with libpq), and every session set up the same way: lock_timeout,
+//! application_name, and the role to act as.
+
+mod conninfo;
+mod failure;
+mod pgpass;
+mod service;
+pub mod settings;
+
+pub use settings::{Endpoint, Host, Settings, Source};
 
 use crate::error::{Error, Result};
 use crate::locks::LockTimeout;
-use postgres::config::SslMode;
+use postgres::config::{ChannelBinding, SslMode, TargetSessionAttrs};
 use postgres::{Client, Config, NoTls};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
-    /// A `postgres://` URL or a libpq key=value string; `None` reads PGHOST, PGPORT, PGUSER,
-    /// PGPASSWORD, PGDATABASE, PGSSLMODE and PGSSLROOTCERT, which also fill what a URL leaves out.
+    /// A `postgres://` URL or a libpq key=value string. What it leaves out comes from the
+    /// service it names (or PGSERVICE), then the PG* variables, then libpq's defaults; a
+    /// missing password comes from the password file. See [`Settings`].
     pub url: Option<String>,
     pub lock_timeout: LockTimeout,
     /// `SET ROLE` to this role after connecting.
@@ -24,7 +33,7 @@ pub struct ConnectOptions {
 
 /// What libpq's `sslmode` asks for; `allow` is treated as `disable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
+pub(crate) enum Tls {
     Disable,
     Prefer,
     Require,
@@ -34,56 +43,225 @@ enum Tls {
     VerifyFull,
 }
 
-/// Opens a session set up for tandem's work.
-pub fn connect(opts: &ConnectOptions) -> Result<Client> {
-    let (config, tls, root_cert) = config(opts)?;
-    let mut client = match tls {
-        Tls::Disable => config.connect(NoTls),
-        // `prefer` falls back to a plain connection when TLS itself fails, as libpq's does;
-        // that also covers a Unix socket listed beside TCP hosts. Other failures (a host that
-        // does not answer, a refused login) would fail the same way again, so they stand.
-        Tls::Prefer => config
-            .connect(rustls_connector(tls, root_cert.as_deref())?)
-            .or_else(|e| {
-                if is_tls_failure(&e) {
-                    config.connect(NoTls)
-                } else {
-                    Err(e)
-                }
-            }),
-        _ => config.connect(rustls_connector(tls, root_cert.as_deref())?),
+impl Tls {
+    fn parse(mode: &str) -> Result<Tls> {
+        Ok(match mode {
+            "disable" | "allow" => Tls::Disable,
+            "prefer" => Tls::Prefer,
+            "require" => Tls::Require,
+            "verify-ca" => Tls::VerifyCa,
+            "verify-full" => Tls::VerifyFull,
+            other => {
+                return Err(Error::Connect(format!(
+                    "unknown sslmode {other:?} (use disable, prefer, require, verify-ca or \
+                     verify-full)"
+                )))
+            }
+        })
     }
-    .map_err(|e| Error::Connect(describe_connect_error(&e, tls, root_cert.as_deref())))?;
-    setup_session(&mut client, opts)?;
-    Ok(client)
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tls::Disable => "disable",
+            Tls::Prefer => "prefer",
+            Tls::Require => "require",
+            Tls::VerifyCa => "verify-ca",
+            Tls::VerifyFull => "verify-full",
+        }
+    }
 }
 
-/// Whether the driver failed in the TLS layer (its message names the handshake; the kind of
-/// error is not public).
-fn is_tls_failure(e: &postgres::Error) -> bool {
-    e.to_string().starts_with("error performing TLS handshake")
+/// Opens a session set up for tandem's work. The endpoints are tried in order, as libpq tries
+/// its hosts; when none answers, the error names each one tried and what to do about it.
+pub fn connect(opts: &ConnectOptions) -> Result<Client> {
+    let settings = Settings::resolve(opts.url.as_deref())?;
+    let tls = Tls::parse(settings.get("sslmode").unwrap_or("prefer"))?;
+    let root_cert = settings.get("sslrootcert").map(str::to_string);
+    let endpoints = settings.endpoints()?;
+    // Built once, before any endpoint is tried, so an unreadable sslrootcert is reported as
+    // such rather than once per host.
+    let connector =
+        if tls != Tls::Disable && endpoints.iter().any(|e| matches!(e.host, Host::Tcp(_))) {
+            Some(rustls_connector(tls, root_cert.as_deref())?)
+        } else {
+            None
+        };
+    let mut attempts = Vec::new();
+    for endpoint in endpoints {
+        // Like libpq, never negotiate TLS over a Unix socket: the server refuses it there, and
+        // the driver cannot even name a socket path to the TLS layer.
+        let tls = match endpoint.host {
+            Host::Socket(_) => Tls::Disable,
+            Host::Tcp(_) => tls,
+        };
+        let password = settings.password(&endpoint);
+        let config = driver_config(&settings, &endpoint, password.value(), tls)?;
+        match connect_with_tls(&config, tls, connector.as_ref()) {
+            Ok(mut client) => {
+                setup_session(&mut client, opts)?;
+                return Ok(client);
+            }
+            Err(error) => attempts.push(failure::Attempt {
+                endpoint,
+                tls,
+                password,
+                error,
+            }),
+        }
+    }
+    Err(Error::Connect(failure::describe(
+        &settings,
+        &attempts,
+        root_cert.as_deref(),
+    )))
 }
 
-/// The driver's message, plus what a certificate the client rejected means for the user.
-fn describe_connect_error(e: &postgres::Error, tls: Tls, root_cert: Option<&str>) -> String {
-    let message = crate::error::describe(e);
-    let trusted = match root_cert {
-        Some(path) => format!("the CA certificates in {path} (sslrootcert)"),
-        None => "the public web CAs (set sslrootcert or PGSSLROOTCERT to the server's CA)".into(),
+fn connect_with_tls(
+    config: &Config,
+    tls: Tls,
+    connector: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
+) -> std::result::Result<Client, postgres::Error> {
+    let Some(connector) = connector.filter(|_| tls != Tls::Disable) else {
+        return config.connect(NoTls);
     };
-    let hint = if message.contains("UnknownIssuer") || message.contains("BadSignature") {
-        format!("the server's certificate is not signed by {trusted}")
-    } else if message.contains("NotValidForName") || message.contains("not valid for name") {
-        "the server's certificate does not name the host connected to; connect by a name it \
-         lists, or use sslmode=verify-ca to check only who signed it"
-            .into()
-    } else if tls == Tls::Require && message.contains("server does not support TLS") {
-        "the server does not offer TLS; use sslmode=prefer or disable, or turn on ssl on the server"
-            .into()
-    } else {
-        return message;
+    match tls {
+        // `prefer` falls back to a plain connection when TLS itself fails, as libpq's does.
+        // Other failures (a host that does not answer, a refused login) would fail the same
+        // way again, so they stand.
+        Tls::Prefer => config.connect(connector.clone()).or_else(|e| {
+            if failure::is_tls_failure(&e) {
+                config.connect(NoTls)
+            } else {
+                Err(e)
+            }
+        }),
+        _ => config.connect(connector.clone()),
+    }
+}
+
+/// The driver's settings for one endpoint.
+fn driver_config(
+    settings: &Settings,
+    endpoint: &Endpoint,
+    password: Option<&str>,
+    tls: Tls,
+) -> Result<Config> {
+    let bad = |key: &str, expected: &str| {
+        Error::Connect(format!(
+            "{key} {:?} ({}): expected {expected}",
+            settings.get(key).unwrap_or_default(),
+            settings.origin(key)
+        ))
     };
-    format!("{message}: {hint}")
+    let seconds = |key: &str| -> Result<Option<Duration>> {
+        settings
+            .get(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| bad(key, "a whole number of seconds"))
+            })
+            .transpose()
+    };
+    let mut config = Config::new();
+    match &endpoint.host {
+        Host::Socket(dir) => {
+            config.host_path(dir);
+        }
+        Host::Tcp(h) if !h.is_empty() => {
+            config.host(h);
+        }
+        Host::Tcp(_) => {}
+    }
+    if let Some(addr) = &endpoint.hostaddr {
+        config.hostaddr(addr.parse().map_err(|_| bad("hostaddr", "IP addresses"))?);
+    }
+    config.port(endpoint.port);
+    config.user(settings.user());
+    config.dbname(settings.dbname());
+    if let Some(p) = password {
+        config.password(p);
+    }
+    if let Some(o) = settings.get("options") {
+        config.options(o);
+    }
+    if let Some(name) = settings
+        .get("application_name")
+        .or(settings.get("fallback_application_name"))
+    {
+        config.application_name(name);
+    }
+    // libpq waits forever by default; a deploy script is better served by an error.
+    match seconds("connect_timeout")? {
+        Some(t) if t.is_zero() => {}
+        Some(t) => {
+            // libpq treats a timeout under two seconds as two.
+            config.connect_timeout(t.max(Duration::from_secs(2)));
+        }
+        None => {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+    }
+    match settings.get("target_session_attrs") {
+        None | Some("any") => {}
+        Some("read-write") => {
+            config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+        }
+        Some(_) => return Err(bad("target_session_attrs", "any or read-write")),
+    }
+    match settings.get("channel_binding") {
+        None | Some("prefer") => {}
+        Some("disable") => {
+            config.channel_binding(ChannelBinding::Disable);
+        }
+        Some("require") => {
+            config.channel_binding(ChannelBinding::Require);
+        }
+        Some(_) => return Err(bad("channel_binding", "disable, prefer or require")),
+    }
+    match settings.get("keepalives") {
+        None | Some("1") => {}
+        Some("0") => {
+            config.keepalives(false);
+        }
+        Some(_) => return Err(bad("keepalives", "0 or 1")),
+    }
+    if let Some(t) = seconds("keepalives_idle")? {
+        config.keepalives_idle(t);
+    }
+    if let Some(t) = seconds("keepalives_interval")? {
+        config.keepalives_interval(t);
+    }
+    if let Some(n) = settings.get("keepalives_count") {
+        config.keepalives_retries(
+            n.trim()
+                .parse()
+                .map_err(|_| bad("keepalives_count", "a number"))?,
+        );
+    }
+    if let Some(ms) = settings.get("tcp_user_timeout") {
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| bad("tcp_user_timeout", "a number of milliseconds"))?;
+        config.tcp_user_timeout(Duration::from_millis(ms));
+    }
+    // The driver always speaks UTF8; another encoding would garble names and data.
+    if let Some(enc) = settings.get("client_encoding") {
+        if !enc.eq_ignore_ascii_case("utf8") && !enc.eq_ignore_ascii_case("utf-8") {
+            return Err(bad(
+                "client_encoding",
+                "UTF8, the only encoding tandem speaks",
+            ));
+        }
+    }
+    config.ssl_mode(match tls {
+        Tls::Disable => SslMode::Disable,
+        Tls::Prefer => SslMode::Prefer,
+        Tls::Require | Tls::VerifyCa | Tls::VerifyFull => SslMode::Require,
+    });
+    Ok(config)
 }
 
 /// Applies tandem's session settings; every connection tandem opens goes through here so that
@@ -103,150 +281,6 @@ pub fn setup_session(client: &mut Client, opts: &ConnectOptions) -> Result<()> {
             crate::error::describe(&e)
         ))
     })
-}
-
-fn config(opts: &ConnectOptions) -> Result<(Config, Tls, Option<String>)> {
-    let (text, tls_params) = match &opts.url {
-        Some(url) => strip_tls_params(url),
-        None => (String::new(), TlsParams::default()),
-    };
-    let mut config = if text.is_empty() {
-        Config::new()
-    } else {
-        Config::from_str(&text).map_err(|e| Error::Connect(format!("invalid database URL: {e}")))?
-    };
-    // libpq's environment variables fill what the URL leaves out.
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if config.get_hosts().is_empty() {
-        let host = env("PGHOST").unwrap_or_else(|| "/var/run/postgresql".into());
-        for h in host.split(',') {
-            config.host(h);
-        }
-    }
-    if config.get_ports().is_empty() {
-        if let Some(p) = env("PGPORT") {
-            let port = p
-                .parse()
-                .map_err(|_| Error::Connect(format!("PGPORT {p:?} is not a port number")))?;
-            config.port(port);
-        }
-    }
-    if config.get_user().is_none() {
-        let user = env("PGUSER")
-            .or_else(|| env("USER"))
-            .unwrap_or_else(|| "postgres".into());
-        config.user(&user);
-    }
-    if config.get_password().is_none() {
-        if let Some(p) = env("PGPASSWORD") {
-            config.password(p);
-        }
-    }
-    if config.get_dbname().is_none() {
-        if let Some(d) = env("PGDATABASE") {
-            config.dbname(&d);
-        }
-    }
-    config.connect_timeout(Duration::from_secs(10));
-    let mode = tls_params.mode.or_else(|| env("PGSSLMODE"));
-    let tls = match mode.as_deref().unwrap_or("prefer") {
-        "disable" | "allow" => Tls::Disable,
-        "prefer" => Tls::Prefer,
-        "require" => Tls::Require,
-        "verify-ca" => Tls::VerifyCa,
-        "verify-full" => Tls::VerifyFull,
-        other => return Err(Error::Connect(format!("unknown sslmode {other:?}"))),
-    };
-    // Like libpq, never negotiate TLS over a Unix socket: the server refuses it there, and the
-    // driver cannot even name a socket path to the TLS layer, so `prefer`, the default, would
-    // fail every local connection.
-    let tls = if config
-        .get_hosts()
-        .iter()
-        .all(|h| matches!(h, postgres::config::Host::Unix(_)))
-    {
-        Tls::Disable
-    } else {
-        tls
-    };
-    config.ssl_mode(match tls {
-        Tls::Disable => SslMode::Disable,
-        Tls::Prefer => SslMode::Prefer,
-        Tls::Require | Tls::VerifyCa | Tls::VerifyFull => SslMode::Require,
-    });
-    let root_cert = tls_params.root_cert.or_else(|| env("PGSSLROOTCERT"));
-    Ok((config, tls, root_cert))
-}
-
-/// The TLS parameters the driver does not understand (it knows fewer `sslmode`s than libpq, and
-/// no `sslrootcert`), taken out of the connection string so tandem handles them itself.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct TlsParams {
-    mode: Option<String>,
-    root_cert: Option<String>,
-}
-
-/// Removes `sslmode` and `sslrootcert` from a URL or key=value string and returns them
-/// separately. A password in the URL is left in place but never printed.
-fn strip_tls_params(url: &str) -> (String, TlsParams) {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let Some((base, query)) = url.split_once('?') else {
-            return (url.to_string(), TlsParams::default());
-        };
-        let (kept, mut params) = take_tls_params(query.split('&'));
-        params.root_cert = params.root_cert.map(|path| percent_decode(&path));
-        let url = if kept.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        (url, params)
-    } else {
-        let (kept, params) = take_tls_params(url.split_whitespace());
-        (kept.join(" "), params)
-    }
-}
-
-/// Splits `key=value` parameters into those tandem passes to the driver and the TLS ones.
-fn take_tls_params<'a>(params: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, TlsParams) {
-    let mut tls = TlsParams::default();
-    let kept = params
-        .filter(|kv| {
-            if let Some(mode) = kv.strip_prefix("sslmode=") {
-                tls.mode = Some(mode.to_string());
-            } else if let Some(path) = kv.strip_prefix("sslrootcert=") {
-                tls.root_cert = Some(path.to_string());
-            } else {
-                return true;
-            }
-            false
-        })
-        .collect();
-    (kept, tls)
-}
-
-/// Decodes `%XX` escapes in a URL query value; libpq does not treat `+` as a space.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Removes the password from a URL for display.
@@ -447,21 +481,6 @@ pub fn search_path_option(search_path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tls_params_are_taken_out_of_urls() {
-        let (u, p) = strip_tls_params(
-            "postgres://u:p@h/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca%20x.crt",
-        );
-        assert_eq!(u, "postgres://u:p@h/db?application_name=x");
-        assert_eq!(p.mode.as_deref(), Some("verify-full"));
-        assert_eq!(p.root_cert.as_deref(), Some("/tmp/ca x.crt"));
-        let (u, p) = strip_tls_params("host=h sslmode=require dbname=d sslrootcert=/r.crt");
-        assert_eq!(u, "host=h dbname=d");
-        assert_eq!(p.mode.as_deref(), Some("require"));
-        assert_eq!(p.root_cert.as_deref(), Some("/r.crt"));
-        assert_eq!(strip_tls_params("postgres://h/db").1, TlsParams::default());
-    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -23,6 +23,7 @@ static CLUSTER: Shared = OnceLock::new();
 static TLS_CLUSTER: Shared = OnceLock::new();
 static STATS_CLUSTER: Shared = OnceLock::new();
 static PARTMAN_CLUSTER: Shared = OnceLock::new();
+static PASSWORD_CLUSTER: Shared = OnceLock::new();
 
 /// Debian's PostgreSQL 15 server binaries, the only server Debian builds pg_partman for.
 pub const PARTMAN_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
@@ -85,6 +86,16 @@ pub fn partman_cluster() -> &'static Cluster {
     })
 }
 
+/// A fifth shared cluster that asks for a password (scram-sha-256) over TCP, for tests of
+/// where tandem finds one (PGPASSWORD, `.pgpass`, a service file). Its Unix socket stays
+/// `trust`, so the superuser sets roles' passwords through it.
+pub fn password_cluster() -> &'static Cluster {
+    shared(&PASSWORD_CLUSTER, || ClusterOptions {
+        password_auth: true,
+        ..ClusterOptions::default()
+    })
+}
+
 fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'static Cluster {
     let started = cell.get_or_init(|| {
         let cluster = Cluster::start(options()).map_err(|e| e.to_string())?;
@@ -103,7 +114,13 @@ fn shared(cell: &'static Shared, options: impl FnOnce() -> ClusterOptions) -> &'
 #[allow(unsafe_code)]
 fn stop_clusters_at_exit() {
     extern "C" fn stop() {
-        for cell in [&CLUSTER, &TLS_CLUSTER, &STATS_CLUSTER, &PARTMAN_CLUSTER] {
+        for cell in [
+            &CLUSTER,
+            &TLS_CLUSTER,
+            &STATS_CLUSTER,
+            &PARTMAN_CLUSTER,
+            &PASSWORD_CLUSTER,
+        ] {
             // Unwinding out of an `extern "C"` function aborts; keep any panic here.
             let _ = std::panic::catch_unwind(|| {
                 if let Some(Ok(cluster)) = cell.get() {
