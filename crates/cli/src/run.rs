@@ -390,16 +390,20 @@ fn validate_offline(g: &Global, migrations: &[Migration]) -> Result<Vec<String>>
 /// can answer. Nothing is changed.
 fn validate_live(g: &Global, migrations: &[Migration]) -> Result<Vec<String>> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
-    let applied: Vec<String> = match Engine::new(&mut client, engine_options(g, None)).status() {
-        Ok(s) => s.history.into_iter().map(|h| h.name).collect(),
+    let history = match Engine::new(&mut client, engine_options(g, None)).status() {
+        Ok(s) => s.history,
         Err(_) => Vec::new(),
     };
+    let applied: Vec<String> = history.iter().map(|h| h.name.clone()).collect();
+    let ours: Vec<String> = history.into_iter().map(|h| h.version_schema).collect();
     let physical = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;
     let mut schema = physical.clone();
     let mut names = Vec::new();
     for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
         let v = tandem_model::validate(m, &schema)?;
         tandem_pg::live::run_checks(&mut client, m, &physical, &v.live_checks)?;
+        // The user's views that complete could not keep working, as start refuses them.
+        tandem_pg::live::validate_views(&mut client, m, &schema, &ours)?;
         schema = v.schema;
         names.push(m.name.clone());
     }

@@ -24,7 +24,11 @@ pub fn migration(name: &str, yaml: &str) -> Migration {
 
 impl Env {
     pub fn new() -> Env {
-        let db = TestDb::new();
+        Env::on(TestDb::new())
+    }
+
+    /// An env over a database the test made (a copy of Pagila, say), with tandem initialised.
+    pub fn on(db: TestDb) -> Env {
         let client = tandem_pg::connect(&ConnectOptions {
             url: Some(db.url()),
             ..ConnectOptions::default()
