@@ -454,7 +454,24 @@ impl<'a> Cx<'a> {
         }
         let first_tx = complete.iter().take_while(|s| !s.transactional).count();
         if !replaced.is_empty() {
-            complete.insert(first_tx, views::saving_dependent_views(&replaced));
+            // The new version's views read second columns under their shadow names; the
+            // renames below give those their final names before the views are created again.
+            let mut renames: Vec<(String, String)> = Vec::new();
+            for cols in self.columns.values() {
+                for (logical, physical) in cols {
+                    let pair = (physical.clone(), logical.clone());
+                    if physical.starts_with(shadow::SHADOW_PREFIX)
+                        && logical != physical
+                        && !renames.contains(&pair)
+                    {
+                        renames.push(pair);
+                    }
+                }
+            }
+            complete.insert(
+                first_tx,
+                views::saving_dependent_views(&replaced, &version_schema, &renames),
+            );
         }
         // Renames go last, so every earlier contract step still finds the physical names it was
         // planned with; columns before tables for the same reason.

@@ -112,8 +112,34 @@ pub const KEPT_SCHEMAS_SETTING: &str = "tandem.kept_version_schemas";
 /// refuses such a view beforehand; this is the guard for one refreshed since). An unpopulated
 /// one is created again `WITH NO DATA`, which takes no time.
 ///
+/// The new version's views (in `version_schema`) may also read second columns, which complete
+/// renames before the views are created again: `renames` (second column → final name) are
+/// applied to their definitions, longest name first, so that no name is cut inside another.
+///
 /// [`recreating_saved_views`] must run later in the same transaction.
-pub fn saving_dependent_views(columns: &[(String, String)]) -> Step {
+pub fn saving_dependent_views(
+    columns: &[(String, String)],
+    version_schema: &str,
+    renames: &[(String, String)],
+) -> Step {
+    let renames_sql = if renames.is_empty() {
+        String::new()
+    } else {
+        let values: Vec<String> = renames
+            .iter()
+            .map(|(from, to)| format!("({}, {})", quote_literal(from), quote_literal(to)))
+            .collect();
+        format!(
+            "    IF v.nspname = {vs} THEN
+      FOR a IN SELECT f, t FROM (VALUES {values}) AS r(f, t) ORDER BY length(f) DESC LOOP
+        def := replace(def, quote_ident(a.f), quote_ident(a.t));
+      END LOOP;
+    END IF;
+",
+            vs = quote_literal(version_schema),
+            values = values.join(", ")
+        )
+    };
     let roots: Vec<String> = columns
         .iter()
         .map(|(table, column)| {
@@ -135,6 +161,7 @@ pub fn saving_dependent_views(columns: &[(String, String)]) -> Step {
   drops text := '';
   creates text := '';
   one text;
+  def text;
   kind text;
   path text := current_setting('search_path');
 BEGIN
@@ -174,10 +201,11 @@ BEGIN
     END IF;
     kind := CASE WHEN v.relkind = 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END;
     drops := drops || format('DROP %s %I.%I;', kind, v.nspname, v.relname);
-    one := format('CREATE %s %I.%I%s AS %s%s;', kind, v.nspname, v.relname,
+    def := rtrim(pg_get_viewdef(v.oid), E'; \n');
+{renames_sql}    one := format('CREATE %s %I.%I%s AS %s%s;', kind, v.nspname, v.relname,
         CASE WHEN v.reloptions IS NULL THEN ''
              ELSE ' WITH (' || array_to_string(v.reloptions, ', ') || ')' END,
-        rtrim(pg_get_viewdef(v.oid), E'; \n'),
+        def,
         CASE WHEN v.relkind = 'm' THEN ' WITH NO DATA' ELSE '' END);
     IF v.owner <> current_user THEN
       one := one || format('ALTER %s %I.%I OWNER TO %I;', kind, v.nspname, v.relname, v.owner);
@@ -259,6 +287,7 @@ END;
         kept_setting = quote_literal(KEPT_SCHEMAS_SETTING),
         saved_setting = quote_literal(SAVED_VIEWS_SETTING),
         names_lit = quote_literal(&names.join(", ")),
+        renames_sql = renames_sql,
     );
     let tag = crate::trigger::dollar_tag(&body);
     Step::tx(
