@@ -228,3 +228,36 @@ fn a_populated_materialized_view_is_refused_at_start_naming_it() {
     assert!(env.status().active.is_none());
     assert_eq!(before, env.db.dump_schema(), "nothing changed");
 }
+
+/// A view made while the migration is active, over a column complete drops: complete refuses
+/// before changing anything, naming it, and goes ahead once it is gone.
+#[test]
+fn complete_refuses_a_view_made_since_start_over_a_dropped_column() {
+    let Some(db) = TestDb::pagila() else { return };
+    let mut env = Env::on(db);
+    let m = migration(
+        "02_no_features",
+        "operations:\n  - drop_column: {table: film, column: special_features}\n",
+    );
+    env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
+    exec(
+        &mut env.db.connect(),
+        "CREATE VIEW public.featured AS SELECT film_id, special_features FROM public.film",
+    );
+    let before = env.db.dump_schema();
+    let err = env
+        .engine()
+        .complete(&tandem_pg::events::ignore)
+        .expect_err("featured reads film.special_features")
+        .to_string();
+    assert!(
+        err.contains(
+            "view public.featured reads column film.special_features, which complete drops"
+        ) && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(env.status().active.unwrap().status, "active");
+    assert_eq!(before, env.db.dump_schema());
+    exec(&mut env.db.connect(), "DROP VIEW public.featured");
+    env.complete();
+}
