@@ -463,10 +463,12 @@ fn validate_live(
     accept_triggers: bool,
 ) -> Result<Vec<String>> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
-    let applied: Vec<String> = match Engine::new(&mut client, engine_options(g, None)).status() {
-        Ok(s) => s.history.into_iter().map(|h| h.name).collect(),
+    let history = match Engine::new(&mut client, engine_options(g, None)).status() {
+        Ok(s) => s.history,
         Err(_) => Vec::new(),
     };
+    let applied: Vec<String> = history.iter().map(|h| h.name.clone()).collect();
+    let ours: Vec<String> = history.into_iter().map(|h| h.version_schema).collect();
     let physical = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;
     let mut schema = physical.clone();
     let mut names = Vec::new();
@@ -485,6 +487,8 @@ fn validate_live(
             facts: &facts,
         })
         .map_err(tandem_pg::Error::from)?;
+        // The user's views that complete could not keep working, as start refuses them.
+        tandem_pg::live::refuse_views(&mut client, m, &g.schema, &plan, &ours)?;
         tandem_pg::backfill::triggers::decide(
             &mut client,
             &g.schema,

@@ -540,3 +540,34 @@ fn migrate_refuses_like_complete_and_takes_force() {
         .collect();
     assert_eq!(forced, vec!["01_users", "02_nick"]);
 }
+
+/// A drop of a column one of the user's views reads: `validate` against the database and
+/// `start` both exit 4 naming the file, the operation and the view, and nothing is started.
+#[test]
+fn a_dropped_column_under_a_users_view_exits_4_at_validate_and_start() {
+    let db = TestDb::new();
+    let url = db.url();
+    db.execute(
+        "CREATE TABLE public.users (id int PRIMARY KEY, name text);
+         CREATE VIEW public.user_names AS SELECT name FROM public.users",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "01_drop_name.yaml",
+        "operations:\n  - drop_column: {table: users, column: name}\n",
+    );
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    for command in ["validate", "start"] {
+        let o = tandem(&[command, &file], Some(&url));
+        assert_eq!(o.status.code(), Some(4), "{command}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("01_drop_name.yaml: operations[0].drop_column.column: view public.user_names reads column users.name, which complete drops"),
+            "{command}: {}",
+            stderr(&o)
+        );
+    }
+    let o = tandem(&["--json", "status"], Some(&url));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(doc["active"].is_null(), "nothing was started: {doc}");
+}

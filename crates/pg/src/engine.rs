@@ -12,7 +12,7 @@ use crate::state::{BackfillCheckpoint, MigrationRecord, State};
 use postgres::Client;
 use serde::Serialize;
 use tandem_model::{quote_literal, shorten_name, Migration};
-use tandem_plan::views::{create_version_schema, drop_version_schema};
+use tandem_plan::views::{create_version_schema, drop_version_schema, KEPT_SCHEMAS_SETTING};
 use tandem_plan::{Phase, Plan, PlanInput};
 
 #[derive(Debug, Clone)]
@@ -214,6 +214,10 @@ impl<'c> Engine<'c> {
             physical: &physical,
             facts: &facts,
         })?;
+        // A view of the user's that complete could not keep working is refused now, before the
+        // first change, rather than after the new version has been served for hours.
+        let ours: Vec<String> = history.iter().map(|h| h.version_schema.clone()).collect();
+        crate::live::refuse_views(self.client, migration, &schema, &plan, &ours)?;
         // Refused here, before the first change, when the backfill would fire the user's
         // triggers.
         let mode = self.trigger_mode(&plan, on_event)?;
@@ -656,11 +660,24 @@ impl<'c> Engine<'c> {
             .into_iter()
             .map(|h| h.version_schema)
             .collect();
-        // Columns whose type changes in place count too: PostgreSQL refuses to change the
-        // type of a column a view uses, and tandem recreates only its own views.
-        let changed: Vec<(String, String)> =
-            plan.dropped.iter().chain(&plan.altered).cloned().collect();
-        crate::introspect::refuse_dependent_views(self.client, &schema, &changed, &ours)?;
+        // Start refused the views complete could not keep working; this finds those made
+        // since, before anything changes.
+        let problems = crate::introspect::view_problems(self.client, &schema, &plan, &ours)?;
+        if !problems.is_empty() {
+            let found: Vec<String> = problems.into_iter().map(|p| p.message).collect();
+            return Err(Error::Other(format!(
+                "complete cannot keep working what other views read: {}. Nothing was changed; run `tandem complete` again once they are dropped or changed",
+                found.join("; ")
+            )));
+        }
+        // The version schemas `migrate` keeps must not see a column change under them: the
+        // step that carries views across the change stops when one of their views reads it.
+        self.client
+            .execute(
+                "SELECT set_config($1, $2::text[]::text, false)",
+                &[&KEPT_SCHEMAS_SETTING, &keep],
+            )
+            .context(|| "naming the kept version schemas".into())?;
         self.state
             .set_status(self.client, &schema, &active.name, "completing")?;
         kill_point(Phase::Complete);
@@ -715,6 +732,10 @@ impl<'c> Engine<'c> {
                 save_lone_before: false,
             },
         );
+        // A session setting outlives the command; this one means nothing outside it.
+        let _ = self
+            .client
+            .execute("SELECT set_config($1, '', false)", &[&KEPT_SCHEMAS_SETTING]);
         if let Err(err) = result {
             // When no step committed, nothing was dropped: the migration is still active and
             // can be rolled back, so say so instead of leaving it `completing`.

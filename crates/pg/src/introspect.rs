@@ -1,4 +1,5 @@
-//! Reads a schema snapshot from the catalogs: tables, columns, constraints and indexes.
+//! Reads a schema snapshot from the catalogs: tables, columns, constraints and indexes; and finds
+//! the views of the user's that what complete drops or replaces would leave broken.
 
 use crate::error::{Context, Result};
 use postgres::GenericClient;
@@ -7,6 +8,7 @@ use tandem_model::{
     Column, Constraint, ConstraintKind, Index, Partition, Partitioning, ReplicaIdentity, Schema,
     Table,
 };
+use tandem_plan::{Plan, ViewColumn};
 
 pub fn read_schema(client: &mut impl GenericClient, schema: &str) -> Result<Schema> {
     let ctx = || format!("reading the catalog of schema {schema:?}");
@@ -249,49 +251,200 @@ pub fn schema_exists(client: &mut impl GenericClient, name: &str) -> Result<bool
         .get(0))
 }
 
-/// Refuses, naming them, when views other than those in `ours` (tandem's version schemas)
-/// depend on a table or column in `dropped` (`(table, column)`, the column empty for the whole
-/// table): dropping it would fail half-way through complete, or take the view with it.
-pub fn refuse_dependent_views(
+/// A view of the user's that could not survive complete: the operation and field responsible,
+/// and why, naming the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewProblem {
+    pub op_index: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// A view or materialized view that reads, directly or through other views, what complete
+/// drops or replaces.
+struct Dependent {
+    /// Index into the plan's `view_columns`.
+    root: usize,
+    oid: u32,
+    name: String,
+    materialized: bool,
+    populated: bool,
+    direct: bool,
+}
+
+/// The views outside `ours` (tandem's version schemas) that complete could not keep working:
+/// a view that reads a column or table complete drops; a view over a column complete replaces
+/// (complete creates those again from their definitions) when the replacement gets another name,
+/// when the definition names a table or column complete renames, or when it is a materialized
+/// view that holds data, which could only be built again under the swap's lock. Start and
+/// `validate` ask before anything changes; complete asks again for views made since.
+pub fn view_problems(
     client: &mut impl GenericClient,
     schema: &str,
-    dropped: &[(String, String)],
+    plan: &Plan,
     ours: &[String],
-) -> Result<()> {
-    let mut found = Vec::new();
-    for (table, column) in dropped {
-        let rows = client
+) -> Result<Vec<ViewProblem>> {
+    let columns: Vec<ViewColumn> = if plan.view_columns.is_empty() {
+        // A plan stored by a tandem that recreated no view of the user's.
+        plan.dropped
+            .iter()
+            .chain(&plan.altered)
+            .map(|(table, column)| ViewColumn {
+                table: table.clone(),
+                column: column.clone(),
+                op_index: 0,
+                field: String::new(),
+                replaced_by: None,
+            })
+            .collect()
+    } else {
+        plan.view_columns.clone()
+    };
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tables: Vec<&str> = columns.iter().map(|c| c.table.as_str()).collect();
+    let cols: Vec<&str> = columns.iter().map(|c| c.column.as_str()).collect();
+    let ctx = || format!("looking for views that read what complete changes in schema {schema:?}");
+    let mut dependents = Vec::new();
+    for row in client
+        .query(
+            "WITH RECURSIVE roots AS (
+               SELECT r.i, c.oid AS rel, r.col, a.attnum
+                 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS r(tbl, col, i)
+                 JOIN pg_class c ON c.relname = r.tbl
+                 JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = $1
+                 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = r.col
+                WHERE r.col = '' OR a.attnum IS NOT NULL
+             ), dep(i, oid, level) AS (
+               SELECT roots.i, r.ev_class, 1
+                 FROM roots
+                 JOIN pg_depend d ON d.refobjid = roots.rel
+                  AND (roots.col = '' OR d.refobjsubid = roots.attnum)
+                 JOIN pg_rewrite r ON r.oid = d.objid
+                WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+                  AND r.ev_class <> roots.rel
+               UNION
+               SELECT dep.i, r.ev_class, dep.level + 1
+                 FROM dep
+                 JOIN pg_depend d ON d.refobjid = dep.oid
+                 JOIN pg_rewrite r ON r.oid = d.objid
+                WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+                  AND r.ev_class <> dep.oid
+             )
+             SELECT dep.i, c.oid, n.nspname::text, format('%I.%I', n.nspname, c.relname),
+                    c.relkind = 'm', c.relispopulated, min(dep.level) = 1
+               FROM dep JOIN pg_class c ON c.oid = dep.oid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              GROUP BY dep.i, c.oid, n.nspname, c.relname, c.relkind, c.relispopulated
+              ORDER BY 1, 4",
+            &[&schema, &tables, &cols],
+        )
+        .context(ctx)?
+    {
+        let nspname: String = row.get(2);
+        if ours.contains(&nspname) {
+            continue;
+        }
+        dependents.push(Dependent {
+            root: usize::try_from(row.get::<_, i64>(0) - 1).expect("ordinality starts at 1"),
+            oid: row.get(1),
+            name: row.get(3),
+            materialized: row.get(4),
+            populated: row.get(5),
+            direct: row.get(6),
+        });
+    }
+    // What each view that complete would create again names directly, in the schema.
+    let recreated: Vec<u32> = dependents
+        .iter()
+        .filter(|d| columns[d.root].replaced_by.is_some())
+        .map(|d| d.oid)
+        .collect();
+    let mut reads: Vec<(u32, String, String)> = Vec::new();
+    if !recreated.is_empty() {
+        for row in client
             .query(
-                "SELECT DISTINCT format('%I.%I', vn.nspname, v.relname)
+                "SELECT DISTINCT r.ev_class, t.relname::text, coalesce(a.attname::text, '')
                    FROM pg_depend d
                    JOIN pg_rewrite r ON r.oid = d.objid
-                   JOIN pg_class v ON v.oid = r.ev_class
-                   JOIN pg_namespace vn ON vn.oid = v.relnamespace
                    JOIN pg_class t ON t.oid = d.refobjid
-                   JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                   JOIN pg_namespace n ON n.oid = t.relnamespace
+                   LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
                   WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-                    AND tn.nspname = $1 AND t.relname = $2 AND v.oid <> t.oid
-                    AND ($3 = '' OR d.refobjsubid = (SELECT attnum FROM pg_attribute WHERE attrelid = t.oid AND attname = $3))
-                    AND vn.nspname <> ALL($4)
-                  ORDER BY 1",
-                &[&schema, table, column, &ours],
+                    AND r.ev_class = ANY($1) AND n.nspname = $2 AND t.oid <> r.ev_class
+                  ORDER BY 1, 2, 3",
+                &[&recreated, &schema],
             )
-            .context(|| format!("looking for views that use {table}"))?;
-        for r in rows {
-            let view: String = r.get(0);
-            let what = if column.is_empty() {
-                format!("table {table}")
-            } else {
-                format!("column {table}.{column}")
-            };
-            found.push(format!("view {view} uses {what}"));
+            .context(ctx)?
+        {
+            reads.push((row.get(0), row.get(1), row.get(2)));
         }
     }
-    if found.is_empty() {
-        return Ok(());
+    let mut problems: Vec<ViewProblem> = Vec::new();
+    let mut push = |c: &ViewColumn, message: String| {
+        let p = ViewProblem {
+            op_index: c.op_index,
+            field: c.field.clone(),
+            message,
+        };
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    };
+    for d in &dependents {
+        let c = &columns[d.root];
+        let what = if c.column.is_empty() {
+            format!("table {}", c.table)
+        } else {
+            format!("column {}.{}", c.table, c.column)
+        };
+        let kind = if d.materialized {
+            "materialized view"
+        } else {
+            "view"
+        };
+        let Some(successor) = &c.replaced_by else {
+            if d.direct {
+                push(c, format!(
+                    "{kind} {} reads {what}, which complete drops; PostgreSQL would refuse the drop while the view reads it. Drop or change the view first (in a `sql` operation before this one, or an earlier migration), or keep the column",
+                    d.name
+                ));
+            }
+            continue;
+        };
+        if d.direct && successor != &c.column {
+            push(c, format!(
+                "view {} reads {what}, which complete replaces by a column named {successor:?}; complete creates the views over it again from their definitions, which name {:?}. Rename the column in another migration than the one that changes it",
+                d.name, c.column
+            ));
+        }
+        if d.materialized && d.populated {
+            push(c, format!(
+                "materialized view {} reads {what}, whose column complete replaces, and holds data; building it again inside complete's transaction would hold an ACCESS EXCLUSIVE lock on {}, which blocks all its reads and writes, while the view's query runs. Drop it before this migration (or `REFRESH MATERIALIZED VIEW ... WITH NO DATA`, which tandem then creates again empty) and create or refresh it after complete",
+                d.name, c.table
+            ));
+        }
+        for (_, table, column) in reads.iter().filter(|(oid, _, _)| *oid == d.oid) {
+            let renamed_table = plan.overlay.tables.get(table).is_some_and(Option::is_some);
+            let renamed_column = plan
+                .overlay
+                .columns
+                .get(table)
+                .and_then(|cols| cols.get(column))
+                .is_some_and(|n| n.as_deref().is_some_and(|n| n != column));
+            if renamed_table || renamed_column {
+                let name = if renamed_column {
+                    format!("column {table}.{column}")
+                } else {
+                    format!("table {table}")
+                };
+                push(c, format!(
+                    "view {} reads {what}, so complete creates it again from its definition, which names {name}, renamed by this migration; make the rename and the change of {what} in separate migrations",
+                    d.name
+                ));
+            }
+        }
     }
-    Err(crate::error::Error::Other(format!(
-        "complete would drop, or change the type of, what other views still use: {}. tandem does not rewrite views it did not make; drop or change them (for instance to read from the new version's schema), then run `tandem complete` again. Nothing was changed",
-        found.join("; ")
-    )))
+    Ok(problems)
 }

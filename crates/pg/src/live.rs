@@ -6,7 +6,7 @@ use crate::error::{Context, Error, Result};
 use postgres::Client;
 use tandem_model::operation::Operation;
 use tandem_model::{qualified, LiveCheck, Migration, Schema, ValidationError};
-use tandem_plan::Facts;
+use tandem_plan::{Facts, Plan};
 
 /// Pseudo-types that CREATE TABLE accepts but `to_regtype` does not know.
 const SERIAL_TYPES: &[&str] = &[
@@ -474,4 +474,35 @@ fn up_of_default(
             crate::error::describe(&e).trim_end_matches('.')
         )
     })
+}
+
+/// Refuses, naming the operation and the view, when complete could not keep one of the user's
+/// views working (`introspect::view_problems`): a view that reads what the plan drops, or one
+/// over a replaced column that cannot be created again. `ours` are tandem's version schemas.
+pub fn refuse_views(
+    client: &mut Client,
+    migration: &Migration,
+    schema: &str,
+    plan: &Plan,
+    ours: &[String],
+) -> Result<()> {
+    let problems = crate::introspect::view_problems(client, schema, plan, ours)?;
+    let Some(first) = problems.first() else {
+        return Ok(());
+    };
+    let message = problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Error::Validation(ValidationError {
+        file: migration.file.clone(),
+        op_index: first.op_index,
+        op_kind: migration
+            .operations
+            .get(first.op_index)
+            .map_or("", Operation::kind),
+        field: first.field.clone(),
+        message,
+    }))
 }

@@ -604,35 +604,58 @@ fn old_version_writes_during_the_backfill_are_kept() {
     env.complete();
 }
 
+/// A view of the user's over a column that changes type through a second column, and a view on
+/// that view: both versions read them while the migration is active; complete creates both again
+/// over the new column, with their options, comments and grants, in one transaction.
 #[test]
-fn complete_refuses_while_a_view_of_the_users_reads_the_old_column() {
+fn complete_recreates_the_users_views_over_a_retyped_column() {
     let mut env = setup();
     exec(
         &mut env.db.connect(),
-        "CREATE VIEW public.rating_report AS SELECT id, rating FROM public.items",
+        "CREATE VIEW public.rating_report WITH (security_barrier = true) AS SELECT id, rating FROM public.items;
+         CREATE VIEW public.top_ratings AS SELECT rating FROM public.rating_report WHERE id < 10
+           WITH LOCAL CHECK OPTION;
+         COMMENT ON VIEW public.rating_report IS 'ratings';
+         COMMENT ON COLUMN public.rating_report.rating IS 'the rating';
+         GRANT SELECT ON public.rating_report TO PUBLIC",
     );
     let m = migration(
         "02_rating_int",
         "operations:\n  - alter_column: {table: items, column: rating, type: integer, up: CAST(rating AS integer), down: CAST(rating AS text)}\n",
     );
     env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
-    let err = env
-        .engine()
-        .complete(&tandem_pg::events::ignore)
-        .expect_err("a view still reads the old column")
-        .to_string();
-    assert!(
-        err.contains("view public.rating_report uses column items.rating")
-            && err.contains("Nothing was changed"),
-        "{err}"
+    for version in ["public_01_items", "public_02_rating_int"] {
+        let mut c = env.version(version);
+        assert_eq!(count(&mut c, "SELECT count(*) FROM rating_report"), 3000);
+        assert_eq!(count(&mut c, "SELECT count(*) FROM top_ratings"), 9);
+    }
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT pg_typeof(rating)::text FROM rating_report LIMIT 1"
+        ),
+        "integer"
     );
     assert_eq!(
-        env.status().active.unwrap().status,
-        "active",
-        "still active, not half-completed"
+        one::<String>(
+            &mut c,
+            "SELECT pg_typeof(rating)::text FROM top_ratings LIMIT 1"
+        ),
+        "integer"
     );
-    exec(&mut env.db.connect(), "DROP VIEW public.rating_report");
-    env.complete();
+    assert_eq!(
+        one::<String>(
+            &mut c,
+            "SELECT concat_ws(' | ', obj_description('public.rating_report'::regclass, 'pg_class'),
+                    col_description('public.rating_report'::regclass, 2),
+                    (SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'public.rating_report'::regclass),
+                    (SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'public.top_ratings'::regclass),
+                    has_table_privilege('public', 'public.rating_report', 'SELECT')::text)"
+        ),
+        "ratings | the rating | security_barrier=true | check_option=local | true"
+    );
 }
 
 /// Old and new clients write at the same time while the migration is active; the new client
@@ -1085,11 +1108,10 @@ fn columns_of(c: &mut postgres::Client, table: &str) -> Vec<String> {
     .collect()
 }
 
-/// A view of the user's over a column whose type changes in place: complete refuses before it
-/// changes anything, naming the view (PostgreSQL would refuse the type change, and tandem
-/// recreates only its own views).
+/// A view of the user's over a column whose type changes in place: complete drops it, changes
+/// the type and creates it again, with the new version's views, in one transaction.
 #[test]
-fn complete_refuses_a_type_change_in_place_under_a_users_view() {
+fn complete_recreates_a_users_view_around_a_type_change_in_place() {
     let mut env = in_place_env();
     env.apply("01_notes", NOTES);
     exec(
@@ -1097,22 +1119,14 @@ fn complete_refuses_a_type_change_in_place_under_a_users_view() {
         "CREATE VIEW public.titles AS SELECT title FROM notes",
     );
     env.start(&migration("02_widen", WIDEN)).unwrap();
-    let before = env.db.dump_schema();
-    let err = env
-        .engine()
-        .complete(&tandem_pg::events::ignore)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("view public.titles uses column notes.title")
-            && err.contains("Nothing was changed"),
-        "{err}"
-    );
-    assert_eq!(before, env.db.dump_schema());
-    exec(&mut env.db.connect(), "DROP VIEW public.titles");
     env.complete();
+    let mut c = env.db.connect();
     assert_eq!(
-        type_of(&mut env.db.connect(), "public.notes", "title"),
+        type_of(&mut c, "public.notes", "title"),
+        "character varying(40)"
+    );
+    assert_eq!(
+        type_of(&mut c, "public.titles", "title"),
         "character varying(40)"
     );
 }

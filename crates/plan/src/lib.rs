@@ -109,13 +109,34 @@ pub struct Plan {
     /// the user's) still depends on them.
     #[serde(default)]
     pub dropped: Vec<(String, String)>,
-    /// Columns whose type complete changes in place, `(physical table, physical column)`:
-    /// complete refuses while a view of the user's uses one, as for `dropped`.
+    /// Columns whose type complete changes in place, `(physical table, physical column)`.
     #[serde(default)]
     pub altered: Vec<(String, String)>,
     /// What the plan leaves out and why, for the user (`start` reports each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What complete drops or replaces, as the views that read it see it: start and `validate`
+    /// refuse, naming them, the views that could not survive complete, and complete checks again
+    /// for views made since. A plan stored without it (by an older tandem) recreates no view of
+    /// the user's, so complete then refuses every one over `dropped` and `altered`.
+    #[serde(default)]
+    pub view_columns: Vec<ViewColumn>,
+}
+
+/// A column (or, with `column` empty, a whole table) that complete takes away or replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewColumn {
+    /// The physical table and column, as they are before complete.
+    pub table: String,
+    pub column: String,
+    /// The operation that drops or replaces it, and its field that says so.
+    pub op_index: usize,
+    pub field: String,
+    /// `None`: complete drops it, and no view that reads it can survive. `Some(name)`: complete
+    /// puts a column called `name` in its place (the second column, or the column itself with
+    /// its new type) and creates the views that read it again from their definitions, which
+    /// works only when `name` is the column's own.
+    pub replaced_by: Option<String>,
 }
 
 /// One UPDATE computes every assignment of a batch from the row as it was, so an expression that
@@ -315,6 +336,10 @@ pub(crate) struct Cx<'a> {
     pub replan: BTreeSet<(String, String)>,
     pub dropped: Vec<(String, String)>,
     pub altered: Vec<(String, String)>,
+    /// Tables and columns complete drops, with the operation that drops them.
+    pub view_columns: Vec<ViewColumn>,
+    /// Columns whose type changes in place, with the operation: `(table, column, op_index)`.
+    pub in_place_types: Vec<(String, String, usize)>,
     /// Defaults the new version's views give columns whose table default changes at complete.
     pub view_defaults: BTreeMap<String, BTreeMap<String, Option<String>>>,
     /// Physical table → second column → the column it stands in for (see
@@ -364,6 +389,8 @@ impl<'a> Cx<'a> {
             notes: Vec::new(),
             dropped: Vec::new(),
             altered: Vec::new(),
+            view_columns: Vec::new(),
+            in_place_types: Vec::new(),
         }
     }
 
@@ -435,9 +462,39 @@ impl<'a> Cx<'a> {
         });
     }
 
+    /// Records that complete drops a physical table's column (or, `column` empty, the table).
+    pub fn drops_for_views(&mut self, physical_table: &str, column: &str, field: &str) {
+        self.view_columns.push(ViewColumn {
+            table: physical_table.to_string(),
+            column: column.to_string(),
+            op_index: self.op_index,
+            field: field.to_string(),
+            replaced_by: None,
+        });
+    }
+
+    /// The name a physical column has once complete has renamed what it renames, if it stays.
+    pub(crate) fn final_name(&self, physical_table: &str, physical: &str) -> Option<String> {
+        self.columns
+            .get(physical_table)?
+            .iter()
+            .find(|(_, p)| *p == physical)
+            .map(|(logical, _)| logical.clone())
+    }
+
     fn finish(mut self) -> Plan {
         self.rollback_groups.push(Vec::new());
         self.finish_shadows();
+        for (table, column, op_index) in std::mem::take(&mut self.in_place_types) {
+            let replaced_by = self.final_name(&table, &column);
+            self.view_columns.push(ViewColumn {
+                table,
+                column,
+                op_index,
+                field: "type".into(),
+                replaced_by,
+            });
+        }
         let schema = self.input.schema;
         let version_schema = self.input.version_schema.to_string();
         let mut start = self.start;
@@ -457,6 +514,37 @@ impl<'a> Cx<'a> {
         start.extend(self.start_checks);
         complete.extend(self.contract);
         let mut complete = outside_transactions_first(complete);
+        // Every view that reads a column complete replaces is dropped before the first change
+        // and created again after the renames that put the new columns in place, in one
+        // transaction: the steps between are all transactional (those that are not came first).
+        let mut replaced: Vec<(String, String)> = Vec::new();
+        for v in &self.view_columns {
+            let key = (qualified(schema, &v.table), v.column.clone());
+            if v.replaced_by.is_some() && !replaced.contains(&key) {
+                replaced.push(key);
+            }
+        }
+        let first_tx = complete.iter().take_while(|s| !s.transactional).count();
+        if !replaced.is_empty() {
+            // The new version's views read second columns under their shadow names; the
+            // renames below give those their final names before the views are created again.
+            let mut renames: Vec<(String, String)> = Vec::new();
+            for cols in self.columns.values() {
+                for (logical, physical) in cols {
+                    let pair = (physical.clone(), logical.clone());
+                    if physical.starts_with(shadow::SHADOW_PREFIX)
+                        && logical != physical
+                        && !renames.contains(&pair)
+                    {
+                        renames.push(pair);
+                    }
+                }
+            }
+            complete.insert(
+                first_tx,
+                views::saving_dependent_views(&replaced, &version_schema, &renames),
+            );
+        }
         // Renames go last, so every earlier contract step still finds the physical names it was
         // planned with; columns before tables for the same reason.
         let mut overlay = Overlay::default();
@@ -516,6 +604,9 @@ impl<'a> Cx<'a> {
         }
         overlay.defaults = self.view_defaults;
         overlay.stand_ins = self.stand_ins;
+        if !replaced.is_empty() {
+            complete.push(views::recreating_saved_views());
+        }
         complete.extend(self.on_complete);
         for group in self.rollback_groups.into_iter().rev() {
             rollback.extend(group);
@@ -533,6 +624,7 @@ impl<'a> Cx<'a> {
             dropped: self.dropped,
             altered: self.altered,
             notes: self.notes,
+            view_columns: self.view_columns,
             complete,
             rollback,
             overlay,

@@ -52,6 +52,9 @@ pub(crate) struct Shadow {
     pub changes: Vec<Change>,
     /// Constraints on the old column the migration drops: not carried over.
     pub dropped: BTreeSet<String>,
+    /// The operation that made the second column, and its field that asked for it.
+    pub op_index: usize,
+    pub field: &'static str,
 }
 
 impl Cx<'_> {
@@ -198,6 +201,8 @@ impl Cx<'_> {
             default_changed: false,
             changes: Vec::new(),
             dropped: BTreeSet::new(),
+            op_index: self.op_index,
+            field: if type_set { "type" } else { "up" },
         });
         self.columns
             .entry(physical_table)
@@ -261,6 +266,16 @@ impl Cx<'_> {
                 .insert((physical_table.to_string(), s.original.clone()));
             self.dropped
                 .push((physical_table.to_string(), s.original.clone()));
+            // The views that read the old column are created again over the second one once it
+            // has the old one's place (`views::saving_dependent_views`).
+            let replaced_by = self.final_name(physical_table, &s.name);
+            self.view_columns.push(crate::ViewColumn {
+                table: physical_table.to_string(),
+                column: s.original.clone(),
+                op_index: s.op_index,
+                field: s.field.to_string(),
+                replaced_by,
+            });
             let qname = quote_ident(&s.name);
             let unfit_default = crate::Unfit::default_of(physical_table, &s.original);
             if s.default.is_some()

@@ -89,3 +89,79 @@ fn validation_scans_come_before_write_blocking_locks_after_the_backfill() {
         steps.iter().map(|s| &s.description).collect::<Vec<_>>()
     );
 }
+
+/// The views over a column complete replaces are dropped before its first transactional step
+/// and created again after the renames, with only transactional steps between, so the two
+/// share a transaction (the saved definitions live in a transaction-local setting). A concurrent
+/// index drop goes first, outside; a rename without a change of the column recreates nothing.
+#[test]
+fn views_over_replaced_columns_are_saved_and_recreated_in_one_transaction() {
+    let base = "operations:
+  - create_table: {name: t, columns: [{name: id, type: int, pk: true}, {name: a, type: text, nullable: true}, {name: b, type: int, nullable: true}]}
+  - create_index: {name: t_b, table: t, columns: [{column: b}]}
+";
+    let base = Migration::parse(base, Format::Yaml, "01.yaml", "01").unwrap();
+    let physical = tandem_model::validate(&base, &Schema::new("public"))
+        .unwrap()
+        .schema;
+    let plan_for = |yaml: &str| {
+        let migration = Migration::parse(yaml, Format::Yaml, "m.yaml", "m").unwrap();
+        plan(&PlanInput {
+            schema: "public",
+            version_schema: "public_m",
+            migration: &migration,
+            physical: &physical,
+            facts: &Facts {
+                pg_major: 15,
+                ..Facts::default()
+            },
+        })
+        .unwrap()
+    };
+    let p = plan_for(
+        "operations:
+  - drop_index: {name: t_b}
+  - alter_column: {table: t, column: a, type: integer, up: CAST(a AS integer), down: CAST(a AS text)}
+",
+    );
+    let descriptions: Vec<&str> = p.complete.iter().map(|s| s.description.as_str()).collect();
+    let save = descriptions
+        .iter()
+        .position(|d| d.starts_with("drop the views that read"))
+        .expect("a save step");
+    let restore = descriptions
+        .iter()
+        .position(|d| *d == "create the saved views again")
+        .expect("a restore step");
+    let drop_old = descriptions
+        .iter()
+        .position(|d| d.starts_with("drop the old column"))
+        .expect("the old column's drop");
+    let rename = descriptions
+        .iter()
+        .position(|d| d.starts_with("rename column t._tandem_new_a"))
+        .expect("the rename");
+    assert!(save < drop_old && rename < restore, "{descriptions:#?}");
+    assert!(!p.complete[0].transactional, "{descriptions:#?}");
+    assert!(
+        p.complete[save..=restore].iter().all(|s| s.transactional),
+        "{descriptions:#?}"
+    );
+    assert!(p.complete[save]
+        .sql
+        .contains("'\"public\".\"t\"'::regclass"));
+    assert_eq!(p.view_columns.len(), 1);
+    assert_eq!(p.view_columns[0].replaced_by.as_deref(), Some("a"));
+    assert_eq!(p.view_columns[0].field, "type");
+
+    let p = plan_for("operations:\n  - rename_column: {table: t, from: a, to: c}\n");
+    assert!(
+        p.complete
+            .iter()
+            .all(|s| !s.sql.contains("tandem.saved_views")),
+        "{:#?}",
+        p.complete
+    );
+    let p = plan_for("operations:\n  - alter_column: {table: t, column: a, name: c, type: integer, up: CAST(a AS integer), down: CAST(c AS text)}\n");
+    assert_eq!(p.view_columns[0].replaced_by.as_deref(), Some("c"));
+}

@@ -1,6 +1,8 @@
 //! The version schema: one view per table, exposing the table as the new version sees it
 //! (renamed and new columns, dropped ones hidden), with the columns' defaults carried onto the
-//! view so an insert through it behaves like an insert into the table.
+//! view so an insert through it behaves like an insert into the table. And the pair of steps
+//! that carry every view reading a column (tandem's and the user's) across the column's swap
+//! or type change at complete.
 
 use crate::overlay::Overlay;
 use crate::step::{LockMode, Step};
@@ -295,98 +297,233 @@ pub fn drop_version_schema(version_schema: &str) -> Step {
     )
 }
 
-/// SQL that runs `alter`, a change of `column`'s type in `table` (schema-qualified), with the
-/// views of `version_schema` that use the column dropped just before and created again just
-/// after, as they were: definition, options (`security_invoker`), column defaults, comments
-/// and grants. PostgreSQL refuses to change the type of a column a view uses. Any other view
-/// that uses the column stops it with SQLSTATE 2BP01 (dependent objects still exist), naming
-/// the views: complete has refused the user's views beforehand, so these are the older
-/// version schemas `migrate` keeps for the application version still running, whose types
-/// must not change under it. The definitions are read with `search_path`
-/// set to `pg_catalog`, so every name in them is schema-qualified and resolves to the same
-/// object when they are replayed.
-pub fn recreating_dependent_views(
+/// The session setting in which [`saving_dependent_views`] leaves, for
+/// [`recreating_saved_views`] in the same transaction, the SQL that creates the views again.
+/// It is set transaction-locally, so it can never outlive the transaction that dropped them.
+pub const SAVED_VIEWS_SETTING: &str = "tandem.saved_views";
+
+/// The session setting (a `text[]`) in which the engine names the version schemas that
+/// `migrate` keeps for the application version still running: their views must keep the old
+/// column and type, so a view of theirs over a swapped column stops complete instead.
+pub const KEPT_SCHEMAS_SETTING: &str = "tandem.kept_version_schemas";
+
+/// The step that, before complete swaps or retypes the columns in `columns`
+/// (`(schema-qualified table, column)`), drops every view and materialized view that reads one
+/// of them, directly or through other views, and saves how to create each again as it was:
+/// definition, options (`security_barrier`, `check_option`, `security_invoker`), owner, column
+/// defaults, comments, grants (table and column), `INSTEAD OF` triggers, rules, and a
+/// materialized view's indexes. PostgreSQL refuses to drop or retype a column a view reads, and
+/// a view pins the type of what it reads, so this serves tandem's version views and the user's
+/// alike. The definitions are read with `search_path` set to `pg_catalog`, so every name in them
+/// is schema-qualified; each resolves by name, after the swap, to the column that took the old
+/// one's place. Views are dropped deepest first and saved to be created shallowest first, a
+/// view's depth being its longest path of views from the columns.
+///
+/// It stops with SQLSTATE 2BP01 (dependent objects still exist), before dropping anything,
+/// when a view that reads a column is in a version schema of [`KEPT_SCHEMAS_SETTING`], and with
+/// 0A000 when a materialized view that reads one holds data: building it again inside this
+/// transaction would hold the swap's ACCESS EXCLUSIVE lock for as long as its query runs (start
+/// refuses such a view beforehand; this is the guard for one refreshed since). An unpopulated
+/// one is created again `WITH NO DATA`, which takes no time.
+///
+/// The new version's views (in `version_schema`) may also read second columns, which complete
+/// renames before the views are created again: `renames` (second column → final name) are
+/// applied to their definitions, longest name first, so that no name is cut inside another.
+///
+/// [`recreating_saved_views`] must run later in the same transaction.
+pub fn saving_dependent_views(
+    columns: &[(String, String)],
     version_schema: &str,
-    table: &str,
-    column: &str,
-    alter: &str,
-) -> String {
+    renames: &[(String, String)],
+) -> Step {
+    let renames_sql = if renames.is_empty() {
+        String::new()
+    } else {
+        let values: Vec<String> = renames
+            .iter()
+            .map(|(from, to)| format!("({}, {})", quote_literal(from), quote_literal(to)))
+            .collect();
+        format!(
+            "    IF v.nspname = {vs} THEN
+      FOR a IN SELECT f, t FROM (VALUES {values}) AS r(f, t) ORDER BY length(f) DESC LOOP
+        def := replace(def, quote_ident(a.f), quote_ident(a.t));
+      END LOOP;
+    END IF;
+",
+            vs = quote_literal(version_schema),
+            values = values.join(", ")
+        )
+    };
+    let roots: Vec<String> = columns
+        .iter()
+        .map(|(table, column)| {
+            format!(
+                "({t}::regclass, (SELECT attnum FROM pg_attribute WHERE attrelid = {t}::regclass AND attname = {c}))",
+                t = quote_literal(table),
+                c = quote_literal(column)
+            )
+        })
+        .collect();
+    let names: Vec<String> = columns.iter().map(|(t, c)| format!("{t}.{c}")).collect();
     let body = format!(
         r#"DECLARE
   v record;
   a record;
+  kept text[] := coalesce(nullif(current_setting({kept_setting}, true), '')::text[], '{{}}');
+  blocked text[] := '{{}}';
+  populated text[] := '{{}}';
   drops text := '';
-  others text[] := '{{}}';
   creates text := '';
+  one text;
+  def text;
+  kind text;
   path text := current_setting('search_path');
 BEGIN
   PERFORM set_config('search_path', 'pg_catalog', true);
   FOR v IN
-    SELECT DISTINCT c.oid, n.nspname, c.relname, c.reloptions, c.relacl
-      FROM pg_depend d
-      JOIN pg_rewrite r ON r.oid = d.objid
-      JOIN pg_class c ON c.oid = r.ev_class
+    WITH RECURSIVE roots(rel, att) AS (VALUES {roots}),
+    dep(oid, level) AS (
+      SELECT r.ev_class, 1
+        FROM roots
+        JOIN pg_depend d ON d.refobjid = roots.rel AND d.refobjsubid = roots.att
+        JOIN pg_rewrite r ON r.oid = d.objid
+       WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+         AND r.ev_class <> roots.rel
+      UNION
+      SELECT r.ev_class, dep.level + 1
+        FROM dep
+        JOIN pg_depend d ON d.refobjid = dep.oid
+        JOIN pg_rewrite r ON r.oid = d.objid
+       WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+         AND r.ev_class <> dep.oid
+    ),
+    deepest AS (SELECT oid, max(level) AS level FROM dep GROUP BY oid)
+    SELECT c.oid, n.nspname, c.relname, c.relkind, c.reloptions, c.relacl, c.relispopulated,
+           pg_get_userbyid(c.relowner) AS owner, deepest.level
+      FROM deepest
+      JOIN pg_class c ON c.oid = deepest.oid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-       AND d.refobjid = {table_lit}::regclass AND c.oid <> {table_lit}::regclass
-       AND d.refobjsubid = (SELECT attnum FROM pg_attribute
-                             WHERE attrelid = {table_lit}::regclass AND attname = {column_lit})
+     ORDER BY deepest.level DESC, n.nspname DESC, c.relname DESC
   LOOP
-    IF v.nspname <> {schema_lit} THEN
-      others := others || format('%I.%I', v.nspname, v.relname);
+    IF v.nspname = ANY (kept) THEN
+      blocked := blocked || format('%I.%I', v.nspname, v.relname);
       CONTINUE;
     END IF;
-    drops := drops || format('DROP VIEW %I.%I;', v.nspname, v.relname);
-    creates := creates || format('CREATE VIEW %I.%I%s AS %s;', v.nspname, v.relname,
+    IF v.relkind = 'm' AND v.relispopulated THEN
+      populated := populated || format('%I.%I', v.nspname, v.relname);
+      CONTINUE;
+    END IF;
+    kind := CASE WHEN v.relkind = 'm' THEN 'MATERIALIZED VIEW' ELSE 'VIEW' END;
+    drops := drops || format('DROP %s %I.%I;', kind, v.nspname, v.relname);
+    def := rtrim(pg_get_viewdef(v.oid), E'; \n');
+{renames_sql}    one := format('CREATE %s %I.%I%s AS %s%s;', kind, v.nspname, v.relname,
         CASE WHEN v.reloptions IS NULL THEN ''
              ELSE ' WITH (' || array_to_string(v.reloptions, ', ') || ')' END,
-        rtrim(pg_get_viewdef(v.oid), E'; \n'));
+        def,
+        CASE WHEN v.relkind = 'm' THEN ' WITH NO DATA' ELSE '' END);
+    IF v.owner <> current_user THEN
+      one := one || format('ALTER %s %I.%I OWNER TO %I;', kind, v.nspname, v.relname, v.owner);
+    END IF;
     FOR a IN SELECT att.attname, pg_get_expr(ad.adbin, ad.adrelid) AS expr
                FROM pg_attrdef ad
                JOIN pg_attribute att ON att.attrelid = ad.adrelid AND att.attnum = ad.adnum
               WHERE ad.adrelid = v.oid
+              ORDER BY att.attnum
     LOOP
-      creates := creates || format('ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s;',
+      one := one || format('ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s;',
           v.nspname, v.relname, a.attname, a.expr);
     END LOOP;
+    IF obj_description(v.oid, 'pg_class') IS NOT NULL THEN
+      one := one || format('COMMENT ON %s %I.%I IS %L;', kind, v.nspname, v.relname,
+          obj_description(v.oid, 'pg_class'));
+    END IF;
     FOR a IN SELECT att.attname, col_description(v.oid, att.attnum) AS comment
                FROM pg_attribute att
               WHERE att.attrelid = v.oid AND att.attnum > 0
                 AND col_description(v.oid, att.attnum) IS NOT NULL
+              ORDER BY att.attnum
     LOOP
-      creates := creates || format('COMMENT ON COLUMN %I.%I.%I IS %L;',
+      one := one || format('COMMENT ON COLUMN %I.%I.%I IS %L;',
           v.nspname, v.relname, a.attname, a.comment);
     END LOOP;
-    IF obj_description(v.oid, 'pg_class') IS NOT NULL THEN
-      creates := creates || format('COMMENT ON VIEW %I.%I IS %L;',
-          v.nspname, v.relname, obj_description(v.oid, 'pg_class'));
-    END IF;
     FOR a IN SELECT x.privilege_type, x.is_grantable, x.grantee
                FROM aclexplode(v.relacl) x
     LOOP
-      creates := creates || format('GRANT %s ON %I.%I TO %s%s;', a.privilege_type,
+      one := one || format('GRANT %s ON %I.%I TO %s%s;', a.privilege_type,
           v.nspname, v.relname,
           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
           CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
+    FOR a IN SELECT att.attname, x.privilege_type, x.is_grantable, x.grantee
+               FROM pg_attribute att, aclexplode(att.attacl) x
+              WHERE att.attrelid = v.oid AND att.attnum > 0 AND att.attacl IS NOT NULL
+              ORDER BY att.attnum
+    LOOP
+      one := one || format('GRANT %s (%I) ON %I.%I TO %s%s;', a.privilege_type, a.attname,
+          v.nspname, v.relname,
+          CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+          CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    FOR a IN SELECT pg_get_triggerdef(t.oid) AS def
+               FROM pg_trigger t WHERE t.tgrelid = v.oid AND NOT t.tgisinternal ORDER BY t.tgname
+    LOOP
+      one := one || a.def || ';';
+    END LOOP;
+    FOR a IN SELECT pg_get_ruledef(r.oid) AS def
+               FROM pg_rewrite r WHERE r.ev_class = v.oid AND r.rulename <> '_RETURN' ORDER BY r.rulename
+    LOOP
+      one := one || a.def;
+    END LOOP;
+    FOR a IN SELECT pg_get_indexdef(i.indexrelid) AS def
+               FROM pg_index i WHERE i.indrelid = v.oid ORDER BY i.indexrelid
+    LOOP
+      one := one || a.def || ';';
+    END LOOP;
+    creates := one || creates;
   END LOOP;
   PERFORM set_config('search_path', path, true);
-  IF others <> '{{}}' THEN
-    RAISE EXCEPTION 'cannot change the type of column % of % in place: views % use it', {column_lit}, {table_lit}, array_to_string(others, ', ')
+  IF blocked <> '{{}}' THEN
+    RAISE EXCEPTION 'cannot change % at complete: the views % of a version schema kept for the application version still running read it', {names_lit}, array_to_string(blocked, ', ')
       USING ERRCODE = 'dependent_objects_still_exist';
+  END IF;
+  IF populated <> '{{}}' THEN
+    RAISE EXCEPTION 'cannot change % at complete: the materialized views % read it and hold data; rebuilding them here would hold an ACCESS EXCLUSIVE lock, which blocks all reads and writes of the table, while their queries run', {names_lit}, array_to_string(populated, ', ')
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'drop them (or REFRESH them WITH NO DATA) and run complete again; create or refresh them once it is done';
   END IF;
   IF drops <> '' THEN
     EXECUTE drops;
   END IF;
-  {alter};
+  PERFORM set_config({saved_setting}, coalesce(current_setting({saved_setting}, true), '') || creates, true);
+END;
+"#,
+        roots = roots.join(", "),
+        kept_setting = quote_literal(KEPT_SCHEMAS_SETTING),
+        saved_setting = quote_literal(SAVED_VIEWS_SETTING),
+        names_lit = quote_literal(&names.join(", ")),
+        renames_sql = renames_sql,
+    );
+    let tag = crate::trigger::dollar_tag(&body);
+    Step::tx(
+        format!("drop the views that read {}, saving them", names.join(", ")),
+        format!("DO {tag}\n{body}{tag}"),
+    )
+}
+
+/// The step that creates again, in the same transaction, the views [`saving_dependent_views`]
+/// dropped, now over the columns that took the old ones' places.
+pub fn recreating_saved_views() -> Step {
+    let body = format!(
+        r#"DECLARE
+  creates text := coalesce(current_setting({saved}, true), '');
+BEGIN
   IF creates <> '' THEN
     EXECUTE creates;
   END IF;
+  PERFORM set_config({saved}, '', true);
 END;
 "#,
-        table_lit = quote_literal(table),
-        schema_lit = quote_literal(version_schema),
-        column_lit = quote_literal(column),
+        saved = quote_literal(SAVED_VIEWS_SETTING)
     );
-    do_block(&body)
+    Step::tx("create the saved views again", do_block(&body))
 }

@@ -94,16 +94,15 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
                     "change the type of {}.{} to {t} in place (no rewrite)",
                     op.table, op.column
                 ),
-                crate::views::recreating_dependent_views(
-                    cx.input.version_schema,
-                    &table,
-                    &current,
-                    &alter,
-                ),
+                alter,
             )
             .lock(LockMode::AccessExclusive, table.clone()),
         );
         cx.altered.push((physical_table.clone(), current.clone()));
+        // The views that read it, the new version's too, are created again around the change
+        // (`views::saving_dependent_views`).
+        cx.in_place_types
+            .push((physical_table.clone(), current.clone(), cx.op_index));
     }
     match op.nullable {
         Some(false) => {

@@ -24,6 +24,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropColumn) -> Result<(), PlanError> {
     cx.hidden_columns
         .insert((physical_table.clone(), physical.clone()));
     cx.dropped.push((physical_table.clone(), physical.clone()));
+    cx.drops_for_views(&physical_table, &physical, "column");
     if !op.down.trim().is_empty() {
         let binds = crate::name_binds(cx, &physical_table);
         cx.triggers

@@ -18,6 +18,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &DropTable) -> Result<(), PlanError> {
         ));
         return Ok(());
     }
+    cx.drops_for_views(&physical, "", "name");
     cx.dropped.push((physical, String::new()));
     cx.contract.push(
         Step::tx(
