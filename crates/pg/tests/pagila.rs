@@ -6,7 +6,6 @@
 mod common;
 
 use common::{count, exec, migration, Env};
-use tandem_testkit::{Access, TestDb};
 
 const MIGRATION: &str = "operations:
   - alter_column: {table: film, column: release_year, type: int, up: release_year::int, down: release_year::year}
@@ -56,21 +55,7 @@ fn pagila_works(c: &mut postgres::Client) {
 
 #[test]
 fn a_migration_on_pagila_keeps_pagila_working_at_every_step() {
-    let Some(db) = TestDb::pagila() else { return };
-    let major = db.cluster().major_version();
-    let mut env = Env::on(db);
-    if env.db.access() == Access::Least {
-        // Pagila's last_update triggers are kept out of the backfill through
-        // session_replication_role, which a plain role may set once granted (15+).
-        if major >= 15 {
-            env.db.execute_as_superuser(&format!(
-                "GRANT SET ON PARAMETER session_replication_role TO {}",
-                tandem_model::quote_ident(env.db.user())
-            ));
-        } else {
-            env.options.backfill_fires_triggers = true;
-        }
-    }
+    let Some(mut env) = Env::pagila() else { return };
     env.engine().init().expect("init");
     pagila_works(&mut env.db.connect());
     let before = env.db.dump_schema();

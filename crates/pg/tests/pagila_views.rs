@@ -7,7 +7,6 @@
 mod common;
 
 use common::{count, exec, migration, Env};
-use tandem_testkit::TestDb;
 
 fn one(c: &mut postgres::Client, sql: &str) -> String {
     c.query_one(sql, &[])
@@ -80,8 +79,7 @@ fn lifecycle(env: &mut Env, m: &tandem_model::Migration, old: &str, views: &[&st
 
 #[test]
 fn film_length_retyped_under_film_list_keeps_the_views_and_their_attributes() {
-    let Some(db) = TestDb::pagila() else { return };
-    let mut env = Env::on(db);
+    let Some(mut env) = Env::pagila() else { return };
     exec(
         &mut env.db.connect(),
         "COMMENT ON VIEW public.film_list IS 'films with their actors';
@@ -132,8 +130,7 @@ fn film_length_retyped_under_film_list_keeps_the_views_and_their_attributes() {
 
 #[test]
 fn payment_amount_retyped_under_the_sales_views_and_an_empty_materialized_view() {
-    let Some(db) = TestDb::pagila() else { return };
-    let mut env = Env::on(db);
+    let Some(mut env) = Env::pagila() else { return };
     exec(
         &mut env.db.connect(),
         "CREATE INDEX rental_by_category_category ON public.rental_by_category (category)",
@@ -181,8 +178,7 @@ fn payment_amount_retyped_under_the_sales_views_and_an_empty_materialized_view()
 
 #[test]
 fn a_dropped_column_a_view_reads_is_refused_at_start_naming_the_view() {
-    let Some(db) = TestDb::pagila() else { return };
-    let mut env = Env::on(db);
+    let Some(mut env) = Env::pagila() else { return };
     let before = env.db.dump_schema();
     let m = migration(
         "02_no_length",
@@ -203,8 +199,7 @@ fn a_dropped_column_a_view_reads_is_refused_at_start_naming_the_view() {
 
 #[test]
 fn a_populated_materialized_view_is_refused_at_start_naming_it() {
-    let Some(db) = TestDb::pagila() else { return };
-    let mut env = Env::on(db);
+    let Some(mut env) = Env::pagila() else { return };
     exec(
         &mut env.db.connect(),
         "REFRESH MATERIALIZED VIEW public.rental_by_category",
@@ -233,8 +228,7 @@ fn a_populated_materialized_view_is_refused_at_start_naming_it() {
 /// before changing anything, naming it, and goes ahead once it is gone.
 #[test]
 fn complete_refuses_a_view_made_since_start_over_a_dropped_column() {
-    let Some(db) = TestDb::pagila() else { return };
-    let mut env = Env::on(db);
+    let Some(mut env) = Env::pagila() else { return };
     let m = migration(
         "02_no_features",
         "operations:\n  - drop_column: {table: film, column: special_features}\n",

@@ -7,11 +7,9 @@
 mod common;
 
 use common::{count, exec, migration, Env};
-use tandem_testkit::TestDb;
 
 fn pagila() -> Option<Env> {
-    let db = TestDb::pagila()?;
-    let mut env = Env::on(db);
+    let mut env = Env::pagila()?;
     env.engine().init().expect("init");
     Some(env)
 }
