@@ -136,6 +136,9 @@ pub enum Command {
         /// Read the latest migration from this directory instead of the database.
         #[arg(long)]
         local: Option<PathBuf>,
+        /// With `url`: the client that reads the URL (psycopg and psql read libpq's).
+        #[arg(long = "for", value_enum, value_name = "CLIENT")]
+        client: Option<UrlFor>,
         #[command(flatten)]
         pool: PoolArgs,
     },
@@ -383,6 +386,28 @@ pub enum LatestWhat {
     Url,
     /// A PgBouncer `[databases]` line whose pool serves the latest version (`connect_query`).
     Pgbouncer,
+}
+
+/// The client `latest url --for` writes the URL for.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlFor {
+    /// libpq and what is built on it: psql, psycopg, pgx, Ruby's pg, ...
+    Libpq,
+    Psycopg,
+    Asyncpg,
+    /// Node's `pg`.
+    NodePostgres,
+}
+
+impl UrlFor {
+    pub fn client(self) -> tandem_pg::connect::UrlClient {
+        use tandem_pg::connect::UrlClient;
+        match self {
+            UrlFor::Libpq | UrlFor::Psycopg => UrlClient::Libpq,
+            UrlFor::Asyncpg => UrlClient::Asyncpg,
+            UrlFor::NodePostgres => UrlClient::NodePostgres,
+        }
+    }
 }
 
 /// Where the pool that `latest pgbouncer` prints reaches PostgreSQL, and its name.

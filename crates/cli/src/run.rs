@@ -261,11 +261,19 @@ pub fn run(args: Args) -> Result<()> {
             );
             render::result(json, json!({"ok": true, "migrate": report}), &human);
         }
-        Command::Latest { what, local, pool } => {
+        Command::Latest {
+            what,
+            local,
+            client,
+            pool,
+        } => {
             let pool_flags =
                 pool.pool.is_some() || pool.server_host.is_some() || pool.server_port.is_some();
             if pool_flags && !matches!(what, LatestWhat::Pgbouncer) {
                 bail!("--pool, --server-host and --server-port apply to `latest pgbouncer` only");
+            }
+            if client.is_some() && !matches!(what, LatestWhat::Url) {
+                bail!("--for applies to `latest url` only");
             }
             let (name, version_schema) = match local {
                 Some(dir) => {
@@ -285,17 +293,28 @@ pub fn run(args: Args) -> Result<()> {
                     (latest.name, latest.version_schema)
                 }
             };
+            let mut notes = Vec::new();
             let out = match what {
                 LatestWhat::Schema => version_schema.clone(),
                 LatestWhat::Migration => name.clone(),
-                LatestWhat::Url => latest_url(&g, &version_schema)?,
+                LatestWhat::Url => {
+                    let client = client.map_or(Default::default(), |c| c.client());
+                    let url = latest_url(&g, &version_schema, client)?;
+                    notes = url.notes;
+                    url.url
+                }
                 LatestWhat::Pgbouncer => {
                     crate::pgbouncer::database_line(&g, &version_schema, &pool)?
                 }
             };
+            if !json {
+                for note in &notes {
+                    eprintln!("note: {note}");
+                }
+            }
             render::result(
                 json,
-                json!({"ok": true, "migration": name, "version_schema": version_schema, "value": out}),
+                json!({"ok": true, "migration": name, "version_schema": version_schema, "value": out, "notes": notes}),
                 &out,
             );
         }
@@ -510,8 +529,13 @@ fn validate_live(
 /// settings tandem itself connects with (the URL or `key=value` string, a service, the PG*
 /// variables), so it works however those were given. It holds a password only when the given
 /// URL or string held one; one from PGPASSWORD, a service or the password file is left out.
-fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
+fn latest_url(
+    g: &Global,
+    version_schema: &str,
+    client: tandem_pg::connect::UrlClient,
+) -> Result<tandem_pg::connect::ClientUrl> {
     let settings = tandem_pg::connect::Settings::resolve(g.database_url.as_deref())?;
     let search_path = Engine::search_path_for(version_schema, &g.schema);
-    Ok(settings.url(Some(&tandem_pg::connect::search_path_option(&search_path)))?)
+    let options = tandem_pg::connect::search_path_option(&search_path);
+    Ok(settings.url_for(Some(&options), client)?)
 }
