@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod live;
 pub mod locks;
 pub mod monitor;
+pub mod preflight;
 pub mod state;
 pub mod throttle;
 pub mod trace;
