@@ -32,7 +32,7 @@ fn err(o: &Output) -> String {
 }
 
 fn psql(db: &TestDb) -> PathBuf {
-    tandem_pg::cluster::client_program("psql", Some(db.cluster().bin_dir()))
+    tandem_cluster::client_program("psql", Some(db.cluster().bin_dir()))
         .expect("psql not found: install the postgresql-client package")
 }
 

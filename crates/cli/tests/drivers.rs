@@ -245,7 +245,7 @@ fn psycopg_asyncpg_and_node_postgres_run_through_a_type_change() {
     let new_schema = ok(&["latest", "schema"], &url);
 
     // psql (libpq) on the URL `latest url` prints.
-    let psql = tandem_pg::cluster::client_program("psql", Some(db.cluster().bin_dir()))
+    let psql = tandem_cluster::client_program("psql", Some(db.cluster().bin_dir()))
         .expect("psql is missing: install the postgresql-client package");
     let latest = ok(&["latest", "url"], &url);
     let o = Command::new(psql)
@@ -343,9 +343,8 @@ fn latest_url_is_read_by_each_driver_as_it_is_printed() {
             );
             let mut command = match client {
                 "libpq" => {
-                    let psql =
-                        tandem_pg::cluster::client_program("psql", Some(db.cluster().bin_dir()))
-                            .expect("psql");
+                    let psql = tandem_cluster::client_program("psql", Some(db.cluster().bin_dir()))
+                        .expect("psql");
                     let mut c = Command::new(psql);
                     c.args([
                         url.as_str(),
