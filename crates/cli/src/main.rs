@@ -22,6 +22,15 @@ pub mod exit {
     pub const LOCKED: u8 = 3;
     /// `validate` found a problem.
     pub const INVALID: u8 = 4;
+    /// The file is not the one the migration was started with.
+    pub const FILE_CHANGED: u8 = 5;
+    /// The migration is still backfilling: `start` with its file continues it.
+    pub const STILL_BACKFILLING: u8 = 6;
+    /// The database's history does not match the directory.
+    pub const HISTORY_MISMATCH: u8 = 7;
+    /// The migration's status does not allow the command (another is active, none is, it did
+    /// not finish starting, it is completing, it was already applied).
+    pub const WRONG_STATUS: u8 = 8;
 }
 
 fn main() -> ExitCode {

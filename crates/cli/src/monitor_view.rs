@@ -344,7 +344,7 @@ mod tests {
             sees_all_sessions: true,
             migration: Some(ActiveMigration {
                 name: "02_email".into(),
-                status: "backfilling".into(),
+                status: tandem_pg::MigrationStatus::Backfilling,
                 version_schema: "public_02_email".into(),
                 old_version_schemas: vec!["public_01_users".into()],
                 tables: vec!["\"public\".\"users\"".into()],

@@ -28,6 +28,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             | tandem_pg::Error::Plan(_)
             | tandem_pg::Error::UpFailsOnRow(_)
             | tandem_pg::Error::BackfillFiresTriggers { .. } => exit::INVALID,
+            tandem_pg::Error::FileChanged { .. } => exit::FILE_CHANGED,
+            tandem_pg::Error::StillBackfilling { .. } => exit::STILL_BACKFILLING,
+            tandem_pg::Error::HistoryMismatch { .. } => exit::HISTORY_MISMATCH,
+            tandem_pg::Error::WrongStatus { .. }
+            | tandem_pg::Error::ActiveMigration { .. }
+            | tandem_pg::Error::NoActiveMigration { .. }
+            | tandem_pg::Error::AlreadyApplied { .. } => exit::WRONG_STATUS,
             _ => exit::FAILURE,
         };
     }

@@ -11,6 +11,7 @@ use crate::introspect::{read_schema, schema_exists, server_major};
 use crate::locks::{kill_point, run_steps, Progress, RetryPolicy, RunnerLock};
 use crate::preflight::{preflight, PreflightOptions, Preflighted};
 use crate::state::{BackfillCheckpoint, MigrationRecord, State};
+use crate::status::MigrationStatus;
 use postgres::Client;
 use serde::Serialize;
 use tandem_model::{quote_literal, shorten_name, Migration};
@@ -178,10 +179,10 @@ impl<'c> Engine<'c> {
     ) -> Result<StartReport> {
         let schema = self.opts.schema.clone();
         if let Some(active) = self.state.active(self.client, &schema)? {
-            if active.name == migration.name && active.status == "backfilling" {
+            if active.name == migration.name && active.status == MigrationStatus::Backfilling {
                 return self.resume_locked(active, migration, on_event);
             }
-            if active.name == migration.name && active.status == "starting" {
+            if active.name == migration.name && active.status == MigrationStatus::Starting {
                 // Undo what its start steps did (those recorded as run), then start afresh
                 // below.
                 self.start_over_locked(active, migration, on_event)?;
@@ -273,10 +274,10 @@ impl<'c> Engine<'c> {
     ) -> Result<StartReport> {
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
         if file_json != active.migration {
-            return Err(Error::Other(format!(
-                "migration {:?} is backfilling, but its file has changed since it was started; start it with the file it was started with, or run `tandem rollback` first",
-                active.name
-            )));
+            return Err(Error::FileChanged {
+                name: active.name,
+                status: active.status,
+            });
         }
         let (_, plan) = self.active_plan()?;
         on_event(&Event::Info {
@@ -304,10 +305,10 @@ impl<'c> Engine<'c> {
     ) -> Result<()> {
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
         if file_json != active.migration {
-            return Err(Error::Other(format!(
-                "migration {:?} did not finish starting, and its file has changed since; run `tandem rollback` first, then start the new file",
-                active.name
-            )));
+            return Err(Error::FileChanged {
+                name: active.name,
+                status: active.status,
+            });
         }
         let (_, plan) = self.active_plan()?;
         on_event(&Event::Info {
@@ -465,7 +466,7 @@ impl<'c> Engine<'c> {
         let state = &self.state;
         let state_schema = &self.opts.state_schema;
         let mut finish = |tx: &mut postgres::Transaction<'_>| {
-            state.set_status(tx, &schema, name, "active")?;
+            state.set_status(tx, &schema, name, MigrationStatus::Active)?;
             crate::evidence::record_baseline(tx, state_schema, &schema, name)
         };
         run_steps(
@@ -542,7 +543,7 @@ impl<'c> Engine<'c> {
             e.complete_locked(&l, &[], on_event).map_err(|err| {
                 let schema = e.opts.schema.clone();
                 match e.state.active(e.client, &schema) {
-                    Ok(Some(a)) if a.status == "active" && matches!(err, Error::Db { .. }) => {
+                    Ok(Some(a)) if a.status == MigrationStatus::Active && matches!(err, Error::Db { .. }) => {
                         Error::Other(format!(
                             "{err}\nnothing was changed: {:?} is still active; run `tandem complete` again once the cause is fixed, or `tandem rollback`",
                             a.name
@@ -571,7 +572,7 @@ impl<'c> Engine<'c> {
         let Some(active) = self.state.active(self.client, &schema)? else {
             return Ok(None);
         };
-        if active.status != "active" {
+        if active.status != MigrationStatus::Active {
             return Ok(None);
         }
         let (_, plan) = self.active_plan()?;
@@ -636,19 +637,17 @@ impl<'c> Engine<'c> {
     ) -> Result<CompleteReport> {
         let schema = self.opts.schema.clone();
         let (active, plan) = self.active_plan()?;
-        match active.status.as_str() {
-            "active" | "completing" => {}
-            "backfilling" => {
-                return Err(Error::Other(format!(
-                    "migration {:?} is still backfilling (its start was interrupted); run `tandem start` with its file again to continue, or `tandem rollback`",
-                    active.name
-                )))
+        match active.status {
+            MigrationStatus::Active | MigrationStatus::Completing => {}
+            MigrationStatus::Backfilling => {
+                return Err(Error::StillBackfilling { name: active.name })
             }
-            other => {
-                return Err(Error::Other(format!(
-                    "migration {:?} is {other}, not active; run `tandem rollback` to clear it",
-                    active.name
-                )))
+            status => {
+                return Err(Error::WrongStatus {
+                    name: active.name,
+                    status,
+                    wanted: "completed",
+                })
             }
         }
         let ours: Vec<String> = self
@@ -675,8 +674,12 @@ impl<'c> Engine<'c> {
                 &[&KEPT_SCHEMAS_SETTING, &keep],
             )
             .context(|| "naming the kept version schemas".into())?;
-        self.state
-            .set_status(self.client, &schema, &active.name, "completing")?;
+        self.state.set_status(
+            self.client,
+            &schema,
+            &active.name,
+            MigrationStatus::Completing,
+        )?;
         kill_point(Phase::Complete);
         let mut dropped = Vec::new();
         let mut steps = Vec::new();
@@ -736,9 +739,13 @@ impl<'c> Engine<'c> {
         if let Err(err) = result {
             // When no step committed, nothing was dropped: the migration is still active and
             // can be rolled back, so say so instead of leaving it `completing`.
-            if ran.is_empty() && active.status == "active" {
-                self.state
-                    .set_status(self.client, &schema, &active.name, "active")?;
+            if ran.is_empty() && active.status == MigrationStatus::Active {
+                self.state.set_status(
+                    self.client,
+                    &schema,
+                    &active.name,
+                    MigrationStatus::Active,
+                )?;
             }
             return Err(err);
         }
@@ -753,14 +760,20 @@ impl<'c> Engine<'c> {
     pub fn rollback(&mut self, on_event: OnEvent<'_>) -> Result<RollbackReport> {
         self.locked(|e, _| {
             let (active, plan) = e.active_plan()?;
-            if active.status == "completing" {
-                return Err(Error::Other(format!(
-                    "migration {:?} was interrupted while completing; what it dropped cannot be brought back. Run `tandem complete` to finish it",
-                    active.name
-                )));
+            if active.status == MigrationStatus::Completing {
+                return Err(Error::WrongStatus {
+                    name: active.name,
+                    status: active.status,
+                    wanted: "rolled back",
+                });
             }
             let schema = e.opts.schema.clone();
-            e.state.set_status(e.client, &schema, &active.name, "rolling_back")?;
+            e.state.set_status(
+                e.client,
+                &schema,
+                &active.name,
+                MigrationStatus::RollingBack,
+            )?;
             kill_point(Phase::Rollback);
             let todo = rollback_todo(&active, &plan);
             e.undo(&active.name, &plan, &todo, on_event)?;
@@ -810,7 +823,10 @@ impl<'c> Engine<'c> {
             }
         }
         status.grant_drift = crate::grants::drift(self.client, &schema, &status.version_schemas)?;
-        let backfilling = status.active.as_ref().filter(|a| a.status == "backfilling");
+        let backfilling = status
+            .active
+            .as_ref()
+            .filter(|a| a.status == MigrationStatus::Backfilling);
         if let Some(a) = backfilling {
             status.backfills = self.state.backfills(self.client, &schema, &a.name)?;
             let running = crate::locks::RunnerLock::held_elsewhere(
@@ -822,12 +838,10 @@ impl<'c> Engine<'c> {
             return Ok(status);
         }
         status.evidence = self.evidence(sample)?;
-        status.advice = status.active.as_ref().and_then(|a| match a.status.as_str() {
-            "starting" => Some(format!("start of {:?} did not finish (interrupted or failed); run `tandem rollback` to remove what it left, or `tandem start` with its file again to start over", a.name)),
-            "rolling_back" => Some(format!("rollback of {:?} did not finish; run `tandem rollback` again", a.name)),
-            "completing" => Some(format!("complete of {:?} did not finish; run `tandem complete` again", a.name)),
-            _ => None,
-        });
+        status.advice = status
+            .active
+            .as_ref()
+            .and_then(|a| a.status.next_step(&a.name));
         Ok(status)
     }
 
@@ -846,19 +860,18 @@ impl<'c> Engine<'c> {
             let history = e.state.history(e.client, &schema)?;
             for (i, h) in history.iter().enumerate() {
                 if files.get(i).map(|f| &f.name) != Some(&h.name) {
-                    return Err(Error::Other(format!(
-                        "the database's history does not match the directory: migration {} is {:?} in the database but {} in the directory",
-                        i + 1,
-                        h.name,
-                        files.get(i).map_or("missing".to_string(), |f| format!("{:?}", f.name))
-                    )));
+                    return Err(Error::HistoryMismatch {
+                        position: i + 1,
+                        database: h.name.clone(),
+                        directory: files.get(i).map(|f| f.name.clone()),
+                    });
                 }
             }
             let active = e.state.active(e.client, &schema)?;
             let keep: Vec<String> = history
                 .iter()
                 .rev()
-                .find(|h| h.status == "complete")
+                .find(|h| h.status == MigrationStatus::Complete)
                 .map(|h| h.version_schema.clone())
                 .into_iter()
                 .collect();
@@ -872,22 +885,35 @@ impl<'c> Engine<'c> {
             if let Some(a) = &active {
                 // The active migration is the newest of the history: finish it first, unless it
                 // is the last and was not asked to complete.
-                let m = files.iter().find(|f| f.name == a.name).expect("history matched the files");
+                let m = files
+                    .iter()
+                    .find(|f| f.name == a.name)
+                    .expect("history matched the files");
                 // An interrupted backfill continues through start, and an interrupted start
                 // before it starts over.
-                todo.push((m, matches!(a.status.as_str(), "backfilling" | "starting")));
+                todo.push((
+                    m,
+                    matches!(
+                        a.status,
+                        MigrationStatus::Backfilling | MigrationStatus::Starting
+                    ),
+                ));
             }
             todo.extend(pending.into_iter().map(|m| (m, true)));
             let n = todo.len();
             for (i, (m, needs_start)) in todo.into_iter().enumerate() {
                 let last = i + 1 == n;
                 if needs_start {
-                    on_event(&Event::Info { message: format!("starting {}", m.name) });
+                    on_event(&Event::Info {
+                        message: format!("starting {}", m.name),
+                    });
                     e.start_locked(&l, m, on_event)?;
                     report.started.push(m.name.clone());
                 }
                 if !last || complete_last {
-                    on_event(&Event::Info { message: format!("completing {}", m.name) });
+                    on_event(&Event::Info {
+                        message: format!("completing {}", m.name),
+                    });
                     let keep_now: &[String] = if last { &[] } else { &keep };
                     // The same evidence as `complete`, and the same refusal. The version
                     // schema kept for the application that ran when migrate began is left out
@@ -914,8 +940,8 @@ impl<'c> Engine<'c> {
     fn migrate_stopped(&mut self, name: &str, err: Error, kept: &[String]) -> Error {
         let schema = self.opts.schema.clone();
         let status = match self.state.active(self.client, &schema) {
-            Ok(Some(active)) if active.name == name => active.status,
-            _ => String::new(),
+            Ok(Some(active)) if active.name == name => Some(active.status),
+            _ => None,
         };
         let blocked_by_kept = matches!(&err, Error::Db { source, .. }
             if source.code() == Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST));
@@ -925,12 +951,12 @@ impl<'c> Engine<'c> {
             ),
             _ => String::new(),
         };
-        advice.push_str(&match status.as_str() {
-            "completing" => format!(
+        advice.push_str(&match status {
+            Some(MigrationStatus::Completing) => format!(
                 "{name} is left completing; what it has dropped cannot be brought back, so it can only go forward: run `tandem complete` to finish it{}, then `tandem migrate` again for the rest",
                 if blocked_by_kept { " once that version is retired" } else { " once the cause is fixed" }
             ),
-            "active" => format!(
+            Some(MigrationStatus::Active) => format!(
                 "{name} is still active and nothing was dropped: fix the cause and run `tandem migrate` again, or `tandem rollback`"
             ),
             _ => "run `tandem status` to see where it stands".to_string(),

@@ -4,6 +4,8 @@
 use tandem_model::{LoadError, ValidationError};
 use tandem_plan::PlanError;
 
+use crate::status::MigrationStatus;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -37,7 +39,38 @@ pub enum Error {
     ActiveMigration {
         schema: String,
         name: String,
-        status: String,
+        status: MigrationStatus,
+    },
+    /// The file given is not the one the migration was started with.
+    #[error("migration {name:?} is {status}, but its file has changed since it was started; {}", file_changed_advice(*.status))]
+    FileChanged {
+        name: String,
+        status: MigrationStatus,
+    },
+    /// The migration's start was interrupted during the backfill; start continues it.
+    #[error("{}", MigrationStatus::Backfilling.next_step(.name).unwrap_or_default())]
+    StillBackfilling { name: String },
+    /// The command needs the migration in another status (complete of a migration that did not
+    /// finish starting, rollback of one that is completing).
+    #[error("migration {name:?} is {status}, so it cannot be {wanted}; {}", .status.next_step(.name).unwrap_or_default())]
+    WrongStatus {
+        name: String,
+        status: MigrationStatus,
+        wanted: &'static str,
+    },
+    /// The database's history and the directory disagree at `position` (from 1).
+    #[error("the database's history does not match the directory: migration {position} is {database:?} in the database but {} in the directory", .directory.as_deref().map_or("missing".to_string(), |d| format!("{d:?}")))]
+    HistoryMismatch {
+        position: usize,
+        database: String,
+        directory: Option<String>,
+    },
+    /// The state row was not in a status the move may come from: another run changed it.
+    #[error("migration {name:?} is {found}, and tandem cannot record it as {wanted} from there; run `tandem status` to see where it stands")]
+    StatusConflict {
+        name: String,
+        found: String,
+        wanted: MigrationStatus,
     },
     #[error("migration {name:?} was already applied to schema {schema:?}")]
     AlreadyApplied { schema: String, name: String },
@@ -84,6 +117,16 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// What to do about `Error::FileChanged`, by where the migration stands.
+fn file_changed_advice(status: MigrationStatus) -> &'static str {
+    match status {
+        MigrationStatus::Backfilling => {
+            "start it with the file it was started with, or run `tandem rollback` first"
+        }
+        _ => "run `tandem rollback` first, then start the new file",
+    }
 }
 
 /// The message of `Error::BackfillFiresTriggers`: what would fire, why, and the ways out.

@@ -19,6 +19,7 @@ pub mod locks;
 pub mod monitor;
 pub mod preflight;
 pub mod state;
+pub mod status;
 pub mod throttle;
 pub mod trace;
 
@@ -27,3 +28,4 @@ pub use engine::{Engine, EngineOptions, Status};
 pub use error::{Error, Result};
 pub use events::{Event, OnEvent};
 pub use locks::{LockTimeout, RetryPolicy};
+pub use status::MigrationStatus;

@@ -53,7 +53,7 @@ pub struct MonitorSnapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct ActiveMigration {
     pub name: String,
-    pub status: String,
+    pub status: crate::MigrationStatus,
     pub version_schema: String,
     /// Version schemas of earlier migrations still present: the old versions.
     pub old_version_schemas: Vec<String>,
@@ -248,7 +248,7 @@ fn active_migration(
                 old.push(h.version_schema);
             }
         }
-        let running = active.status == "backfilling"
+        let running = active.status == crate::MigrationStatus::Backfilling
             && crate::locks::RunnerLock::held_elsewhere(client, &opts.state_schema, &opts.schema)?;
         let backfills = state
             .backfills(client, &opts.schema, &active.name)?

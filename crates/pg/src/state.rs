@@ -3,6 +3,7 @@
 //! snapshot it left behind. `init` creates them and upgrades them when a newer tandem runs it.
 
 use crate::error::{Context, Error, Result};
+use crate::status::MigrationStatus;
 use postgres::GenericClient;
 use serde::Serialize;
 use tandem_model::{quote_ident, quote_literal};
@@ -140,7 +141,7 @@ pub struct MigrationRecord {
     pub name: String,
     pub version_schema: String,
     pub parent: Option<String>,
-    pub status: String,
+    pub status: MigrationStatus,
     #[serde(skip)]
     pub migration: serde_json::Value,
     #[serde(skip)]
@@ -288,13 +289,20 @@ impl State {
         created_at::text, started_at::text, completed_at::text, forced_complete,
         start_steps, complete_steps, rollback_steps";
 
-    fn record(row: &postgres::Row) -> MigrationRecord {
-        MigrationRecord {
+    fn record(row: &postgres::Row) -> Result<MigrationRecord> {
+        let name: String = row.get(1);
+        let stored: String = row.get(4);
+        let status = MigrationStatus::parse(&stored).ok_or_else(|| {
+            Error::Other(format!(
+                "migration {name:?} has status {stored:?}, which this tandem does not know; upgrade tandem"
+            ))
+        })?;
+        Ok(MigrationRecord {
             schema: row.get(0),
-            name: row.get(1),
+            name,
             version_schema: row.get(2),
             parent: row.get(3),
-            status: row.get(4),
+            status,
             migration: row.get(5),
             plan: row.get(6),
             created_at: row.get(7),
@@ -304,7 +312,7 @@ impl State {
             start_steps: indexes(row.get(11)),
             complete_steps: indexes(row.get(12)).unwrap_or_default(),
             rollback_steps: indexes(row.get(13)).unwrap_or_default(),
-        }
+        })
     }
 
     /// The schema's history, oldest first.
@@ -327,7 +335,7 @@ impl State {
                 &[&schema],
             )
             .context(|| format!("reading the migration history of schema {schema:?}"))?;
-        Ok(rows.iter().map(Self::record).collect())
+        rows.iter().map(Self::record).collect()
     }
 
     /// The migration of the schema that is not complete, if any.
@@ -346,7 +354,7 @@ impl State {
                 &[&schema],
             )
             .context(|| "reading the active migration".into())?;
-        Ok(row.as_ref().map(Self::record))
+        row.as_ref().map(Self::record).transpose()
     }
 
     pub fn insert_starting(&self, client: &mut impl GenericClient, s: &Starting<'_>) -> Result<()> {
@@ -371,23 +379,43 @@ impl State {
         Ok(())
     }
 
+    /// Moves migration `name` to `status`, from one of the statuses it may follow
+    /// ([`MigrationStatus::follows`]); refuses, changing nothing, from any other.
     pub fn set_status(
         &self,
         client: &mut impl GenericClient,
         schema: &str,
         name: &str,
-        status: &str,
+        status: MigrationStatus,
     ) -> Result<()> {
-        client
+        let from: Vec<&str> = status.follows().iter().map(|s| s.as_str()).collect();
+        let moved = client
             .execute(
                 &format!(
-                    "UPDATE {}.migrations SET status = $3 WHERE schema = $1 AND name = $2",
+                    "UPDATE {}.migrations SET status = $3 WHERE schema = $1 AND name = $2 AND status = ANY($4)",
                     self.q()
                 ),
-                &[&schema, &name, &status],
+                &[&schema, &name, &status.as_str(), &from],
             )
             .context(|| format!("recording migration {name:?} as {status}"))?;
-        Ok(())
+        if moved == 1 {
+            return Ok(());
+        }
+        let now: Option<String> = client
+            .query_opt(
+                &format!(
+                    "SELECT status FROM {}.migrations WHERE schema = $1 AND name = $2",
+                    self.q()
+                ),
+                &[&schema, &name],
+            )
+            .context(|| format!("reading the status of migration {name:?}"))?
+            .map(|row| row.get(0));
+        Err(Error::StatusConflict {
+            name: name.to_string(),
+            found: now.unwrap_or_else(|| "gone".into()),
+            wanted: status,
+        })
     }
 
     /// Records that the steps of `phase` at these indexes of the plan ran (see the columns'
@@ -425,7 +453,7 @@ impl State {
             .execute(
                 &format!(
                     "UPDATE {}.migrations SET status = 'complete', completed_at = now(), resulting_schema = $3
-                     WHERE schema = $1 AND name = $2",
+                     WHERE schema = $1 AND name = $2 AND status = 'completing'",
                     self.q()
                 ),
                 &[&schema, &name, resulting_schema],
@@ -470,7 +498,7 @@ impl State {
                 &[&schema, &name, &positions, &tables],
             )
             .context(|| format!("recording the backfills of migration {name:?}"))?;
-        self.set_status(client, schema, name, "backfilling")
+        self.set_status(client, schema, name, MigrationStatus::Backfilling)
     }
 
     /// The backfill checkpoints of a migration, in plan order.

@@ -161,7 +161,10 @@ fn empty_table() {
         0
     );
     assert_eq!(progress(&events), vec![0]);
-    assert_eq!(env.status().active.unwrap().status, "active");
+    assert_eq!(
+        env.status().active.unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     env.complete();
 }
 
@@ -456,7 +459,7 @@ fn interrupted_backfill_resumes_from_its_checkpoint_without_redoing_rows() {
     assert_eq!(progress(&events), vec![100, 200, 300]);
     let status = env.status();
     let active = status.active.as_ref().unwrap();
-    assert_eq!(active.status, "backfilling");
+    assert_eq!(active.status, tandem_pg::MigrationStatus::Backfilling);
     let advice = status.advice.clone().unwrap();
     assert!(
         advice.contains("backfill of acc: 30% (300 of ~1000 rows), interrupted"),
@@ -529,7 +532,10 @@ fn interrupted_backfill_resumes_from_its_checkpoint_without_redoing_rows() {
             *id
         }
     ))));
-    assert_eq!(env.status().active.unwrap().status, "active");
+    assert_eq!(
+        env.status().active.unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     assert_eq!(
         count(&mut c, "SELECT count(*) FROM tandem.backfills WHERE done"),
         1

@@ -1165,7 +1165,10 @@ fn migrate_keeps_the_running_versions_type() {
         type_of(&mut c, "public_01_notes.notes", "title"),
         "character varying(20)"
     );
-    assert_eq!(env.status().active.unwrap().status, "active");
+    assert_eq!(
+        env.status().active.unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     // Once that version is retired, complete (which drops its schema) changes the type.
     env.complete();
     assert_eq!(

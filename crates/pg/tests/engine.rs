@@ -611,7 +611,10 @@ fn migrate_stopped_by_the_kept_version_schema_says_why_and_what_next() {
         e.contains("The version schema \"public_01_users\" is kept for the application version that was running when migrate began, and it still uses what 02_drop removes. 02_drop is still active and nothing was dropped"),
         "{e}"
     );
-    assert_eq!(env.status().active.unwrap().status, "active");
+    assert_eq!(
+        env.status().active.unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     env.complete();
     assert_eq!(env.status().version_schemas, vec!["public_02_drop"]);
     let report = env

@@ -115,7 +115,10 @@ fn complete_refuses_while_an_old_version_client_runs_and_names_it() {
     let status = engine(&mut c, sampling(2000))
         .status_sampled(Duration::from_millis(2000))
         .unwrap();
-    assert_eq!(status.active.as_ref().unwrap().status, "active");
+    assert_eq!(
+        status.active.as_ref().unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     let evidence = status.evidence.expect("evidence for an active migration");
     assert!(
         evidence.sessions.iter().any(|s| s.pid == pid),
@@ -133,7 +136,7 @@ fn complete_refuses_while_an_old_version_client_runs_and_names_it() {
         .history;
     assert!(history
         .iter()
-        .all(|h| h.status == "complete" && h.forced_complete.is_none()));
+        .all(|h| h.status == tandem_pg::MigrationStatus::Complete && h.forced_complete.is_none()));
 }
 
 #[test]
@@ -312,7 +315,10 @@ fn migrate_refuses_to_complete_the_active_migration_while_an_old_version_client_
     // Nothing moved: 02 is still active and 03 was not started.
     let status = engine(&mut c, EvidenceOptions::default()).status().unwrap();
     assert_eq!(status.active.as_ref().unwrap().name, "02_drop_legacy");
-    assert_eq!(status.active.as_ref().unwrap().status, "active");
+    assert_eq!(
+        status.active.as_ref().unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     assert_eq!(status.history.len(), 2);
 
     stop.store(true, Ordering::Relaxed);
@@ -330,7 +336,7 @@ fn migrate_refuses_to_complete_the_active_migration_while_an_old_version_client_
         .history;
     assert!(history
         .iter()
-        .all(|h| h.status == "complete" && h.forced_complete.is_none()));
+        .all(|h| h.status == tandem_pg::MigrationStatus::Complete && h.forced_complete.is_none()));
 }
 
 /// `migrate --force` completes despite the evidence and records it on the migration it

@@ -250,7 +250,10 @@ fn complete_refuses_a_view_made_since_start_over_a_dropped_column() {
         ) && err.contains("Nothing was changed"),
         "{err}"
     );
-    assert_eq!(env.status().active.unwrap().status, "active");
+    assert_eq!(
+        env.status().active.unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     assert_eq!(before, env.db.dump_schema());
     exec(&mut env.db.connect(), "DROP VIEW public.featured");
     env.complete();

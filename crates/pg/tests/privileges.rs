@@ -166,7 +166,10 @@ fn a_deploy_role_acts_as_the_owner_through_role() {
         &roles.owner,
         &["schema app_02_reshape", "relation app.audit"],
     );
-    assert_eq!(engine.status().unwrap().latest.unwrap().status, "complete");
+    assert_eq!(
+        engine.status().unwrap().latest.unwrap().status,
+        tandem_pg::MigrationStatus::Complete
+    );
 }
 
 #[test]

@@ -104,7 +104,10 @@ fn of_two_starts_at_once_exactly_one_proceeds() {
     let mut env = env;
     let status = env.status();
     assert_eq!(status.active.as_ref().map(|a| &a.name), Some(winners[0]));
-    assert_eq!(status.active.unwrap().status, "active");
+    assert_eq!(
+        status.active.unwrap().status,
+        tandem_pg::MigrationStatus::Active
+    );
     // Only the winner's column exists.
     let mut c = env.db.connect();
     assert_eq!(
@@ -152,7 +155,7 @@ fn complete_and_rollback_during_a_running_backfill_are_refused_clearly() {
     let status = env.status();
     let active = status.active.expect("an active migration");
     assert_eq!(active.name, "02_twice");
-    assert_eq!(active.status, "backfilling");
+    assert_eq!(active.status, tandem_pg::MigrationStatus::Backfilling);
     assert!(!status.backfills.is_empty());
     let refusals_took = during.elapsed();
     let (result, ran_for) = runner.join().unwrap();

@@ -214,7 +214,10 @@ fn a_migration_runs_start_to_complete_over_verified_tls() {
     engine.complete(&tandem_pg::events::ignore).unwrap();
     let status = engine.status().unwrap();
     assert!(status.active.is_none());
-    assert_eq!(status.latest.unwrap().status, "complete");
+    assert_eq!(
+        status.latest.unwrap().status,
+        tandem_pg::MigrationStatus::Complete
+    );
     assert!(session_uses_tls(engine.client));
     assert_eq!(
         count(
