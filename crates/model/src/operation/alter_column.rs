@@ -17,7 +17,12 @@ pub struct AlterColumn {
     pub data_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nullable: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Also read as a bare expression, as older pgroll wrote it.
+    #[serde(
+        default,
+        deserialize_with = "super::legacy::check_or_expression",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub check: Option<CheckConstraint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<UniqueConstraint>,

@@ -121,15 +121,15 @@ pub struct TableForeignKeyReference {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum FkAction {
     #[default]
-    #[serde(rename = "NO ACTION")]
+    #[serde(rename = "NO ACTION", alias = "no action")]
     NoAction,
-    #[serde(rename = "RESTRICT")]
+    #[serde(rename = "RESTRICT", alias = "restrict")]
     Restrict,
-    #[serde(rename = "CASCADE")]
+    #[serde(rename = "CASCADE", alias = "cascade")]
     Cascade,
-    #[serde(rename = "SET NULL")]
+    #[serde(rename = "SET NULL", alias = "set null")]
     SetNull,
-    #[serde(rename = "SET DEFAULT")]
+    #[serde(rename = "SET DEFAULT", alias = "set default")]
     SetDefault,
 }
 
