@@ -24,6 +24,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             | tandem_pg::Error::Load(_)
             | tandem_pg::Error::Plan(_)
             | tandem_pg::Error::UpFailsOnRow(_)
+            | tandem_pg::Error::AppliedFileEdited { .. }
             | tandem_pg::Error::BackfillFiresTriggers { .. } => exit::INVALID,
             _ => exit::FAILURE,
         };
@@ -59,7 +60,7 @@ pub fn connect_options(g: &Global) -> ConnectOptions {
     }
 }
 
-fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions {
+pub(crate) fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions {
     EngineOptions {
         schema: g.schema.clone(),
         state_schema: g.state_schema.clone(),
@@ -105,7 +106,7 @@ pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_all(paths: &[PathBuf]) -> Result<Vec<Migration>> {
+pub(crate) fn load_all(paths: &[PathBuf]) -> Result<Vec<Migration>> {
     paths.iter().map(|p| load(p)).collect()
 }
 
@@ -185,7 +186,7 @@ pub fn run(args: Args) -> Result<()> {
                 &format!("migration {} rolled back", report.name),
             );
         }
-        Command::Status { sample } => {
+        Command::Status { dir, sample } => {
             let mut client = connect()?;
             let status = Engine::new(&mut client, engine_options(&g, None))
                 .status_sampled(sample.unwrap_or_default())?;
@@ -206,10 +207,13 @@ pub fn run(args: Args) -> Result<()> {
                     status.history.len()
                 ));
                 for h in &status.history {
-                    human.push_str(&format!(
-                        "  {:<40} {:<10} {}\n",
-                        h.name, h.status, h.version_schema
-                    ));
+                    // A baseline has no version schema: it is the schema as tandem found it.
+                    let (state, version_schema) = if h.baseline {
+                        ("baseline", status.schema.as_str())
+                    } else {
+                        (h.status.as_str(), h.version_schema.as_str())
+                    };
+                    human.push_str(&format!("  {:<40} {state:<10} {version_schema}\n", h.name));
                 }
                 human.push_str(&format!(
                     "version schemas present: {}",
@@ -236,7 +240,13 @@ pub fn run(args: Args) -> Result<()> {
                     human.push_str(&format!("\nnext: {a}"));
                 }
             }
-            render::result(json, serde_json::to_value(&status)?, &human);
+            let mut doc = serde_json::to_value(&status)?;
+            if let Some(dir) = &dir {
+                let (compared, text) = crate::workflow::directory(dir, &status.history)?;
+                doc["directory"] = compared;
+                human.push_str(&text);
+            }
+            render::result(json, doc, &human);
         }
         Command::Migrate {
             dir,
@@ -282,7 +292,13 @@ pub fn run(args: Args) -> Result<()> {
                     let latest = status
                         .latest
                         .context("no migration has been applied to this schema")?;
-                    (latest.name, latest.version_schema)
+                    // A baseline's version is the schema itself.
+                    let version_schema = if latest.baseline {
+                        g.schema.clone()
+                    } else {
+                        latest.version_schema
+                    };
+                    (latest.name, version_schema)
                 }
             };
             let out = match what {
@@ -340,6 +356,13 @@ pub fn run(args: Args) -> Result<()> {
                     }
                 ),
             );
+        }
+        Command::Create { name, dir, format } => {
+            crate::workflow::create(&dir, &name, format, json)?
+        }
+        Command::Pull { dir, format } => crate::workflow::pull(&g, &dir, format, json)?,
+        Command::Baseline { name, dir, format } => {
+            crate::workflow::baseline(&g, &name, dir.as_deref(), format, json)?
         }
         Command::JsonSchema => {
             println!(

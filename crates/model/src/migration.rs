@@ -175,6 +175,31 @@ impl Migration {
     }
 }
 
+/// Why `name` cannot be a migration's name (which is also its file name without the
+/// extension), or `None` when it can: letters, digits, `_` and `-`, at most 63 bytes, so that
+/// it is a plain file name on every system and its version schema needs no shortening of the
+/// name itself.
+pub fn invalid_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a migration name must not be empty".into());
+    }
+    if name.len() > 63 {
+        return Some(format!(
+            "{name:?} is {} bytes long; a migration name has at most 63",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Some(format!(
+            "{name:?} holds {c:?}; a migration name is letters, digits, `_` and `-` (it is the file name without its extension)"
+        ));
+    }
+    None
+}
+
 /// The checksum of a migration as the state tables store it (the JSON of
 /// [`Migration::to_file`]); equal to [`Migration::checksum`] of the migration it came from.
 pub fn checksum_of_stored(value: &serde_json::Value) -> String {

@@ -115,7 +115,7 @@ pub struct MigrateReport {
 pub struct Engine<'c> {
     pub client: &'c mut Client,
     pub opts: EngineOptions,
-    state: State,
+    pub(crate) state: State,
 }
 
 impl<'c> Engine<'c> {
@@ -155,7 +155,10 @@ impl<'c> Engine<'c> {
         );
     }
 
-    fn locked<T>(&mut self, f: impl FnOnce(&mut Self, Locked) -> Result<T>) -> Result<T> {
+    pub(crate) fn locked<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, Locked) -> Result<T>,
+    ) -> Result<T> {
         let guard = self.lock()?;
         let result = f(self, guard);
         self.unlock();
@@ -229,6 +232,7 @@ impl<'c> Engine<'c> {
         }
         let plan_json = serde_json::to_value(&plan).expect("plan serializes");
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
+        let checksum = migration.checksum();
         let starting = crate::state::Starting {
             schema: &schema,
             name: &migration.name,
@@ -236,6 +240,7 @@ impl<'c> Engine<'c> {
             parent: history.last().map(|h| h.name.as_str()),
             migration: &file_json,
             plan: &plan_json,
+            checksum: &checksum,
         };
         // The state row commits with the first group of start steps (or alone, with the record
         // of a first step that runs outside a transaction), so that a crash never leaves
@@ -847,15 +852,11 @@ impl<'c> Engine<'c> {
         self.locked(|e, l| {
             let schema = e.opts.schema.clone();
             let history = e.state.history(e.client, &schema)?;
-            for (i, h) in history.iter().enumerate() {
-                if files.get(i).map(|f| &f.name) != Some(&h.name) {
-                    return Err(Error::Other(format!(
-                        "the database's history does not match the directory: migration {} is {:?} in the database but {} in the directory",
-                        i + 1,
-                        h.name,
-                        files.get(i).map_or("missing".to_string(), |f| format!("{:?}", f.name))
-                    )));
-                }
+            // The history after its latest baseline must be the directory's first files, each
+            // unchanged since it was applied.
+            let compared = crate::history::compare(&history, files);
+            if let Some(refusal) = compared.refusal() {
+                return Err(refusal);
             }
             let active = e.state.active(e.client, &schema)?;
             let keep: Vec<String> = history
@@ -870,12 +871,18 @@ impl<'c> Engine<'c> {
                 completed: Vec::new(),
                 active: None,
             };
-            let pending: Vec<&Migration> = files.iter().skip(history.len()).collect();
+            let pending: Vec<&Migration> = compared
+                .pending()
+                .filter_map(|p| files.iter().find(|f| f.name == p.name))
+                .collect();
             let mut todo: Vec<(&Migration, bool)> = Vec::new();
             if let Some(a) = &active {
                 // The active migration is the newest of the history: finish it first, unless it
                 // is the last and was not asked to complete.
-                let m = files.iter().find(|f| f.name == a.name).expect("history matched the files");
+                let m = files
+                    .iter()
+                    .find(|f| f.name == a.name)
+                    .expect("history matched the files");
                 // An interrupted backfill continues through start, and an interrupted start
                 // before it starts over.
                 todo.push((m, matches!(a.status.as_str(), "backfilling" | "starting")));
@@ -885,12 +892,16 @@ impl<'c> Engine<'c> {
             for (i, (m, needs_start)) in todo.into_iter().enumerate() {
                 let last = i + 1 == n;
                 if needs_start {
-                    on_event(&Event::Info { message: format!("starting {}", m.name) });
+                    on_event(&Event::Info {
+                        message: format!("starting {}", m.name),
+                    });
                     e.start_locked(&l, m, on_event)?;
                     report.started.push(m.name.clone());
                 }
                 if !last || complete_last {
-                    on_event(&Event::Info { message: format!("completing {}", m.name) });
+                    on_event(&Event::Info {
+                        message: format!("completing {}", m.name),
+                    });
                     let keep_now: &[String] = if last { &[] } else { &keep };
                     // The same evidence as `complete`, and the same refusal. The version
                     // schema kept for the application that ran when migrate began is left out
@@ -1019,4 +1030,4 @@ fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) 
 }
 
 /// Proof that the runner lock is held.
-struct Locked;
+pub(crate) struct Locked;
