@@ -56,7 +56,7 @@ fn render(m: &Migration, format: Format) -> Result<String> {
 pub fn baseline_placeholder(name: &str, schema: &str, format: Format) -> String {
     match format {
         Format::Json => format!(
-            "{{\n  \"operations\": [\n    {{\n      \"sql\": {{\n        \"up\": \"SELECT 'tandem baseline'\"\n      }}\n    }}\n  ]\n}}\n"
+            "{{\n  \"operations\": [\n    {{\n      \"sql\": {{\n        \"up\": \"SELECT 'tandem baseline {name}'\"\n      }}\n    }}\n  ]\n}}\n"
         ),
         Format::Yaml => format!(
             "# Baseline {name}: the schema {schema:?} as it was when `tandem baseline` recorded it, the\n\
@@ -65,7 +65,7 @@ pub fn baseline_placeholder(name: &str, schema: &str, format: Format) -> String 
              # instance from `pg_dump --schema-only`), then `tandem baseline {name}` of its own.\n\
              operations:\n\
              \x20 - sql:\n\
-             \x20     up: SELECT 'tandem baseline'\n"
+             \x20     up: SELECT 'tandem baseline {name}'\n"
         ),
     }
 }

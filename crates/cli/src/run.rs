@@ -1,6 +1,8 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
-use crate::cli::{Args, BackfillArgs, BenchScenario, Command, EvidenceArgs, Global, LatestWhat};
+use crate::cli::{
+    Args, BackfillArgs, BenchScenario, Command, ConvertFormat, EvidenceArgs, Global, LatestWhat,
+};
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -358,11 +360,13 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
         Command::Create { name, dir, format } => {
-            crate::workflow::create(&dir, &name, format, json)?
+            crate::workflow::create(&dir, &name, format.map(file_format), json)?
         }
-        Command::Pull { dir, format } => crate::workflow::pull(&g, &dir, format, json)?,
+        Command::Pull { dir, format } => {
+            crate::workflow::pull(&g, &dir, file_format(format), json)?
+        }
         Command::Baseline { name, dir, format } => {
-            crate::workflow::baseline(&g, &name, dir.as_deref(), format, json)?
+            crate::workflow::baseline(&g, &name, dir.as_deref(), file_format(format), json)?
         }
         Command::JsonSchema => {
             println!(
@@ -437,6 +441,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn file_format(f: ConvertFormat) -> tandem_model::migration::Format {
+    match f {
+        ConvertFormat::Yaml => tandem_model::migration::Format::Yaml,
+        ConvertFormat::Json => tandem_model::migration::Format::Json,
+    }
 }
 
 fn validate_offline(base: Schema, migrations: &[Migration]) -> Result<Vec<String>> {

@@ -1,7 +1,7 @@
 //! The everyday workflow commands around a migrations directory: `create`, `pull`,
 //! `baseline`, and what `status DIR` adds (the directory's files against the history).
 
-use crate::cli::{ConvertFormat, Global};
+use crate::cli::Global;
 use crate::render;
 use crate::run::{connect_options, engine_options, load_all, migration_files};
 use anyhow::Result;
@@ -12,15 +12,8 @@ use tandem_pg::history::FileState;
 use tandem_pg::state::MigrationRecord;
 use tandem_pg::Engine;
 
-fn format(f: ConvertFormat) -> Format {
-    match f {
-        ConvertFormat::Yaml => Format::Yaml,
-        ConvertFormat::Json => Format::Json,
-    }
-}
-
-pub fn create(dir: &Path, name: &str, f: Option<ConvertFormat>, json: bool) -> Result<()> {
-    let path = crate::create::create(dir, name, f.map(format))?;
+pub fn create(dir: &Path, name: &str, format: Option<Format>, json: bool) -> Result<()> {
+    let path = crate::create::create(dir, name, format)?;
     render::result(
         json,
         json!({"ok": true, "created": path.display().to_string()}),
@@ -33,7 +26,7 @@ pub fn create(dir: &Path, name: &str, f: Option<ConvertFormat>, json: bool) -> R
     Ok(())
 }
 
-pub fn pull(g: &Global, dir: &Path, f: ConvertFormat, json: bool) -> Result<()> {
+pub fn pull(g: &Global, dir: &Path, format: Format, json: bool) -> Result<()> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
     let status = Engine::new(&mut client, engine_options(g, None)).status()?;
     if !status.initialized {
@@ -42,7 +35,7 @@ pub fn pull(g: &Global, dir: &Path, f: ConvertFormat, json: bool) -> Result<()> 
         }
         .into());
     }
-    let pulled = crate::pull::pull(dir, &g.schema, &status.history, format(f))?;
+    let pulled = crate::pull::pull(dir, &g.schema, &status.history, format)?;
     let mut human = format!(
         "{}: wrote {} file(s), {} already there",
         dir.display(),
@@ -60,13 +53,13 @@ pub fn baseline(
     g: &Global,
     name: &str,
     dir: Option<&Path>,
-    f: ConvertFormat,
+    format: Format,
     json: bool,
 ) -> Result<()> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
     let report = Engine::new(&mut client, engine_options(g, None)).baseline(name)?;
     let file = match dir {
-        Some(dir) => crate::pull::write_baseline(dir, name, &g.schema, format(f))?,
+        Some(dir) => crate::pull::write_baseline(dir, name, &g.schema, format)?,
         None => None,
     };
     let mut human = format!(
