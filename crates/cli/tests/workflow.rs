@@ -492,6 +492,8 @@ fn files_of_older_pgroll_releases_apply_as_they_are() {
         - {name: username, type: text}
         - {name: product, type: text}
         - {name: review, type: text, nullable: true}
+        - {name: stars, type: text, nullable: true}
+        - {name: rating, type: text, nullable: true}
   - create_table:
       name: users
       columns:
@@ -502,6 +504,8 @@ fn files_of_older_pgroll_releases_apply_as_they_are() {
         - {name: id, type: serial, pk: true}
         - {name: title, type: text}
         - {name: user_id, type: int, nullable: true}
+        - {name: author_id, type: int, nullable: true}
+        - {name: body, type: text, nullable: true}
       constraints:
         - {name: title_length, type: check, check: length(title) > 3}
 ",
@@ -510,15 +514,15 @@ fn files_of_older_pgroll_releases_apply_as_they_are() {
     ok(&["migrate", d, "--complete", "--sample", "100ms"], &url);
     db.execute(
         "INSERT INTO users DEFAULT VALUES;
-         INSERT INTO reviews (username, product, review) VALUES ('ada', 'apples', NULL);
-         INSERT INTO posts (title, user_id) VALUES ('hello', 1);",
+         INSERT INTO reviews (username, product, review, stars, rating) VALUES ('ada', 'apples', NULL, NULL, '5');
+         INSERT INTO posts (title, user_id, author_id, body) VALUES ('hello', 1, 1, 'some text');",
     );
     let mut names: Vec<String> = std::fs::read_dir(&legacy)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
         .collect();
     names.sort();
-    assert!(names.len() >= 8, "{names:?}");
+    assert!(names.len() >= 13, "{names:?}");
     // One file at a time, as a team adds them: `migrate` keeps the version schema of the
     // application it found running, which a set_not_null would otherwise have to change.
     for name in &names {
@@ -540,7 +544,8 @@ fn files_of_older_pgroll_releases_apply_as_they_are() {
     let constraints: Vec<(String, String)> = c
         .query(
             "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint
-             WHERE conrelid IN ('posts'::regclass, 'reviews'::regclass) AND contype <> 'p' ORDER BY 1",
+             WHERE conrelid IN ('posts'::regclass, 'reviews'::regclass, 'orders'::regclass)
+               AND contype <> 'p' ORDER BY 1",
             &[],
         )
         .unwrap()
@@ -585,6 +590,33 @@ fn files_of_older_pgroll_releases_apply_as_they_are() {
         .unwrap()
         .get(0);
     assert_eq!(nullable, "NO");
+    // alter_column with not_null: true.
+    let (stars, nullable): (String, String) = c
+        .query_one(
+            "SELECT r.stars, c.is_nullable::text FROM reviews r, information_schema.columns c
+             WHERE c.table_schema = 'public' AND c.table_name = 'reviews' AND c.column_name = 'stars'",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((stars.as_str(), nullable.as_str()), ("0", "NO"));
+    // change_type: the column is an integer, its value converted by `up`.
+    let rating: i32 = c
+        .query_one("SELECT rating FROM reviews", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rating, 5);
+    // set_check_constraint and set_foreign_key, and a foreign key without a name, named as
+    // PostgreSQL names them.
+    assert_eq!(def("posts_body_check"), "CHECK ((length(body) < 1000))");
+    assert_eq!(
+        def("posts_author_id_fkey"),
+        "FOREIGN KEY (author_id) REFERENCES users(id)"
+    );
+    assert_eq!(
+        def("orders_user_id_fkey"),
+        "FOREIGN KEY (user_id) REFERENCES users(id)"
+    );
     // set_replica_identity as first released.
     let identity: i8 = c
         .query_one(

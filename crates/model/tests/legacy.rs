@@ -24,6 +24,8 @@ fn base() -> Schema {
         - {name: username, type: text}
         - {name: product, type: text}
         - {name: review, type: text, nullable: true}
+        - {name: stars, type: text, nullable: true}
+        - {name: rating, type: text, nullable: true}
   - create_table:
       name: users
       columns:
@@ -34,6 +36,8 @@ fn base() -> Schema {
         - {name: id, type: serial, pk: true}
         - {name: title, type: text}
         - {name: user_id, type: int, nullable: true}
+        - {name: author_id, type: int, nullable: true}
+        - {name: body, type: text, nullable: true}
       constraints:
         - {name: title_length, type: check, check: length(title) > 3}
 ",
@@ -103,6 +107,81 @@ fn set_not_null_is_alter_column_nullable_false() {
       column: review
       nullable: false
       up: (SELECT CASE WHEN review IS NULL THEN product || ' is good' ELSE review END)
+",
+    );
+}
+
+#[test]
+fn alter_column_not_null_is_nullable_false() {
+    reads_as(
+        "17_alter_column_not_null.json",
+        "operations:
+  - alter_column:
+      table: reviews
+      column: stars
+      nullable: false
+      up: (SELECT CASE WHEN stars IS NULL THEN '0' ELSE stars END)
+      down: stars
+",
+    );
+}
+
+#[test]
+fn change_type_is_alter_column_type() {
+    reads_as(
+        "18_change_type.json",
+        "operations:
+  - alter_column:
+      table: reviews
+      column: rating
+      type: integer
+      up: CAST(rating AS integer)
+      down: CAST(rating AS text)
+",
+    );
+}
+
+#[test]
+fn a_foreign_key_without_a_name_gets_postgres_name() {
+    reads_as(
+        "19_create_table_unnamed_references.json",
+        "operations:
+  - create_table:
+      name: orders
+      columns:
+        - {name: id, type: serial, pk: true}
+        - {name: user_id, type: integer, references: {name: orders_user_id_fkey, table: users, column: id}}
+        - {name: quantity, type: int}
+",
+    );
+}
+
+#[test]
+fn set_check_constraint_is_alter_column_check() {
+    reads_as(
+        "24_set_check_constraint.json",
+        "operations:
+  - alter_column:
+      table: posts
+      column: body
+      check: {name: posts_body_check, constraint: length(body) < 1000}
+      up: (SELECT CASE WHEN length(body) >= 1000 THEN left(body, 999) ELSE body END)
+      down: body
+",
+    );
+}
+
+#[test]
+fn set_foreign_key_is_alter_column_references() {
+    reads_as(
+        "25_set_foreign_key.json",
+        "operations:
+  - alter_column:
+      table: posts
+      column: author_id
+      references: {name: posts_author_id_fkey, table: users, column: id}
+      up: (SELECT CASE WHEN EXISTS (SELECT 1 FROM users WHERE users.id = author_id) THEN author_id ELSE NULL END)
+      down: author_id
 ",
     );
 }
@@ -207,6 +286,29 @@ fn a_wrong_index_column_still_names_the_field() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("unknown field `colum`"), "{e}");
+    // Both spellings of nullability at once are refused, naming the operation.
+    let e = Migration::parse(
+        "operations:\n  - alter_column: {table: posts, column: title, nullable: false, not_null: true}\n",
+        Format::Yaml,
+        "x.yaml",
+        "x",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("operations[0].alter_column") && e.contains("not both"),
+        "{e}"
+    );
+    // A today's foreign key in alter_column still needs its table.
+    let e = Migration::parse(
+        "operations:\n  - alter_column: {table: posts, column: user_id, references: {name: f, column: id}}\n",
+        Format::Yaml,
+        "x.yaml",
+        "x",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("references.table: missing field"), "{e}");
 }
 
 /// The checksum ignores layout and format but not content.

@@ -5,8 +5,11 @@ use super::common::{CheckConstraint, ForeignKeyReference, Nullable, UniqueConstr
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// Read through `legacy::AlterColumnOnDisk`, which also takes the older `not_null`, a bare check
+// expression and an unnamed foreign key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "super::legacy::AlterColumnOnDisk")]
+#[schemars(deny_unknown_fields)]
 pub struct AlterColumn {
     pub table: String,
     pub column: String,
@@ -17,12 +20,7 @@ pub struct AlterColumn {
     pub data_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nullable: Option<bool>,
-    // Also read as a bare expression, as older pgroll wrote it.
-    #[serde(
-        default,
-        deserialize_with = "super::legacy::check_or_expression",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckConstraint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<UniqueConstraint>,

@@ -23,7 +23,12 @@ pub struct ColumnDef {
     pub default: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckConstraint>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Also read without a name, as the first pgroll releases wrote it (`legacy`).
+    #[serde(
+        default,
+        deserialize_with = "super::legacy::references_maybe_unnamed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub references: Option<ForeignKeyReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,

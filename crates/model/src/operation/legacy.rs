@@ -7,19 +7,27 @@
 //! - `create_index.columns` as a list of names (`[name, email]`, before pgroll 0.10) or as a map
 //!   of name to settings (`{name: {}, email: {sort: DESC}}`, until the list of `{column: ...}`
 //!   maps): the list of index elements, in the order written.
-//! - `set_not_null: {table, column, up, down}` (the first releases): `alter_column` with
-//!   `nullable: false`.
+//! - The column operations of the first releases, before `alter_column` took them in (pgroll
+//!   PRs #91–#93): `change_type`, `set_not_null`, `set_check_constraint` and `set_foreign_key`,
+//!   each `{table, column, ..., up, down}`: `alter_column` with `type`, `nullable: false`,
+//!   `check` or `references`.
 //! - `set_unique: {name, table, columns}` (the first releases): `create_constraint` of type
 //!   `unique`.
-//! - `alter_column.check` as a bare expression (`check: length(title) > 3`, before it took
+//! - `alter_column.not_null: true` (between PRs #93 and #181): `nullable: false`.
+//! - A check as a bare expression (`check: length(title) > 3`, before it took
 //!   `{name, constraint}`): a check named as PostgreSQL names one, `<table>_<column>_check`.
+//! - A foreign key without `name` (the first releases): named as PostgreSQL names one,
+//!   `<table>_<column>_fkey`.
 //! - `drop_constraint.column` (until pgroll inferred it from the constraint): accepted and
 //!   ignored, since the constraint's name says which column it covers.
 //! - `on_delete`/`on_update` in lower case (`cascade`, `set null`), as releases that pasted the
 //!   value into SQL took it.
 //! - A top-level `$schema` (the JSON Schema URL pgroll writes into its files): ignored.
 
-use super::common::{CheckConstraint, IndexField, NullsOrder, OpClass, SortOrder};
+use super::common::{
+    CheckConstraint, ColumnDef, FkAction, ForeignKeyReference, IndexField, MatchType, Nullable,
+    NullsOrder, OpClass, SortOrder, UniqueConstraint,
+};
 use super::{
     AddColumn, AlterColumn, CreateConstraint, CreateConstraintType, CreateIndex, CreateTable,
     DropColumn, DropConstraint, DropIndex, DropMultiColumnConstraint, DropTable, Operation, RawSql,
@@ -52,6 +60,79 @@ pub(crate) enum OperationOnDisk {
     Sql(RawSql),
     SetNotNull(SetNotNull),
     SetUnique(SetUnique),
+    ChangeType(ChangeType),
+    SetCheckConstraint(SetCheckConstraint),
+    SetForeignKey(SetForeignKey),
+}
+
+/// `change_type`, the first releases' way to change a column's type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeType {
+    table: String,
+    column: String,
+    #[serde(rename = "type")]
+    data_type: String,
+    #[serde(default)]
+    up: String,
+    #[serde(default)]
+    down: String,
+}
+
+/// `set_check_constraint`, the first releases' way to add a check, as a bare expression.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetCheckConstraint {
+    table: String,
+    column: String,
+    check: String,
+    #[serde(default)]
+    up: String,
+    #[serde(default)]
+    down: String,
+}
+
+/// `set_foreign_key`, the first releases' way to add a foreign key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetForeignKey {
+    table: String,
+    column: String,
+    references: ForeignKeyOnDisk,
+    #[serde(default)]
+    up: String,
+    #[serde(default)]
+    down: String,
+}
+
+/// An `alter_column` that changes nothing yet, for the older operations to fill in.
+fn alter(table: String, column: String, up: String, down: String) -> AlterColumn {
+    AlterColumn {
+        table,
+        column,
+        name: None,
+        data_type: None,
+        nullable: None,
+        check: None,
+        unique: None,
+        references: None,
+        default: Nullable::Absent,
+        comment: Nullable::Absent,
+        up,
+        down,
+    }
+}
+
+/// PostgreSQL's own name for a check or foreign key of one column: `<table>_<column>_<suffix>`.
+fn default_name(table: &str, column: &str, suffix: &str) -> String {
+    format!("{table}_{column}_{suffix}")
+}
+
+/// Names a column's foreign key written without a name.
+fn name_references(table: &str, column: &mut ColumnDef) {
+    if let Some(r) = column.references.as_mut().filter(|r| r.name.is_empty()) {
+        r.name = default_name(table, &column.name, "fkey");
+    }
 }
 
 /// `set_not_null`, the first releases' way to make a column NOT NULL.
@@ -78,19 +159,21 @@ pub(crate) struct SetUnique {
 impl From<OperationOnDisk> for Operation {
     fn from(op: OperationOnDisk) -> Operation {
         match op {
-            OperationOnDisk::CreateTable(o) => Operation::CreateTable(o),
+            OperationOnDisk::CreateTable(mut o) => {
+                for c in &mut o.columns {
+                    name_references(&o.name, c);
+                }
+                Operation::CreateTable(o)
+            }
             OperationOnDisk::DropTable(o) => Operation::DropTable(o),
             OperationOnDisk::RenameTable(o) => Operation::RenameTable(o),
-            OperationOnDisk::AddColumn(o) => Operation::AddColumn(o),
+            OperationOnDisk::AddColumn(mut o) => {
+                name_references(&o.table, &mut o.column);
+                Operation::AddColumn(o)
+            }
             OperationOnDisk::DropColumn(o) => Operation::DropColumn(o),
             OperationOnDisk::RenameColumn(o) => Operation::RenameColumn(o),
-            OperationOnDisk::AlterColumn(mut o) => {
-                // A check written as a bare expression gets the name PostgreSQL would give it.
-                if let Some(check) = o.check.as_mut().filter(|c| c.name.is_empty()) {
-                    check.name = format!("{}_{}_check", o.table, o.column);
-                }
-                Operation::AlterColumn(o)
-            }
+            OperationOnDisk::AlterColumn(o) => Operation::AlterColumn(o),
             OperationOnDisk::CreateIndex(o) => Operation::CreateIndex(o),
             OperationOnDisk::DropIndex(o) => Operation::DropIndex(o),
             OperationOnDisk::CreateConstraint(o) => Operation::CreateConstraint(o),
@@ -102,19 +185,31 @@ impl From<OperationOnDisk> for Operation {
             OperationOnDisk::SetReplicaIdentity(o) => Operation::SetReplicaIdentity(o),
             OperationOnDisk::Sql(o) => Operation::Sql(o),
             OperationOnDisk::SetNotNull(o) => Operation::AlterColumn(AlterColumn {
-                table: o.table,
-                column: o.column,
-                name: None,
-                data_type: None,
                 nullable: Some(false),
-                check: None,
-                unique: None,
-                references: None,
-                default: Default::default(),
-                comment: Default::default(),
-                up: o.up,
-                down: o.down,
+                ..alter(o.table, o.column, o.up, o.down)
             }),
+            OperationOnDisk::ChangeType(o) => Operation::AlterColumn(AlterColumn {
+                data_type: Some(o.data_type),
+                ..alter(o.table, o.column, o.up, o.down)
+            }),
+            OperationOnDisk::SetCheckConstraint(o) => Operation::AlterColumn(AlterColumn {
+                check: Some(CheckConstraint {
+                    name: default_name(&o.table, &o.column, "check"),
+                    constraint: o.check,
+                    no_inherit: false,
+                }),
+                ..alter(o.table, o.column, o.up, o.down)
+            }),
+            OperationOnDisk::SetForeignKey(o) => {
+                let mut references = ForeignKeyReference::from(o.references);
+                if references.name.is_empty() {
+                    references.name = default_name(&o.table, &o.column, "fkey");
+                }
+                Operation::AlterColumn(AlterColumn {
+                    references: Some(references),
+                    ..alter(o.table, o.column, o.up, o.down)
+                })
+            }
             OperationOnDisk::SetUnique(o) => Operation::CreateConstraint(CreateConstraint {
                 table: o.table,
                 name: o.name,
@@ -129,6 +224,119 @@ impl From<OperationOnDisk> for Operation {
             }),
         }
     }
+}
+
+/// `alter_column` as read: today's fields, and the older `not_null`, bare check expression
+/// and unnamed foreign key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "AlterColumn")]
+pub(crate) struct AlterColumnOnDisk {
+    table: String,
+    column: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "type", default)]
+    data_type: Option<String>,
+    #[serde(default)]
+    nullable: Option<bool>,
+    /// The inverse of `nullable`, as pgroll spelled it for a month of 2023.
+    #[serde(default)]
+    not_null: Option<bool>,
+    #[serde(default, deserialize_with = "check_or_expression")]
+    check: Option<CheckConstraint>,
+    #[serde(default)]
+    unique: Option<UniqueConstraint>,
+    #[serde(default)]
+    references: Option<ForeignKeyOnDisk>,
+    #[serde(default)]
+    default: Nullable<String>,
+    #[serde(default)]
+    comment: Nullable<String>,
+    #[serde(default)]
+    up: String,
+    #[serde(default)]
+    down: String,
+}
+
+impl TryFrom<AlterColumnOnDisk> for AlterColumn {
+    type Error = String;
+    fn try_from(o: AlterColumnOnDisk) -> Result<AlterColumn, String> {
+        let nullable = match (o.nullable, o.not_null) {
+            (Some(_), Some(_)) => {
+                return Err("give `nullable`, or the older `not_null`, not both".into())
+            }
+            (nullable, not_null) => nullable.or(not_null.map(|n| !n)),
+        };
+        let mut check = o.check;
+        if let Some(c) = check.as_mut().filter(|c| c.name.is_empty()) {
+            c.name = default_name(&o.table, &o.column, "check");
+        }
+        let references = o.references.map(|r| {
+            let mut r = ForeignKeyReference::from(r);
+            if r.name.is_empty() {
+                r.name = default_name(&o.table, &o.column, "fkey");
+            }
+            r
+        });
+        Ok(AlterColumn {
+            table: o.table,
+            column: o.column,
+            name: o.name,
+            data_type: o.data_type,
+            nullable,
+            check,
+            unique: o.unique,
+            references,
+            default: o.default,
+            comment: o.comment,
+            up: o.up,
+            down: o.down,
+        })
+    }
+}
+
+/// A column-level foreign key as read: its `name` may be missing, as the first releases wrote
+/// it; whoever knows the table and column names it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "ForeignKeyReference")]
+pub(crate) struct ForeignKeyOnDisk {
+    #[serde(default)]
+    name: String,
+    table: String,
+    column: String,
+    #[serde(default)]
+    match_type: MatchType,
+    #[serde(default)]
+    on_delete: FkAction,
+    #[serde(default)]
+    on_update: FkAction,
+    #[serde(default)]
+    deferrable: bool,
+    #[serde(default)]
+    initially_deferred: bool,
+}
+
+impl From<ForeignKeyOnDisk> for ForeignKeyReference {
+    fn from(o: ForeignKeyOnDisk) -> ForeignKeyReference {
+        ForeignKeyReference {
+            name: o.name,
+            table: o.table,
+            column: o.column,
+            match_type: o.match_type,
+            on_delete: o.on_delete,
+            on_update: o.on_update,
+            deferrable: o.deferrable,
+            initially_deferred: o.initially_deferred,
+        }
+    }
+}
+
+/// `references` of a column definition: the name may be missing (see [`ForeignKeyOnDisk`]);
+/// [`Operation::from`] names it once the table is known.
+pub(crate) fn references_maybe_unnamed<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ForeignKeyReference>, D::Error> {
+    Ok(Option::<ForeignKeyOnDisk>::deserialize(d)?.map(ForeignKeyReference::from))
 }
 
 /// `drop_constraint` as read: today's fields, and the `column` older releases required.
@@ -241,7 +449,7 @@ pub(crate) fn index_columns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Index
 }
 
 /// `alter_column.check`: `{name, constraint}`, or (older) the bare expression, whose name
-/// [`Operation::from`] fills in once the table and column are known.
+/// `AlterColumn::try_from` fills in from the table and column.
 pub(crate) fn check_or_expression<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<CheckConstraint>, D::Error> {
