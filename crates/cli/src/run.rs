@@ -501,6 +501,12 @@ fn validate_live(
         Ok(s) => s.history,
         Err(_) => Vec::new(),
     };
+    // An applied file edited since is refused as `migrate` would refuse it (a history that
+    // does not match is left to `migrate` and `status DIR` to explain).
+    let compared = tandem_pg::history::compare(&history, migrations);
+    if let Some(edited @ tandem_pg::Error::AppliedFileEdited { .. }) = compared.refusal() {
+        return Err(edited.into());
+    }
     let applied: Vec<String> = history.iter().map(|h| h.name.clone()).collect();
     let ours: Vec<String> = history.into_iter().map(|h| h.version_schema).collect();
     let physical = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;

@@ -212,6 +212,14 @@ fn migrate_refuses_an_applied_file_edited_since_naming_it() {
         2,
         "03_email must not have started"
     );
+    // validate against the database says so before a deploy does.
+    let o = tandem(&["validate", d], Some(&url));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("01_users.yaml: migration \"01_users\" was already applied"),
+        "{}",
+        stderr(&o)
+    );
     // status DIR says so too, and lists the pending file.
     let st = ok(&["status", d], &url);
     assert!(
