@@ -98,8 +98,10 @@ pub enum Command {
     },
     /// Roll back the active migration.
     Rollback,
-    /// Show the active migration, the history, the version schemas and the evidence that the old version still runs.
+    /// Show the active migration, the history, the version schemas and the evidence that the old version still runs; with DIR, also which of its files are applied, pending or edited since.
     Status {
+        /// A directory of migration files to hold against the history.
+        dir: Option<PathBuf>,
         /// How long to watch for sessions on the old version schemas; without it, one sample.
         #[arg(long, value_parser = parse_duration)]
         sample: Option<std::time::Duration>,
@@ -129,6 +131,34 @@ pub enum Command {
         backfill: BackfillArgs,
         #[command(flatten)]
         evidence: EvidenceArgs,
+    },
+    /// Write a new migration file skeleton, numbered after the directory's last file.
+    Create {
+        /// The migration's name: letters, digits, `_` and `-`.
+        #[arg(value_parser = parse_migration_name)]
+        name: String,
+        /// The migrations directory (created if missing).
+        #[arg(long, default_value = "migrations")]
+        dir: PathBuf,
+        /// File format (default: that of the directory's last file, else YAML).
+        #[arg(long, value_enum)]
+        format: Option<ConvertFormat>,
+    },
+    /// Write the applied history back as migration files into DIR, for the migrations it does not have.
+    Pull {
+        dir: PathBuf,
+        /// File format of the files written.
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: ConvertFormat,
+    },
+    /// Record the current schema as the starting point of the history, for a database that existed before tandem; with DIR, also write the baseline's placeholder file there.
+    Baseline {
+        #[arg(value_parser = parse_migration_name)]
+        name: String,
+        dir: Option<PathBuf>,
+        /// File format of the placeholder file.
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: ConvertFormat,
     },
     /// Print the latest version schema, migration name, a URL selecting the latest version, or the PgBouncer `[databases]` line of a pool on it.
     Latest {
@@ -225,6 +255,14 @@ pub enum BenchScenario {
     Traffic,
     /// 4: backfill rows/s across the table sizes.
     Scaling,
+}
+
+/// A migration name, as `tandem_model::migration::invalid_name` accepts it.
+pub fn parse_migration_name(s: &str) -> Result<String, String> {
+    match tandem_model::migration::invalid_name(s) {
+        Some(why) => Err(why),
+        None => Ok(s.to_string()),
+    }
 }
 
 /// `100k`, `1M`, `5000000`: a number of rows.

@@ -4,13 +4,16 @@
 mod bench;
 mod cli;
 mod convert;
+mod create;
 mod demo;
 mod lint;
 mod monitor_view;
 mod pgbouncer;
+mod pull;
 mod render;
 mod run;
 mod trace;
+mod workflow;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,8 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
 use crate::cli::{
-    Args, BackfillArgs, BenchScenario, CheckArgs, Command, EvidenceArgs, Global, LatestWhat,
+    Args, BackfillArgs, BenchScenario, CheckArgs, Command, ConvertFormat, EvidenceArgs, Global,
+    LatestWhat,
 };
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
@@ -28,7 +29,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             | tandem_pg::Error::Plan(_)
             | tandem_pg::Error::UpFailsOnRow(_)
             | tandem_pg::Error::BackfillFiresTriggers { .. } => exit::INVALID,
-            tandem_pg::Error::FileChanged { .. } => exit::FILE_CHANGED,
+            tandem_pg::Error::FileChanged { .. } | tandem_pg::Error::AppliedFileEdited { .. } => {
+                exit::FILE_CHANGED
+            }
             tandem_pg::Error::StillBackfilling { .. } => exit::STILL_BACKFILLING,
             tandem_pg::Error::HistoryMismatch { .. } => exit::HISTORY_MISMATCH,
             tandem_pg::Error::WrongStatus { .. }
@@ -69,7 +72,7 @@ pub fn connect_options(g: &Global) -> ConnectOptions {
     }
 }
 
-fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions {
+pub(crate) fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> EngineOptions {
     EngineOptions {
         schema: g.schema.clone(),
         state_schema: g.state_schema.clone(),
@@ -115,7 +118,7 @@ pub fn migration_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_all(paths: &[PathBuf]) -> Result<Vec<Migration>> {
+pub(crate) fn load_all(paths: &[PathBuf]) -> Result<Vec<Migration>> {
     paths.iter().map(|p| load(p)).collect()
 }
 
@@ -195,7 +198,7 @@ pub fn run(args: Args) -> Result<()> {
                 &format!("migration {} rolled back", report.name),
             );
         }
-        Command::Status { sample } => {
+        Command::Status { dir, sample } => {
             let mut client = connect()?;
             let status = Engine::new(&mut client, engine_options(&g, None))
                 .status_sampled(sample.unwrap_or_default())?;
@@ -216,10 +219,13 @@ pub fn run(args: Args) -> Result<()> {
                     status.history.len()
                 ));
                 for h in &status.history {
-                    human.push_str(&format!(
-                        "  {:<40} {:<10} {}\n",
-                        h.name, h.status, h.version_schema
-                    ));
+                    // A baseline has no version schema: it is the schema as tandem found it.
+                    let (state, version_schema) = if h.baseline {
+                        ("baseline", status.schema.as_str())
+                    } else {
+                        (h.status.as_str(), h.version_schema.as_str())
+                    };
+                    human.push_str(&format!("  {:<40} {state:<10} {version_schema}\n", h.name));
                 }
                 human.push_str(&format!(
                     "version schemas present: {}",
@@ -246,7 +252,13 @@ pub fn run(args: Args) -> Result<()> {
                     human.push_str(&format!("\nnext: {a}"));
                 }
             }
-            render::result(json, serde_json::to_value(&status)?, &human);
+            let mut doc = serde_json::to_value(&status)?;
+            if let Some(dir) = &dir {
+                let (compared, text) = crate::workflow::directory(dir, &status.history)?;
+                doc["directory"] = compared;
+                human.push_str(&text);
+            }
+            render::result(json, doc, &human);
         }
         Command::Migrate {
             dir,
@@ -300,7 +312,13 @@ pub fn run(args: Args) -> Result<()> {
                     let latest = status
                         .latest
                         .context("no migration has been applied to this schema")?;
-                    (latest.name, latest.version_schema)
+                    // A baseline's version is the schema itself.
+                    let version_schema = if latest.baseline {
+                        g.schema.clone()
+                    } else {
+                        latest.version_schema
+                    };
+                    (latest.name, version_schema)
                 }
             };
             let mut notes = Vec::new();
@@ -390,6 +408,15 @@ pub fn run(args: Args) -> Result<()> {
                 human.trim_end(),
             );
         }
+        Command::Create { name, dir, format } => {
+            crate::workflow::create(&dir, &name, format.map(file_format), json)?
+        }
+        Command::Pull { dir, format } => {
+            crate::workflow::pull(&g, &dir, file_format(format), json)?
+        }
+        Command::Baseline { name, dir, format } => {
+            crate::workflow::baseline(&g, &name, dir.as_deref(), file_format(format), json)?
+        }
         Command::JsonSchema => {
             println!(
                 "{}",
@@ -463,6 +490,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn file_format(f: ConvertFormat) -> tandem_model::migration::Format {
+    match f {
+        ConvertFormat::Yaml => tandem_model::migration::Format::Yaml,
+        ConvertFormat::Json => tandem_model::migration::Format::Json,
+    }
 }
 
 /// A migration file and its plan.
@@ -571,6 +605,12 @@ fn plan_live(g: &Global, migrations: &[Migration], accept_triggers: bool) -> Res
         Ok(s) => s.history,
         Err(_) => Vec::new(),
     };
+    // An applied file edited since is refused as `migrate` would refuse it (a history that
+    // does not match is left to `migrate` and `status DIR` to explain).
+    let compared = tandem_pg::history::compare(&history, migrations);
+    if let Some(edited @ tandem_pg::Error::AppliedFileEdited { .. }) = compared.refusal() {
+        return Err(edited.into());
+    }
     let applied: Vec<String> = history.iter().map(|h| h.name.clone()).collect();
     let ours: Vec<String> = history.into_iter().map(|h| h.version_schema).collect();
     let mut schema = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;

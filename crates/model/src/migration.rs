@@ -27,6 +27,21 @@ pub struct MigrationFile {
     pub operations: Vec<Operation>,
 }
 
+/// The file as read: [`MigrationFile`] plus the `$schema` pgroll writes into its files (the
+/// URL of its JSON Schema), which says nothing about the migration and is dropped.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename = "MigrationFile")]
+struct FileOnDisk {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    version_schema: Option<String>,
+    #[serde(with = "serde_yaml::with::singleton_map_recursive")]
+    operations: Vec<Operation>,
+    #[serde(default, rename = "$schema")]
+    _json_schema: Option<serde::de::IgnoredAny>,
+}
+
 /// A migration ready to validate and plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Migration {
@@ -79,7 +94,7 @@ impl Migration {
         file: &str,
         name: &str,
     ) -> Result<Migration, LoadError> {
-        let parsed: MigrationFile = match format {
+        let parsed: FileOnDisk = match format {
             Format::Json => {
                 let mut de = serde_json::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -141,6 +156,15 @@ impl Migration {
         })
     }
 
+    /// What the history's checksum is taken of: the SHA-256, in hex, of the migration as
+    /// tandem reads it ([`Migration::to_file`]), as compact JSON with the keys of every object
+    /// sorted. So layout, comments, key order, JSON against YAML and the older spellings of
+    /// the format change nothing; any change to what the migration does changes it.
+    pub fn checksum(&self) -> String {
+        let value = serde_json::to_value(self.to_file()).expect("migration serializes");
+        checksum_of_stored(&value)
+    }
+
     /// The file content to store in the state tables: the canonical JSON of the operations.
     pub fn to_file(&self) -> MigrationFile {
         MigrationFile {
@@ -148,6 +172,74 @@ impl Migration {
             version_schema: self.version_schema.clone(),
             operations: self.operations.clone(),
         }
+    }
+}
+
+/// Why `name` cannot be a migration's name (which is also its file name without the
+/// extension), or `None` when it can: letters, digits, `_` and `-`, at most 63 bytes, so that
+/// it is a plain file name on every system and its version schema needs no shortening of the
+/// name itself.
+pub fn invalid_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a migration name must not be empty".into());
+    }
+    if name.len() > 63 {
+        return Some(format!(
+            "{name:?} is {} bytes long; a migration name has at most 63",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Some(format!(
+            "{name:?} holds {c:?}; a migration name is letters, digits, `_` and `-` (it is the file name without its extension)"
+        ));
+    }
+    None
+}
+
+/// The checksum of a migration as the state tables store it (the JSON of
+/// [`Migration::to_file`]); equal to [`Migration::checksum`] of the migration it came from.
+pub fn checksum_of_stored(value: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut text = String::new();
+    canonical_json(value, &mut text);
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compact JSON with object keys sorted, so that jsonb's own key order (PostgreSQL sorts
+/// them) and serde's field order give the same text.
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 

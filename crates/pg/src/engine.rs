@@ -118,7 +118,7 @@ pub struct MigrateReport {
 pub struct Engine<'c> {
     pub client: &'c mut Client,
     pub opts: EngineOptions,
-    state: State,
+    pub(crate) state: State,
 }
 
 impl<'c> Engine<'c> {
@@ -158,7 +158,10 @@ impl<'c> Engine<'c> {
         );
     }
 
-    fn locked<T>(&mut self, f: impl FnOnce(&mut Self, Locked) -> Result<T>) -> Result<T> {
+    pub(crate) fn locked<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, Locked) -> Result<T>,
+    ) -> Result<T> {
         let guard = self.lock()?;
         let result = f(self, guard);
         self.unlock();
@@ -235,6 +238,7 @@ impl<'c> Engine<'c> {
         }
         let plan_json = serde_json::to_value(&plan).expect("plan serializes");
         let file_json = serde_json::to_value(migration.to_file()).expect("migration serializes");
+        let checksum = migration.checksum();
         let starting = crate::state::Starting {
             schema: &schema,
             name: &migration.name,
@@ -242,6 +246,7 @@ impl<'c> Engine<'c> {
             parent: history.last().map(|h| h.name.as_str()),
             migration: &file_json,
             plan: &plan_json,
+            checksum: &checksum,
         };
         // The state row commits with the first group of start steps (or alone, with the record
         // of a first step that runs outside a transaction), so that a crash never leaves
@@ -858,14 +863,11 @@ impl<'c> Engine<'c> {
         self.locked(|e, l| {
             let schema = e.opts.schema.clone();
             let history = e.state.history(e.client, &schema)?;
-            for (i, h) in history.iter().enumerate() {
-                if files.get(i).map(|f| &f.name) != Some(&h.name) {
-                    return Err(Error::HistoryMismatch {
-                        position: i + 1,
-                        database: h.name.clone(),
-                        directory: files.get(i).map(|f| f.name.clone()),
-                    });
-                }
+            // The history after its latest baseline must be the directory's first files, each
+            // unchanged since it was applied.
+            let compared = crate::history::compare(&history, files);
+            if let Some(refusal) = compared.refusal() {
+                return Err(refusal);
             }
             let active = e.state.active(e.client, &schema)?;
             let keep: Vec<String> = history
@@ -880,7 +882,10 @@ impl<'c> Engine<'c> {
                 completed: Vec::new(),
                 active: None,
             };
-            let pending: Vec<&Migration> = files.iter().skip(history.len()).collect();
+            let pending: Vec<&Migration> = compared
+                .pending()
+                .filter_map(|p| files.iter().find(|f| f.name == p.name))
+                .collect();
             let mut todo: Vec<(&Migration, bool)> = Vec::new();
             if let Some(a) = &active {
                 // The active migration is the newest of the history: finish it first, unless it
@@ -1042,7 +1047,7 @@ fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) 
 }
 
 /// Proof that the runner lock is held.
-struct Locked;
+pub(crate) struct Locked;
 
 /// Says which of the user's triggers the backfill fires, when the user accepted them.
 fn announce_firing(firing: &[Firing], on_event: OnEvent<'_>) {

@@ -72,6 +72,10 @@ pub enum Error {
         found: String,
         wanted: MigrationStatus,
     },
+    /// A file of the directory was changed since its migration was applied: its checksum is
+    /// not the history's.
+    #[error("{file}: migration {name:?} was already applied, and the file was edited since (its checksum differs from the one recorded when it started); restore the file as it was applied (`tandem pull DIR` writes the applied history), and put the change in a new migration (`tandem create NAME`)")]
+    AppliedFileEdited { file: String, name: String },
     #[error("migration {name:?} was already applied to schema {schema:?}")]
     AlreadyApplied { schema: String, name: String },
     #[error("{what}: still blocked by other sessions after {attempts} attempts; the lock it needs ({lock}) is held by: {holders}")]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod evidence;
 pub mod grants;
+pub mod history;
 pub mod introspect;
 pub mod live;
 pub mod locks;

@@ -10,7 +10,7 @@ use tandem_model::{quote_ident, quote_literal};
 use tandem_plan::Phase;
 
 /// The newest layout of the state tables this tandem knows.
-pub const STATE_VERSION: i32 = 5;
+pub const STATE_VERSION: i32 = 6;
 
 /// Each entry upgrades the state tables from the previous version; entry `i` produces `i + 1`.
 /// `{s}` stands for the quoted state schema.
@@ -89,6 +89,13 @@ ALTER TABLE {s}.backfills ADD COLUMN IF NOT EXISTS yield_since timestamptz;
 ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS start_steps int[];
 ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS complete_steps int[] NOT NULL DEFAULT '{}';
 ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS rollback_steps int[] NOT NULL DEFAULT '{}';
+", "
+-- The checksum of the migration as started (`Migration::checksum`), so that `migrate` refuses a
+-- file edited since it was applied. NULL for rows recorded before: their checksum is then
+-- taken of the stored `migration`, which is the same content. `baseline` marks the row
+-- `tandem baseline` records: the schema as it stood when tandem took over, with no operations.
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS checksum text;
+ALTER TABLE {s}.migrations ADD COLUMN IF NOT EXISTS baseline boolean NOT NULL DEFAULT false;
 "];
 
 /// Where a backfill is: a row of `backfills`, saved in the transaction of each batch.
@@ -162,6 +169,24 @@ pub struct MigrationRecord {
     /// Indexes of the plan's rollback steps that committed.
     #[serde(skip)]
     pub rollback_steps: Vec<usize>,
+    /// The checksum recorded at start; `None` for rows recorded before checksums were
+    /// (see [`MigrationRecord::checksum`]).
+    #[serde(skip)]
+    pub stored_checksum: Option<String>,
+    /// A baseline recorded by `tandem baseline`: the starting point of the history, with no
+    /// operations and no version schema.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
+}
+
+impl MigrationRecord {
+    /// The checksum of the migration as it was applied: the recorded one, or for a row
+    /// recorded before checksums, the checksum of the stored content.
+    pub fn checksum(&self) -> String {
+        self.stored_checksum
+            .clone()
+            .unwrap_or_else(|| tandem_model::migration::checksum_of_stored(&self.migration))
+    }
 }
 
 /// The column of `migrations` that records the steps of a phase that have run.
@@ -185,6 +210,18 @@ pub struct Starting<'a> {
     pub parent: Option<&'a str>,
     pub migration: &'a serde_json::Value,
     pub plan: &'a serde_json::Value,
+    /// `Migration::checksum` of the file.
+    pub checksum: &'a str,
+}
+
+/// The row `tandem baseline` records.
+pub struct Baseline<'a> {
+    pub schema: &'a str,
+    pub name: &'a str,
+    /// Never created: a name no migration's version schema can take.
+    pub version_schema: &'a str,
+    pub parent: Option<&'a str>,
+    pub snapshot: &'a serde_json::Value,
 }
 
 pub struct State {
@@ -287,7 +324,7 @@ impl State {
 
     const COLUMNS: &'static str = "schema, name, version_schema, parent, status, migration, plan,
         created_at::text, started_at::text, completed_at::text, forced_complete,
-        start_steps, complete_steps, rollback_steps";
+        start_steps, complete_steps, rollback_steps, checksum, baseline";
 
     fn record(row: &postgres::Row) -> Result<MigrationRecord> {
         let name: String = row.get(1);
@@ -312,6 +349,8 @@ impl State {
             start_steps: indexes(row.get(11)),
             complete_steps: indexes(row.get(12)).unwrap_or_default(),
             rollback_steps: indexes(row.get(13)).unwrap_or_default(),
+            stored_checksum: row.get(14),
+            baseline: row.get(15),
         })
     }
 
@@ -365,17 +404,49 @@ impl State {
             parent,
             migration,
             plan,
+            checksum,
         } = s;
         client
             .execute(
                 &format!(
-                    "INSERT INTO {}.migrations (schema, name, version_schema, parent, status, migration, plan, started_at, start_steps)
-                     VALUES ($1, $2, $3, $4, 'starting', $5, $6, now(), '{{}}')",
+                    "INSERT INTO {}.migrations (schema, name, version_schema, parent, status, migration, plan, started_at, start_steps, checksum)
+                     VALUES ($1, $2, $3, $4, 'starting', $5, $6, now(), '{{}}', $7)",
                     self.q()
                 ),
-                &[&schema, &name, &version_schema, &parent, migration, plan],
+                &[&schema, &name, &version_schema, &parent, migration, plan, checksum],
             )
             .context(|| format!("recording the start of migration {name:?}"))?;
+        Ok(())
+    }
+
+    /// Records a baseline: a complete row with no operations and an empty plan, whose
+    /// resulting schema is `snapshot`, as the newest of the history.
+    pub fn insert_baseline(&self, client: &mut impl GenericClient, b: &Baseline<'_>) -> Result<()> {
+        let migration = serde_json::json!({ "operations": [] });
+        let plan = tandem_plan::Plan {
+            version_schema: b.version_schema.to_string(),
+            start: Vec::new(),
+            backfills: Vec::new(),
+            after_backfill: Vec::new(),
+            complete: Vec::new(),
+            rollback: Vec::new(),
+            overlay: Default::default(),
+            dropped: Vec::new(),
+            altered: Vec::new(),
+            notes: Vec::new(),
+            view_columns: Vec::new(),
+        };
+        let plan = serde_json::to_value(plan).expect("plan serializes");
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {}.migrations (schema, name, version_schema, parent, status, migration, plan, resulting_schema, started_at, completed_at, start_steps, baseline)
+                     VALUES ($1, $2, $3, $4, 'complete', $5, $6, $7, now(), now(), '{{}}', true)",
+                    self.q()
+                ),
+                &[&b.schema, &b.name, &b.version_schema, &b.parent, &migration, &plan, b.snapshot],
+            )
+            .context(|| format!("recording the baseline {:?}", b.name))?;
         Ok(())
     }
 

@@ -315,7 +315,8 @@ fn init_upgrades_state_version_4_under_an_active_migration() {
     .unwrap();
     exec(
         &mut env.db.connect(),
-        "ALTER TABLE tandem.migrations DROP COLUMN start_steps, DROP COLUMN complete_steps, DROP COLUMN rollback_steps;
+        "ALTER TABLE tandem.migrations DROP COLUMN start_steps, DROP COLUMN complete_steps, DROP COLUMN rollback_steps,
+             DROP COLUMN checksum, DROP COLUMN baseline;
          UPDATE tandem.meta SET value = '4' WHERE key = 'state_version'",
     );
     assert!(env
@@ -330,6 +331,9 @@ fn init_upgrades_state_version_4_under_an_active_migration() {
     );
     let active = env.status().active.unwrap();
     assert_eq!(active.start_steps, None);
+    // No checksum was recorded then: the stored content stands for it.
+    assert_eq!(active.stored_checksum, None);
+    assert_eq!(active.checksum().len(), 64);
     assert!(active.rollback_steps.is_empty());
     env.rollback();
     assert_eq!(env.db.dump_schema(), before);

@@ -5,8 +5,11 @@ use super::common::{CheckConstraint, ForeignKeyReference, Nullable, UniqueConstr
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// Read through `legacy::AlterColumnOnDisk`, which also takes the older `not_null`, a bare check
+// expression and an unnamed foreign key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "super::legacy::AlterColumnOnDisk")]
+#[schemars(deny_unknown_fields)]
 pub struct AlterColumn {
     pub table: String,
     pub column: String,

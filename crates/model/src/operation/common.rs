@@ -23,7 +23,12 @@ pub struct ColumnDef {
     pub default: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckConstraint>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Also read without a name, as the first pgroll releases wrote it (`legacy`).
+    #[serde(
+        default,
+        deserialize_with = "super::legacy::references_maybe_unnamed",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub references: Option<ForeignKeyReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -121,15 +126,15 @@ pub struct TableForeignKeyReference {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum FkAction {
     #[default]
-    #[serde(rename = "NO ACTION")]
+    #[serde(rename = "NO ACTION", alias = "no action")]
     NoAction,
-    #[serde(rename = "RESTRICT")]
+    #[serde(rename = "RESTRICT", alias = "restrict")]
     Restrict,
-    #[serde(rename = "CASCADE")]
+    #[serde(rename = "CASCADE", alias = "cascade")]
     Cascade,
-    #[serde(rename = "SET NULL")]
+    #[serde(rename = "SET NULL", alias = "set null")]
     SetNull,
-    #[serde(rename = "SET DEFAULT")]
+    #[serde(rename = "SET DEFAULT", alias = "set default")]
     SetDefault,
 }
 

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct CreateIndex {
     pub name: String,
     pub table: String,
+    // Also read in the older forms: a list of names, or a map of name to settings.
+    #[serde(deserialize_with = "super::legacy::index_columns")]
     pub columns: Vec<IndexField>,
     #[serde(default)]
     pub method: IndexMethod,

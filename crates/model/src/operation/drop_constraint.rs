@@ -3,8 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// Read through `legacy::DropConstraintOnDisk`, which also takes the older `column`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "super::legacy::DropConstraintOnDisk")]
+#[schemars(deny_unknown_fields)]
 pub struct DropConstraint {
     pub table: String,
     pub name: String,

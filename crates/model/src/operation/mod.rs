@@ -12,6 +12,7 @@ pub mod drop_constraint;
 pub mod drop_index;
 pub mod drop_multicolumn_constraint;
 pub mod drop_table;
+mod legacy;
 pub mod rename_column;
 pub mod rename_constraint;
 pub mod rename_table;
@@ -39,8 +40,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One operation of a migration file, written `{ "<kind>": { ... } }` as in pgroll.
+// Read through `legacy::OperationOnDisk`, which also takes the older kinds pgroll has folded
+// into these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", from = "legacy::OperationOnDisk")]
 pub enum Operation {
     CreateTable(CreateTable),
     DropTable(DropTable),
