@@ -3,6 +3,9 @@
 //! builds its table afresh, measures, and returns figures; nothing here asserts a timing or
 //! prints: progress goes through a callback, and [`render`] turns a [`Report`] into text.
 
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod backfill;
 pub mod chart;
 pub mod error;

@@ -2,6 +2,9 @@
 //! process starts and owns as a child, and teardown on drop. The test kit, `tandem demo`,
 //! `tandem trace` and `tandem bench` all run against these.
 
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::env;
 use std::fs::{self, File};
 use std::io;

@@ -4,6 +4,9 @@
 //! operations. Pure: no database, no file system beyond what the caller passes in (config
 //! loading reads the file it is given).
 
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod config;
 pub mod context;
 pub mod convert;

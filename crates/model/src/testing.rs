@@ -1,5 +1,7 @@
 //! Helpers shared by the tests of several crates of the workspace: loading a directory of
 //! migrations, and finding pgroll's example corpus. Not part of tandem's API.
+//! Behind the `testing` feature; it may print (a skipped corpus says so on stderr).
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use crate::migration::{Format, Migration};
 use crate::schema::Schema;

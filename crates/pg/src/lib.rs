@@ -4,6 +4,8 @@
 //! statement that may wait for a lock on a live table goes through `locks`; nothing here
 //! prints; no unsafe code.
 
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
 pub mod backfill;

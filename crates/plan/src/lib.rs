@@ -3,6 +3,9 @@
 //! transaction; and generates the version schema's views and the write-translating triggers.
 //! Invariant: this crate does no IO; everything it knows comes in through `PlanInput`.
 
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod constraint;
 pub mod ddl;
 pub mod error;

@@ -58,6 +58,9 @@
 //! failed attempt is an error). Statements run in autocommit, so a successful write is committed.
 //! Latency is measured from sending a statement to having its result.
 
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod client;
 mod report;
 mod workload;
