@@ -430,7 +430,7 @@ fn validate_offline(base: Schema, migrations: &[Migration]) -> Result<Vec<String
 /// as `tandem convert` reads SQL and replayed in memory. What no tandem operation describes
 /// (functions, triggers, views, sequences, partitioned tables), and what stands on it, is left
 /// out, so a file that relies on it is judged on the rest.
-fn schema_from_dump(schema: &str, dump: &Path) -> Result<Schema> {
+pub(crate) fn schema_from_dump(schema: &str, dump: &Path) -> Result<Schema> {
     let file = dump.display().to_string();
     let text =
         std::fs::read_to_string(dump).with_context(|| format!("reading the schema from {file}"))?;

@@ -4,6 +4,7 @@
 //! operations. Pure: no database, no file system beyond what the caller passes in (config
 //! loading reads the file it is given).
 
+pub mod body;
 pub mod config;
 pub mod context;
 pub mod convert;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod parse;
 pub mod render;
 pub mod rules;
+pub mod runner;
 
 pub use config::Config;
 pub use context::Options;
@@ -83,21 +85,173 @@ pub struct Cx<'a> {
     pub options: &'a Options,
 }
 
-/// Lints one SQL source. `file` is used in messages only.
-pub fn lint_sql(file: &str, source: &str, config: &Config) -> Result<Vec<Finding>, LintError> {
-    let state = State::new(&config.options());
-    let mut findings = lint_sql_at(file, source, config, Placement::default(), None, state)?;
-    findings.sort_by_key(|f| (f.line, f.column));
-    Ok(findings)
+/// One SQL file of a run, as the caller read it.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlFile<'a> {
+    /// The path as given (used in messages, and to recognise the runner from the layout).
+    pub name: &'a str,
+    pub text: &'a str,
+    /// Flyway's script configuration for this file (`<file>.conf`), when there is one.
+    pub script_config: Option<&'a str>,
 }
 
+/// Lints the files of a run in migration order, carrying what each one did to the schema
+/// (column types, NOT NULL columns, validated checks, and with `new_tables = "run"` the tables
+/// it created) into the next, from an empty schema or a known one.
+pub struct Run<'c> {
+    config: &'c Config,
+    state: State,
+}
+
+impl<'c> Run<'c> {
+    pub fn new(config: &'c Config) -> Run<'c> {
+        Run {
+            config,
+            state: State::new(&config.options()),
+        }
+    }
+
+    /// A run whose database starts with `schema` (read from a `pg_dump --schema-only` file or
+    /// a database): its tables exist, with their types and NOT NULL columns.
+    pub fn from_schema(config: &'c Config, schema: &tandem_model::Schema) -> Run<'c> {
+        Run {
+            config,
+            state: State::from_schema(schema, &config.options()),
+        }
+    }
+
+    /// The runner that runs `file`: `runner` from the flag or `tandem.toml`, else the one the
+    /// file's annotations or name show, else psql (with `--single-transaction`, `psql -1`).
+    pub fn runner_for(&self, file: &SqlFile) -> runner::Runner {
+        self.config
+            .runner
+            .or_else(|| runner::detect(file.name, file.text))
+            .unwrap_or(if self.config.single_transaction {
+                runner::Runner::PsqlSingleTransaction
+            } else {
+                runner::Runner::Psql
+            })
+    }
+
+    /// Lints the next file of the run.
+    pub fn lint_sql(&mut self, file: SqlFile) -> Result<Vec<Finding>, LintError> {
+        let prepared = runner::prepare(self.runner_for(&file), file.text, file.script_config);
+        let options = self.config.options();
+        let mut state = self.state.next_file(&options, self.config.new_tables);
+        let mut findings = lint_sql_at(
+            file.name,
+            &prepared.source,
+            self.config,
+            Placement::default(),
+            None,
+            &mut state,
+            Some(prepared.transaction),
+        )?;
+        self.state = state;
+        findings.sort_by_key(|f| (f.line, f.column));
+        Ok(findings)
+    }
+}
+
+/// Lints one SQL source on its own. `file` is used in messages and to recognise its runner.
+pub fn lint_sql(file: &str, source: &str, config: &Config) -> Result<Vec<Finding>, LintError> {
+    Run::new(config).lint_sql(SqlFile {
+        name: file,
+        text: source,
+        script_config: None,
+    })
+}
+
+/// The ignore comments that apply to one statement, and which of them were used.
+struct Ignores<'a> {
+    names: &'a [String],
+    used: &'a mut [bool],
+}
+
+/// Runs every rule on `stmt`; a finding an ignore names marks it used instead.
+#[allow(clippy::too_many_arguments)]
+fn check_statement(
+    cx: &Cx,
+    config: &Config,
+    source: &str,
+    at: Placement,
+    origin: Option<&str>,
+    ignores: &mut [Ignores],
+    findings: &mut Vec<Finding>,
+) {
+    for rule in RULES {
+        let Some(level) = config.level(rule) else {
+            continue;
+        };
+        let Some(message) = rule.check_statement(cx) else {
+            continue;
+        };
+        let named = ignores.iter_mut().find_map(|i| {
+            let k = i.names.iter().position(|n| rule.is_named(n))?;
+            Some((i, k))
+        });
+        if let Some((i, k)) = named {
+            i.used[k] = true;
+            continue;
+        }
+        findings.push(finding(
+            rule,
+            level,
+            message,
+            source,
+            cx.stmt.span,
+            at,
+            origin,
+        ));
+    }
+}
+
+/// Reports the ignores that suppressed nothing.
+fn unused_ignores(
+    config: &Config,
+    parsed: &parse::Parsed,
+    ignores: &[Vec<String>],
+    used: &[Vec<bool>],
+    source: &str,
+    at: Placement,
+    origin: Option<&str>,
+    findings: &mut Vec<Finding>,
+) {
+    let Some(level) = config.level(&rules::unused_ignore::RULE) else {
+        return;
+    };
+    for (index, names) in ignores.iter().enumerate() {
+        for (k, name) in names.iter().enumerate() {
+            if !used[index][k] {
+                let message = match RULES.iter().find(|r| r.is_named(name)) {
+                    Some(_) => format!("`tandem-lint: ignore {name}` suppresses nothing here: the rule does not fire on this statement"),
+                    None => format!("`tandem-lint: ignore {name}` names no rule"),
+                };
+                let span = parsed.statements[index].span;
+                findings.push(finding(
+                    &rules::unused_ignore::RULE,
+                    level,
+                    message,
+                    source,
+                    span,
+                    at,
+                    origin,
+                ));
+            }
+        }
+    }
+}
+
+/// Lints `source` from `state`, leaving in it what the file did. `transaction` is how the
+/// file's runner runs it (`None`: as `state` already says).
 pub(crate) fn lint_sql_at(
     file: &str,
     source: &str,
     config: &Config,
     at: Placement,
     origin: Option<&str>,
-    mut state: State,
+    state: &mut State,
+    transaction: Option<runner::Transaction>,
 ) -> Result<Vec<Finding>, LintError> {
     let parsed = parse::parse(source).map_err(|e| {
         let (line, column) = line_col(source, e.offset, at);
@@ -110,53 +264,108 @@ pub(crate) fn lint_sql_at(
     })?;
     let ignores = ignores_for(source, &parsed);
     let mut used: Vec<Vec<bool>> = ignores.iter().map(|n| vec![false; n.len()]).collect();
-    let options = config.options();
+    let mut options = config.options();
+    if let Some(t) = transaction {
+        options.single_transaction = t.wraps(&parsed.statements);
+        state.in_transaction = options.single_transaction;
+    }
     let mut findings = Vec::new();
     for (index, stmt) in parsed.statements.iter().enumerate() {
+        if let Some(body) = body::body(source, stmt) {
+            // The statements of the body, with the ignores written inside it and those above
+            // the DO or CREATE FUNCTION.
+            let inner_ignores = ignores_for(source, &body.parsed);
+            let mut inner_used: Vec<Vec<bool>> =
+                inner_ignores.iter().map(|n| vec![false; n.len()]).collect();
+            let (line, _) = line_col(source, stmt.span.start, at);
+            let place = match body.kind {
+                model::RoutineKind::Do => format!("the DO block on line {line}"),
+                model::RoutineKind::Function => format!("the function body on line {line}"),
+            };
+            let body_origin = match origin {
+                Some(o) => format!("{o}, {place}"),
+                None => place,
+            };
+            let body_origin = Some(body_origin.as_str());
+            let mut function_state;
+            let body_state = match body.kind {
+                model::RoutineKind::Do => {
+                    state.enter_body();
+                    &mut *state
+                }
+                model::RoutineKind::Function => {
+                    function_state = state.for_function_body();
+                    &mut function_state
+                }
+            };
+            for (k, inner) in body.parsed.statements.iter().enumerate() {
+                let cx = Cx {
+                    stmt: inner,
+                    index: k,
+                    statements: &body.parsed.statements,
+                    state: body_state,
+                    options: &options,
+                };
+                let mut slots = [
+                    Ignores {
+                        names: &inner_ignores[k],
+                        used: &mut inner_used[k],
+                    },
+                    Ignores {
+                        names: &ignores[index],
+                        used: &mut used[index],
+                    },
+                ];
+                check_statement(
+                    &cx,
+                    config,
+                    source,
+                    at,
+                    body_origin,
+                    &mut slots,
+                    &mut findings,
+                );
+                body_state.apply(inner, &options);
+            }
+            if body.kind == model::RoutineKind::Do {
+                state.leave_body(&options);
+            }
+            unused_ignores(
+                config,
+                &body.parsed,
+                &inner_ignores,
+                &inner_used,
+                source,
+                at,
+                body_origin,
+                &mut findings,
+            );
+            continue;
+        }
         let cx = Cx {
             stmt,
             index,
             statements: &parsed.statements,
-            state: &state,
+            state,
             options: &options,
         };
-        for rule in RULES {
-            let Some(level) = config.level(rule) else {
-                continue;
-            };
-            let Some(message) = rule.check_statement(&cx) else {
-                continue;
-            };
-            if let Some(k) = ignores[index].iter().position(|n| rule.is_named(n)) {
-                used[index][k] = true;
-                continue;
-            }
-            findings.push(finding(rule, level, message, source, stmt.span, at, origin));
-        }
+        let mut slots = [Ignores {
+            names: &ignores[index],
+            used: &mut used[index],
+        }];
+        check_statement(&cx, config, source, at, origin, &mut slots, &mut findings);
         state.apply(stmt, &options);
     }
-    if let Some(level) = config.level(&rules::unused_ignore::RULE) {
-        for (index, names) in ignores.iter().enumerate() {
-            for (k, name) in names.iter().enumerate() {
-                if !used[index][k] {
-                    let message = match RULES.iter().find(|r| r.is_named(name)) {
-                        Some(_) => format!("`tandem-lint: ignore {name}` suppresses nothing here: the rule does not fire on this statement"),
-                        None => format!("`tandem-lint: ignore {name}` names no rule"),
-                    };
-                    let span = parsed.statements[index].span;
-                    findings.push(finding(
-                        &rules::unused_ignore::RULE,
-                        level,
-                        message,
-                        source,
-                        span,
-                        at,
-                        origin,
-                    ));
-                }
-            }
-        }
-    }
+    unused_ignores(
+        config,
+        &parsed,
+        &ignores,
+        &used,
+        source,
+        at,
+        origin,
+        &mut findings,
+    );
     Ok(findings)
 }
 

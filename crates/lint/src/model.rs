@@ -17,6 +17,25 @@ pub struct Statement {
     pub kind: StmtKind,
     /// Identifiers in the statement longer than PostgreSQL's 63-byte limit.
     pub long_identifiers: Vec<String>,
+    /// Set for a statement of a PL/pgSQL body (a DO block or a function), which `body` finds.
+    pub in_body: Option<InBody>,
+}
+
+/// Where a statement of a PL/pgSQL body runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InBody {
+    pub routine: RoutineKind,
+    /// Inside a LOOP, WHILE or FOR whose body never COMMITs: every pass runs in the same
+    /// transaction, so a "batched" loop holds every batch's row locks until the block ends.
+    pub loop_without_commit: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutineKind {
+    /// `DO $$ ... $$`: runs now, as one statement.
+    Do,
+    /// `CREATE FUNCTION` or `CREATE PROCEDURE`: runs when called, in the caller's transaction.
+    Function,
 }
 
 /// A table, as the statement names it. `name` is the bare relation name, which is what the
@@ -91,6 +110,11 @@ pub enum StmtKind {
     },
     Cluster {
         table: Option<TableName>,
+    },
+    /// `DO` or `CREATE FUNCTION/PROCEDURE` with a body in `language`.
+    Routine {
+        kind: RoutineKind,
+        language: String,
     },
     /// Anything else: no rule needs to know more.
     Other,

@@ -101,12 +101,35 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
             span,
             kind,
             long_identifiers,
+            in_body: None,
         });
     }
     Ok(Parsed {
         statements,
         comments,
     })
+}
+
+/// The comments of `source`, found by PostgreSQL's scanner (which PL/pgSQL bodies use too).
+/// Nothing when the scanner refuses the text.
+pub fn comments(source: &str) -> Vec<Comment> {
+    let Ok(scan) = pg_query::scan(source) else {
+        return Vec::new();
+    };
+    scan.tokens
+        .iter()
+        .filter(|t| t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32)
+        .map(|t| {
+            let span = Span {
+                start: t.start as usize,
+                end: t.end as usize,
+            };
+            Comment {
+                span,
+                text: source[span.start..span.end].to_string(),
+            }
+        })
+        .collect()
 }
 
 /// The parser reports no position, so find the first statement that fails on its own. The
@@ -350,11 +373,30 @@ fn reduce(node: &NodeEnum) -> StmtKind {
             full: has_option(&v.options, "full"),
             tables: node_tables(&v.rels),
         },
+        NodeEnum::DoStmt(d) => StmtKind::Routine {
+            kind: RoutineKind::Do,
+            language: def_string(&d.args, "language").unwrap_or_else(|| "plpgsql".into()),
+        },
+        NodeEnum::CreateFunctionStmt(f) => StmtKind::Routine {
+            kind: RoutineKind::Function,
+            language: def_string(&f.options, "language").unwrap_or_else(|| "sql".into()),
+        },
         NodeEnum::ClusterStmt(c) => StmtKind::Cluster {
             table: c.relation.as_ref().map(|r| table_name(Some(r))),
         },
         _ => StmtKind::Other,
     }
+}
+
+/// The string value of the `DefElem` called `name` (a routine's `language`).
+fn def_string(options: &[Node], name: &str) -> Option<String> {
+    options.iter().find_map(|o| match o.node.as_ref()? {
+        NodeEnum::DefElem(d) if d.defname == name => match d.arg.as_deref()?.node.as_ref()? {
+            NodeEnum::String(s) => Some(s.sval.to_ascii_lowercase()),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 fn const_text(node: &Node) -> Option<String> {
@@ -367,6 +409,34 @@ fn const_text(node: &Node) -> Option<String> {
             a_const::Val::Bsval(b) => b.bsval.clone(),
         }),
         NodeEnum::String(s) => Some(s.sval.clone()),
+        _ => None,
+    }
+}
+
+/// A type as `format_type` prints it (`character varying(255)`, `numeric(10,2)`, `text[]`),
+/// read with the grammar as a cast's target.
+pub fn type_spec_of(text: &str) -> Option<TypeSpec> {
+    let parsed = pg_query::parse(
+        &format!("SELECT NULL::{text}"),
+        pg_query::ParserOptions::DEFAULT,
+    )
+    .ok()?;
+    let NodeEnum::SelectStmt(select) = parsed
+        .protobuf
+        .stmts
+        .first()?
+        .stmt
+        .as_ref()?
+        .node
+        .as_ref()?
+    else {
+        return None;
+    };
+    let NodeEnum::ResTarget(target) = select.target_list.first()?.node.as_ref()? else {
+        return None;
+    };
+    match target.val.as_deref()?.node.as_ref()? {
+        NodeEnum::TypeCast(cast) => Some(type_spec(cast.type_name.as_ref())),
         _ => None,
     }
 }

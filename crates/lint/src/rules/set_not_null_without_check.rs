@@ -21,6 +21,8 @@ pub const RULE: Rule = Rule {
 
 fn check(cx: &Cx) -> Option<String> {
     first_action(cx, |table, a| match a {
+        // Already NOT NULL (earlier in the run, or in the starting schema): nothing to scan.
+        AlterAction::SetNotNull { column } if cx.state.is_not_null(table, column) => None,
         AlterAction::SetNotNull { column }
             if cx.options.pg_version < 12
                 || !cx

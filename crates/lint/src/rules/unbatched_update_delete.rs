@@ -29,6 +29,21 @@ fn check(cx: &Cx) -> Option<String> {
             table,
             has_where: false,
         } => ("DELETE", table),
+        // A "batched" loop in a PL/pgSQL body that never commits is one transaction.
+        StmtKind::Update { table, .. } | StmtKind::Delete { table, .. }
+            if cx.stmt.in_body.is_some_and(|b| b.loop_without_commit)
+                && !cx.state.is_new(table) =>
+        {
+            let verb = if matches!(cx.stmt.kind, StmtKind::Update { .. }) {
+                "UPDATE"
+            } else {
+                "DELETE"
+            };
+            return Some(format!(
+                "{verb} of {} in a loop that never commits: every batch runs in one transaction, which locks each row it touched until the block ends; COMMIT after each batch (in a DO block or procedure run outside a transaction)",
+                table.display
+            ));
+        }
         _ => return None,
     };
     (!cx.state.is_new(table)).then(|| {
