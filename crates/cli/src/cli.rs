@@ -269,8 +269,10 @@ pub struct LintArgs {
     /// Files whose runner is not recognised run as one transaction (psql -1); same as `--runner psql-single-transaction` for them.
     #[arg(long)]
     pub single_transaction: bool,
-    /// The tool that runs the files, which decides their transactions (default: recognised per file from its annotations and name, else psql): psql, psql-single-transaction, goose, dbmate, sqlx, golang-migrate, golang-migrate-multi-statement, flyway, prisma, rails, django, alembic.
-    #[arg(long, value_name = "RUNNER")]
+    /// The tool that runs the files, which decides their transactions (default: recognised per file from its annotations and name, else psql).
+    #[arg(long, value_name = "RUNNER", value_parser = clap::builder::PossibleValuesParser::new(
+        tandem_lint::runner::Runner::ALL.iter().map(|r| r.name())
+    ))]
     pub runner: Option<String>,
     /// How long a table created by a file counts as new: `file` (default; later files were deployed later, when the table was in use) or `run` (all the files are deployed together).
     #[arg(long, value_enum)]

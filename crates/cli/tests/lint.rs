@@ -258,3 +258,99 @@ fn explain_prints_a_rules_page() {
         Some(1)
     );
 }
+
+/// A goose directory linted as users run it: in migration order, the schema carried from file
+/// to file, only the Up sections, each file's transaction as goose runs it; `--runner` and
+/// `--new-tables` change that, `--schema-from` starts from a dump.
+#[test]
+fn directories_carry_the_schema_and_follow_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("migrations");
+    std::fs::create_dir(&m).unwrap();
+    for (name, sql) in [
+        (
+            "00001_users.sql",
+            "-- +goose Up\nCREATE TABLE users (id bigint PRIMARY KEY, email varchar(20) NOT NULL);\n-- +goose Down\nDROP TABLE users;\n",
+        ),
+        (
+            "00002_widen.sql",
+            "-- +goose Up\nSET lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN email TYPE varchar(255);\n-- +goose Down\nALTER TABLE users ALTER COLUMN email TYPE varchar(20);\n",
+        ),
+        (
+            "00003_index.sql",
+            "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n",
+        ),
+        (
+            "00010_plan.sql",
+            "-- +goose Up\nCREATE INDEX users_plan_idx ON users (email);\n",
+        ),
+    ] {
+        std::fs::write(m.join(name), sql).unwrap();
+    }
+    let found = |args: &[&str]| -> Vec<String> {
+        let o = tandem_in(dir.path(), args, None);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o.stderr)));
+        let mut out = Vec::new();
+        for f in doc["files"].as_array().unwrap() {
+            let file = f["file"].as_str().unwrap().rsplit('/').next().unwrap();
+            for finding in f["findings"].as_array().unwrap() {
+                out.push(format!(
+                    "{file}:{} {}",
+                    finding["line"], finding["rule"]["id"]
+                ));
+            }
+        }
+        out
+    };
+    // 00002 widens the varchar 00001 created (no T013, and its Down is not linted); 00003 runs
+    // outside a transaction; 00010 (after 00003: versions compare as numbers) indexes a table
+    // that is no longer new.
+    assert_eq!(
+        found(&["lint", "--format", "json", "migrations"]),
+        ["00010_plan.sql:2 \"T005\"", "00010_plan.sql:2 \"T017\""]
+    );
+    // Deployed together, the table stays new.
+    assert_eq!(
+        found(&[
+            "lint",
+            "--format",
+            "json",
+            "--new-tables",
+            "run",
+            "migrations"
+        ]),
+        Vec::<String>::new()
+    );
+    // As psql would run them, the Down sections are SQL too.
+    let psql = found(&["lint", "--format", "json", "--runner", "psql", "migrations"]);
+    assert!(
+        psql.contains(&"00002_widen.sql:5 \"T013\"".to_string()),
+        "{psql:?}"
+    );
+    // A file alone knows nothing of the column it changes.
+    let alone = found(&["lint", "--format", "json", "migrations/00002_widen.sql"]);
+    assert_eq!(alone, ["00002_widen.sql:3 \"T013\""]);
+    // ...unless the schema comes from a dump.
+    std::fs::write(
+        dir.path().join("schema.sql"),
+        "SET statement_timeout = 0;\nCREATE TABLE public.users (\n    id bigint NOT NULL,\n    email character varying(20) NOT NULL\n);\nALTER TABLE ONLY public.users\n    ADD CONSTRAINT users_pkey PRIMARY KEY (id);\n",
+    )
+    .unwrap();
+    let dumped = found(&[
+        "lint",
+        "--format",
+        "json",
+        "--schema-from",
+        "schema.sql",
+        "migrations/00002_widen.sql",
+    ]);
+    assert_eq!(dumped, Vec::<String>::new());
+    let o = tandem_in(
+        dir.path(),
+        &["lint", "--runner", "nope", "migrations"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("goose"), "{}", text(&o.stderr));
+}
