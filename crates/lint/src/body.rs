@@ -165,8 +165,8 @@ fn body_text(text: &str) -> Option<(String, usize)> {
         };
         let at = usize::try_from(d.arg_location).ok()?;
         let quote = text.get(at..)?;
-        let open = if quote.starts_with('$') {
-            quote[1..].find('$')? + 2
+        let open = if let Some(tag) = quote.strip_prefix('$') {
+            tag.find('$')? + 2
         } else {
             quote.find('\'')? + 1
         };

@@ -168,17 +168,23 @@ struct Ignores<'a> {
     used: &'a mut [bool],
 }
 
-/// Runs every rule on `stmt`; a finding an ignore names marks it used instead.
-#[allow(clippy::too_many_arguments)]
+/// Where findings go: the source they point into, where it sits, and where it came from.
+#[derive(Clone, Copy)]
+struct Site<'a> {
+    source: &'a str,
+    at: Placement,
+    origin: Option<&'a str>,
+}
+
+/// Runs every rule on the statement of `cx`; a finding an ignore names marks it used instead.
 fn check_statement(
     cx: &Cx,
     config: &Config,
-    source: &str,
-    at: Placement,
-    origin: Option<&str>,
+    site: Site,
     ignores: &mut [Ignores],
     findings: &mut Vec<Finding>,
 ) {
+    let Site { source, at, origin } = site;
     for rule in RULES {
         let Some(level) = config.level(rule) else {
             continue;
@@ -212,11 +218,10 @@ fn unused_ignores(
     parsed: &parse::Parsed,
     ignores: &[Vec<String>],
     used: &[Vec<bool>],
-    source: &str,
-    at: Placement,
-    origin: Option<&str>,
+    site: Site,
     findings: &mut Vec<Finding>,
 ) {
+    let Site { source, at, origin } = site;
     let Some(level) = config.level(&rules::unused_ignore::RULE) else {
         return;
     };
@@ -269,6 +274,7 @@ pub(crate) fn lint_sql_at(
         options.single_transaction = t.wraps(&parsed.statements);
         state.in_transaction = options.single_transaction;
     }
+    let site = Site { source, at, origin };
     let mut findings = Vec::new();
     for (index, stmt) in parsed.statements.iter().enumerate() {
         if let Some(body) = body::body(source, stmt) {
@@ -286,7 +292,10 @@ pub(crate) fn lint_sql_at(
                 Some(o) => format!("{o}, {place}"),
                 None => place,
             };
-            let body_origin = Some(body_origin.as_str());
+            let body_site = Site {
+                origin: Some(body_origin.as_str()),
+                ..site
+            };
             let mut function_state;
             let body_state = match body.kind {
                 model::RoutineKind::Do => {
@@ -316,15 +325,7 @@ pub(crate) fn lint_sql_at(
                         used: &mut used[index],
                     },
                 ];
-                check_statement(
-                    &cx,
-                    config,
-                    source,
-                    at,
-                    body_origin,
-                    &mut slots,
-                    &mut findings,
-                );
+                check_statement(&cx, config, body_site, &mut slots, &mut findings);
                 body_state.apply(inner, &options);
             }
             if body.kind == model::RoutineKind::Do {
@@ -335,9 +336,7 @@ pub(crate) fn lint_sql_at(
                 &body.parsed,
                 &inner_ignores,
                 &inner_used,
-                source,
-                at,
-                body_origin,
+                body_site,
                 &mut findings,
             );
             continue;
@@ -353,19 +352,10 @@ pub(crate) fn lint_sql_at(
             names: &ignores[index],
             used: &mut used[index],
         }];
-        check_statement(&cx, config, source, at, origin, &mut slots, &mut findings);
+        check_statement(&cx, config, site, &mut slots, &mut findings);
         state.apply(stmt, &options);
     }
-    unused_ignores(
-        config,
-        &parsed,
-        &ignores,
-        &used,
-        source,
-        at,
-        origin,
-        &mut findings,
-    );
+    unused_ignores(config, &parsed, &ignores, &used, site, &mut findings);
     Ok(findings)
 }
 
