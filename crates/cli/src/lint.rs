@@ -80,6 +80,21 @@ fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The schema a run starts from: a database's `public` schema when `from` is a connection URL
+/// (read as `validate` reads it, nothing changed), else a `pg_dump --schema-only` file.
+fn starting_schema(from: &Path) -> Result<tandem_model::Schema> {
+    let text = from.to_string_lossy();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        let mut client = tandem_pg::connect(&tandem_pg::ConnectOptions {
+            url: Some(text.into_owned()),
+            application_name: Some("tandem lint".into()),
+            ..tandem_pg::ConnectOptions::default()
+        })?;
+        return Ok(tandem_pg::introspect::read_schema(&mut client, "public")?);
+    }
+    crate::run::schema_from_dump("public", from)
+}
+
 /// The name to show for `path` and its text; `-` is standard input, shown as `<stdin>`.
 pub fn read_input(path: &Path) -> Result<(String, String)> {
     if path.as_os_str() == "-" {
@@ -124,7 +139,7 @@ pub fn run(args: LintArgs, json: bool) -> Result<()> {
     }
     let config = load_config(&args)?;
     let start = match &args.schema_from {
-        Some(dump) => Some(crate::run::schema_from_dump("public", dump)?),
+        Some(from) => Some(starting_schema(from)?),
         None => None,
     };
     let mut run = match &start {
