@@ -277,7 +277,7 @@ pub struct LintArgs {
     /// How long a table created by a file counts as new: `file` (default; later files were deployed later, when the table was in use) or `run` (all the files are deployed together).
     #[arg(long, value_enum)]
     pub new_tables: Option<LintNewTables>,
-    /// The schema the first file runs on (column types, NOT NULL columns): a `pg_dump --schema-only` file, or a postgres:// URL whose `public` schema is read (nothing is changed).
+    /// The schema the first file runs on (column types, NOT NULL columns): a `pg_dump --schema-only` file, or a postgres:// URL whose --schema is read (nothing is changed).
     #[arg(long, value_name = "DUMP|URL")]
     pub schema_from: Option<PathBuf>,
     /// Configuration file (default: tandem.toml in the current directory, if present).

@@ -80,9 +80,9 @@ fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The schema a run starts from: a database's `public` schema when `from` is a connection URL
-/// (read as `validate` reads it, nothing changed), else a `pg_dump --schema-only` file.
-fn starting_schema(from: &Path) -> Result<tandem_model::Schema> {
+/// The schema a run starts from: the database's `schema` when `from` is a connection URL (read
+/// as `validate` reads it, nothing changed), else a `pg_dump --schema-only` file.
+fn starting_schema(from: &Path, schema: &str) -> Result<tandem_model::Schema> {
     let text = from.to_string_lossy();
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
         let mut client = tandem_pg::connect(&tandem_pg::ConnectOptions {
@@ -90,9 +90,9 @@ fn starting_schema(from: &Path) -> Result<tandem_model::Schema> {
             application_name: Some("tandem lint".into()),
             ..tandem_pg::ConnectOptions::default()
         })?;
-        return Ok(tandem_pg::introspect::read_schema(&mut client, "public")?);
+        return Ok(tandem_pg::introspect::read_schema(&mut client, schema)?);
     }
-    crate::run::schema_from_dump("public", from)
+    crate::run::schema_from_dump(schema, from)
 }
 
 /// The name to show for `path` and its text; `-` is standard input, shown as `<stdin>`.
@@ -125,7 +125,9 @@ pub fn config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-pub fn run(args: LintArgs, json: bool) -> Result<()> {
+/// Lints what `args` names; `schema` is the schema of the application's tables, which
+/// `--schema-from` reads.
+pub fn run(args: LintArgs, json: bool, schema: &str) -> Result<()> {
     if let Some(name) = &args.explain {
         let page = match tandem_lint::Rule::lookup(name) {
             Some(rule) => tandem_lint::docs::rule_page(rule),
@@ -139,7 +141,7 @@ pub fn run(args: LintArgs, json: bool) -> Result<()> {
     }
     let config = load_config(&args)?;
     let start = match &args.schema_from {
-        Some(from) => Some(starting_schema(from)?),
+        Some(from) => Some(starting_schema(from, schema)?),
         None => None,
     };
     let mut run = match &start {

@@ -347,7 +347,7 @@ pub fn run(args: Args) -> Result<()> {
                 serde_json::to_string_pretty(&tandem_model::migration::json_schema())?
             );
         }
-        Command::Lint(args) => crate::lint::run(args, json)?,
+        Command::Lint(args) => crate::lint::run(args, json, &g.schema)?,
         Command::Convert(args) => crate::convert::run(args, json)?,
         Command::Trace(args) => {
             let live = (!args.throwaway && g.database_url.is_some()).then(|| connect_options(&g));
