@@ -81,8 +81,15 @@ fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// The schema a run starts from: the database's `schema` when `from` is a connection URL (read
-/// as `validate` reads it, nothing changed), else a `pg_dump --schema-only` file.
-fn starting_schema(from: &Path, schema: &str) -> Result<tandem_model::Schema> {
+/// as `validate` reads it, nothing changed, with the planner's row estimates), else a
+/// `pg_dump --schema-only` file (which has no rows to estimate).
+fn starting_schema(
+    from: &Path,
+    schema: &str,
+) -> Result<(
+    tandem_model::Schema,
+    std::collections::BTreeMap<String, i64>,
+)> {
     let text = from.to_string_lossy();
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
         let mut client = tandem_pg::connect(&tandem_pg::ConnectOptions {
@@ -90,9 +97,14 @@ fn starting_schema(from: &Path, schema: &str) -> Result<tandem_model::Schema> {
             application_name: Some("tandem lint".into()),
             ..tandem_pg::ConnectOptions::default()
         })?;
-        return Ok(tandem_pg::introspect::read_schema(&mut client, schema)?);
+        let tables = tandem_pg::introspect::read_schema(&mut client, schema)?;
+        let rows = tandem_pg::introspect::row_estimates(&mut client, schema)?;
+        return Ok((tables, rows));
     }
-    crate::run::schema_from_dump(schema, from)
+    Ok((
+        crate::run::schema_from_dump(schema, from)?,
+        Default::default(),
+    ))
 }
 
 /// The name to show for `path` and its text; `-` is standard input, shown as `<stdin>`.
@@ -145,7 +157,7 @@ pub fn run(args: LintArgs, json: bool, schema: &str) -> Result<()> {
         None => None,
     };
     let mut run = match &start {
-        Some(schema) => Run::from_schema(&config, schema),
+        Some((schema, rows)) => Run::from_schema(&config, schema).with_row_estimates(rows.clone()),
         None => Run::new(&config),
     };
     let mut files = Vec::new();

@@ -346,6 +346,64 @@ fn directories_carry_the_schema_and_follow_the_runner() {
         "migrations/00002_widen.sql",
     ]);
     assert_eq!(dumped, Vec::<String>::new());
+    // ...or from a database.
+    let db = tandem_testkit::TestDb::new();
+    db.connect()
+        .batch_execute("CREATE TABLE users (id bigint PRIMARY KEY, email varchar(20) NOT NULL)")
+        .unwrap();
+    let url = db.url();
+    let live = found(&[
+        "lint",
+        "--format",
+        "json",
+        "--schema-from",
+        &url,
+        "migrations/00002_widen.sql",
+    ]);
+    assert_eq!(live, Vec::<String>::new());
+    // The database's row estimates say a table is small: what its size makes slow under a lock
+    // is then a warning that says so; with a lower small_table_rows it is an error again.
+    db.connect()
+        .batch_execute(
+            "INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 50) g; ANALYZE users;",
+        )
+        .unwrap();
+    std::fs::write(
+        dir.path().join("index.sql"),
+        "SET lock_timeout = '2s';\nCREATE INDEX users_email_idx ON users (email);\n",
+    )
+    .unwrap();
+    let o = tandem_in(dir.path(), &["lint", "index.sql"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let o = tandem_in(
+        dir.path(),
+        &["lint", "--schema-from", &url, "index.sql"],
+        None,
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("warning[T005") && out.contains("users has about 50 rows"),
+        "{out}"
+    );
+    std::fs::write(
+        dir.path().join("tiny.toml"),
+        "[lint]\nsmall_table_rows = 10\n",
+    )
+    .unwrap();
+    let o = tandem_in(
+        dir.path(),
+        &[
+            "lint",
+            "--config",
+            "tiny.toml",
+            "--schema-from",
+            &url,
+            "index.sql",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
     let o = tandem_in(
         dir.path(),
         &["lint", "--runner", "nope", "migrations"],

@@ -24,6 +24,7 @@ struct LintSection {
     single_transaction: Option<bool>,
     runner: Option<String>,
     new_tables: Option<NewTables>,
+    small_table_rows: Option<u64>,
     #[serde(default)]
     exclude: Vec<String>,
     #[serde(default)]
@@ -42,6 +43,9 @@ pub struct Config {
     pub runner: Option<Runner>,
     /// How long a table created by a file of the run counts as new.
     pub new_tables: NewTables,
+    /// A table with at most this many rows (by the planner's estimate, when the run starts from
+    /// a database) is small: what its size makes slow under a lock is a warning, not an error.
+    pub small_table_rows: u64,
     /// Rule id → level, for rules whose level differs from their default; `None` turns it off.
     overrides: HashMap<&'static str, Option<Level>>,
     exclude_paths: GlobSet,
@@ -55,6 +59,7 @@ impl Default for Config {
             single_transaction: options.single_transaction,
             runner: None,
             new_tables: NewTables::default(),
+            small_table_rows: 10_000,
             overrides: HashMap::new(),
             exclude_paths: GlobSet::empty(),
         }
@@ -91,6 +96,9 @@ impl Config {
         }
         if let Some(v) = lint.new_tables {
             config.new_tables = v;
+        }
+        if let Some(v) = lint.small_table_rows {
+            config.small_table_rows = v;
         }
         let rule = |name: &str| {
             Rule::lookup(name).ok_or_else(|| error(format!("[lint]: no rule is called {name:?}")))

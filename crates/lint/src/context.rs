@@ -69,6 +69,8 @@ pub struct State {
     /// (table, column) pairs known to be NOT NULL, from earlier statements, earlier files of the
     /// run, or the starting schema.
     pub not_null: HashSet<(String, String)>,
+    /// The planner's row estimate of tables of the starting schema, by bare name.
+    pub row_estimates: HashMap<String, i64>,
     /// Inside a PL/pgSQL body: a COMMIT there starts the next transaction at once.
     in_body: bool,
     /// The DO block being linted opened the transaction it runs in.
@@ -110,6 +112,7 @@ impl State {
         next.not_null = self.not_null.clone();
         next.not_null_checks = self.not_null_checks.clone();
         next.validated_not_null = self.validated_not_null.clone();
+        next.row_estimates = self.row_estimates.clone();
         if new_tables == NewTables::Run {
             next.created_tables = self.created_tables.clone();
             next.created_indexes = self.created_indexes.clone();
@@ -274,12 +277,16 @@ impl State {
 
     /// Forgets what is known of a table's columns (it is dropped or created anew).
     fn forget_table(&mut self, table: &str) {
+        self.row_estimates.remove(table);
         self.column_types.retain(|(t, _), _| t != table);
         self.not_null.retain(|(t, _)| t != table);
         self.validated_not_null.retain(|(t, _)| t != table);
     }
 
     fn rename_table(&mut self, from: &str, to: &str) {
+        if let Some(rows) = self.row_estimates.remove(from) {
+            self.row_estimates.insert(to.to_string(), rows);
+        }
         let moved = |set: &mut HashSet<(String, String)>| {
             *set = set
                 .drain()

@@ -120,6 +120,13 @@ impl<'c> Run<'c> {
         }
     }
 
+    /// Row estimates of the starting schema's tables (`pg_class.reltuples`, by table name):
+    /// findings whose cost grows with a small table's size become warnings that say so.
+    pub fn with_row_estimates(mut self, rows: impl IntoIterator<Item = (String, i64)>) -> Self {
+        self.state.row_estimates.extend(rows);
+        self
+    }
+
     /// The runner that runs `file`: `runner` from the flag or `tandem.toml`, else the one the
     /// file's annotations or name show, else psql (with `--single-transaction`, `psql -1`).
     pub fn runner_for(&self, file: &SqlFile) -> runner::Runner {
@@ -200,6 +207,10 @@ fn check_statement(
             i.used[k] = true;
             continue;
         }
+        let (level, message) = match small_table(cx, config, rule) {
+            Some(note) => (Level::Warning, format!("{message} ({note})")),
+            None => (level, message),
+        };
         findings.push(finding(
             rule,
             level,
@@ -210,6 +221,30 @@ fn check_statement(
             origin,
         ));
     }
+}
+
+/// Rules whose harm is how long a scan, rewrite or index build holds a lock, which a small
+/// table makes short. The rest (renames, drops, locks taken without lock_timeout, CONCURRENTLY
+/// in a transaction) are as harmful on a table of ten rows.
+const SIZE_BOUND_RULES: &[&str] = &[
+    "T004", "T005", "T008", "T009", "T011", "T012", "T013", "T016", "T019", "T020",
+];
+
+/// A note for a finding of a size-bound rule on a table the starting schema's row estimate
+/// says is small.
+fn small_table(cx: &Cx, config: &Config, rule: &Rule) -> Option<String> {
+    if !SIZE_BOUND_RULES.contains(&rule.id) {
+        return None;
+    }
+    let (_, table) = locks::strongest_lock(&cx.stmt.kind)?;
+    let bare = table.rsplit('.').next().unwrap_or(&table);
+    let rows = *cx.state.row_estimates.get(bare)?;
+    (u64::try_from(rows).ok()? <= config.small_table_rows).then(|| {
+        format!(
+            "{bare} has about {rows} rows by the planner's estimate, at most small_table_rows = {}: short under the lock, so a warning",
+            config.small_table_rows
+        )
+    })
 }
 
 /// Reports the ignores that suppressed nothing.
