@@ -1,7 +1,8 @@
 //! The statements inside PL/pgSQL bodies (`DO $$ ... $$`, `CREATE FUNCTION ... LANGUAGE
 //! plpgsql`): the SQL statements, `EXECUTE` of a constant string, and `COMMIT`/`ROLLBACK`, found
 //! with PostgreSQL's own PL/pgSQL parser (`pg_query::parse_plpgsql`), each placed at its line in
-//! the file and marked when it sits in a loop that never commits.
+//! the file and marked when it sits in a loop that never commits; and the statements of a
+//! `LANGUAGE sql` function's string body.
 
 use crate::model::*;
 use crate::parse::{self, Comment, Parsed};
@@ -31,24 +32,30 @@ enum PieceKind {
     Rollback,
 }
 
-/// The body of `stmt` when it is a PL/pgSQL routine whose body the parser reads. A body the
+/// The body of `stmt` when it is a PL/pgSQL routine whose body the parser reads, or a SQL
+/// function with a string body. A body the
 /// PL/pgSQL parser refuses (it needs the catalog for `%ROWTYPE` and the like) is left unread:
 /// PostgreSQL checks it when the routine is created or run.
 pub fn body(source: &str, stmt: &Statement) -> Option<Body> {
     let StmtKind::Routine { kind, language } = &stmt.kind else {
         return None;
     };
-    if language != "plpgsql" {
-        return None;
-    }
     let text = &source[stmt.span.start..stmt.span.end];
     let (body, at) = body_text(text)?;
     let body_start = stmt.span.start + at;
     let verbatim = source[body_start..].starts_with(&body);
     let body_end = body_start + if verbatim { body.len() } else { 0 };
-    let functions = pg_query::parse_plpgsql(text).ok()?;
     let mut pieces = Vec::new();
-    walk(&functions, None, &mut pieces);
+    match language.as_str() {
+        "plpgsql" => walk(&pg_query::parse_plpgsql(text).ok()?, None, &mut pieces),
+        // A SQL function's body is SQL statements, run in the caller's transaction.
+        "sql" if *kind == RoutineKind::Function => pieces.push(Piece {
+            lineno: 1,
+            what: PieceKind::Sql(body.clone()),
+            loop_without_commit: false,
+        }),
+        _ => return None,
+    }
 
     let mut statements = Vec::new();
     for piece in pieces {

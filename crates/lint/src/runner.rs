@@ -175,12 +175,14 @@ pub fn prepare(runner: Runner, text: &str, script_config: Option<&str>) -> Prepa
         }
         Runner::Sqlx => (text.to_string(), Transaction::Wrapped),
         Runner::Flyway => {
-            let off = script_config.is_some_and(|conf| {
-                conf.lines().any(|l| {
-                    let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-                    l.eq_ignore_ascii_case("executeInTransaction=false")
-                })
-            });
+            let off_line = |l: &str| {
+                let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+                l.eq_ignore_ascii_case("executeInTransaction=false")
+            };
+            // The script configuration file, or (Flyway 10) `-- flyway:` comments in the script.
+            let off = script_config.is_some_and(|conf| conf.lines().any(off_line))
+                || annotation_lines(text, "-- flyway:")
+                    .any(|(_, l)| off_line(&l["-- flyway:".len()..]));
             let transaction = if off {
                 Transaction::PerStatement
             } else {
@@ -432,6 +434,14 @@ mod tests {
             Some("# comment\nexecuteInTransaction = false\n"),
         );
         assert_eq!(p.transaction, Transaction::PerStatement);
+        let p = prepare(
+            Runner::Flyway,
+            "-- flyway:executeInTransaction=false\nSELECT 1;",
+            None,
+        );
+        assert_eq!(p.transaction, Transaction::PerStatement);
+        let p = prepare(Runner::Flyway, "SELECT 1;", None);
+        assert_eq!(p.transaction, Transaction::WrappedUnlessNonTransactional);
     }
 
     #[test]

@@ -37,8 +37,16 @@ fn do_block_statements_are_linted_where_they_are() {
         f.source_line,
         "  ALTER TABLE users RENAME COLUMN name TO full_name;"
     );
-    // Not a PL/pgSQL body: nothing inside to lint.
+    // A SQL function's statements too; another language's body is not SQL.
     assert!(ids("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;").is_empty());
+    assert_eq!(
+        found("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$\n  UPDATE users SET plan = 'free';\n$$;"),
+        [("T016", 2, 3)]
+    );
+    assert!(ids(
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plperl AS $$ UPDATE users SET a = 1; $$;"
+    )
+    .is_empty());
     // A body the PL/pgSQL parser cannot read without the catalog is left to PostgreSQL.
     assert!(ids("CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $f$ DECLARE r users%ROWTYPE; BEGIN RETURN NEW; END $f$;").is_empty());
 }
