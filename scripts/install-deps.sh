@@ -14,7 +14,7 @@ die() { echo "install-deps: $*" >&2; exit 1; }
 
 has_server_binaries() { [ -f "$1/initdb" ] && [ -f "$1/postgres" ]; }
 
-# Mirrors tandem_pg::cluster::discover_bin_dir, so PostgreSQL is installed exactly when the test
+# Mirrors tandem_cluster::discover_bin_dir, so PostgreSQL is installed exactly when the test
 # kit would not find it.
 find_pg_bin_dir() {
     local dir real

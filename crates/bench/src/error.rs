@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
-    Cluster(#[from] tandem_pg::cluster::ClusterError),
+    Cluster(#[from] tandem_cluster::ClusterError),
     #[error(transparent)]
     Engine(#[from] tandem_pg::Error),
     #[error("the benchmark's migration: {0}")]

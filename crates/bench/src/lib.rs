@@ -16,8 +16,8 @@ pub use fixture::{SCHEMA, STATE_SCHEMA, TABLE};
 
 use serde::Serialize;
 use std::path::PathBuf;
+use tandem_cluster::{Cluster, ClusterOptions};
 use tandem_pg::backfill::BackfillOptions;
-use tandem_pg::cluster::{Cluster, ClusterOptions};
 use tandem_pg::ConnectOptions;
 
 use fixture::Fixture;
@@ -67,7 +67,7 @@ impl Scenario {
 #[derive(Debug, Clone)]
 pub enum Target {
     /// A cluster started for the run and removed after it, from these server binaries (or
-    /// those `tandem_pg::cluster::discover_bin_dir` finds).
+    /// those `tandem_cluster::discover_bin_dir` finds).
     Throwaway { bin_dir: Option<PathBuf> },
     /// A scratch database. The benchmark drops and recreates the schemas `tandem_bench` and
     /// `tandem_bench_*` in it, and removes them at the end.
@@ -151,8 +151,7 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
         }
         Target::Database(connect) => (None, connect.clone(), "database"),
     };
-    let pgbench =
-        tandem_pg::cluster::client_program("pgbench", cluster.as_ref().map(|c| c.bin_dir()));
+    let pgbench = tandem_cluster::client_program("pgbench", cluster.as_ref().map(|c| c.bin_dir()));
     let oltp = OltpOptions {
         clients: opts.oltp_clients.max(1),
         duration: opts.oltp_duration,

@@ -136,23 +136,16 @@ pub enum Command {
         /// Read the latest migration from this directory instead of the database.
         #[arg(long)]
         local: Option<PathBuf>,
+        /// With `url`: the client that reads the URL (psycopg and psql read libpq's).
+        #[arg(long = "for", value_enum, value_name = "CLIENT")]
+        client: Option<UrlFor>,
         #[command(flatten)]
         pool: PoolArgs,
     },
     /// Validate migration files (and, with a database, against its live schema) without changing anything.
-    Validate {
-        path: PathBuf,
-        /// Only check the files, even when a database URL is set.
-        #[arg(long)]
-        offline: bool,
-        /// With --offline: the schema the files apply to, from a `pg_dump --schema-only` file
-        /// (its tables, columns, constraints and indexes), instead of an empty one.
-        #[arg(long, requires = "offline")]
-        schema_from: Option<PathBuf>,
-        /// Accept that a backfill fires the user's triggers (as for start and migrate).
-        #[arg(long)]
-        backfill_fires_triggers: bool,
-    },
+    Validate(CheckArgs),
+    /// Print what start, complete and rollback would run for migration files: each step's SQL, its locks and what they block, the backfills; with a database, planned on its live schema, changing nothing.
+    Plan(CheckArgs),
     /// Print the JSON Schema of the migration file format.
     JsonSchema,
     /// Lint SQL migrations and tandem migration files for statements that lock or break a running application.
@@ -400,6 +393,48 @@ pub enum LatestWhat {
     Url,
     /// A PgBouncer `[databases]` line whose pool serves the latest version (`connect_query`).
     Pgbouncer,
+}
+
+/// What `validate` and `plan` check, and against what.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct CheckArgs {
+    /// A migration file, or a directory of them (its pending files, in order).
+    pub path: PathBuf,
+    /// Only read the files, even when a database URL is set.
+    #[arg(long)]
+    pub offline: bool,
+    /// With --offline: the schema the files apply to, from a `pg_dump --schema-only` file
+    /// (its tables, columns, constraints and indexes), instead of an empty one.
+    #[arg(long, requires = "offline")]
+    pub schema_from: Option<PathBuf>,
+    /// With --offline: the PostgreSQL major version to plan for.
+    #[arg(long, requires = "offline", default_value_t = 17, value_name = "MAJOR")]
+    pub pg_major: u32,
+    /// Accept that a backfill fires the user's triggers (as for start and migrate).
+    #[arg(long)]
+    pub backfill_fires_triggers: bool,
+}
+
+/// The client `latest url --for` writes the URL for.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlFor {
+    /// libpq and what is built on it: psql, psycopg, pgx, Ruby's pg, ...
+    Libpq,
+    Psycopg,
+    Asyncpg,
+    /// Node's `pg`.
+    NodePostgres,
+}
+
+impl UrlFor {
+    pub fn client(self) -> tandem_pg::connect::UrlClient {
+        use tandem_pg::connect::UrlClient;
+        match self {
+            UrlFor::Libpq | UrlFor::Psycopg => UrlClient::Libpq,
+            UrlFor::Asyncpg => UrlClient::Asyncpg,
+            UrlFor::NodePostgres => UrlClient::NodePostgres,
+        }
+    }
 }
 
 /// Where the pool that `latest pgbouncer` prints reaches PostgreSQL, and its name.

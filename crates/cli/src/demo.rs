@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_bench::chart::{self, ChartRow};
 use tandem_bench::traffic::{phase, timeline, PhaseStats};
+use tandem_cluster::{Cluster, ClusterOptions};
 use tandem_model::migration::Format;
 use tandem_model::{quote_ident, Migration};
-use tandem_pg::cluster::{Cluster, ClusterOptions};
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, Event};
 use tandem_traffic::{Op, Pace, Protocol, Traffic, Value, Workload};
 

@@ -4,7 +4,8 @@
 //! `connect_query` sets `search_path` once on every server connection it opens, and nothing
 //! resets it between the transactions it serves.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use tandem_pg::connect::{Host, Settings};
 use tandem_pg::Engine;
 
 use crate::cli::{Global, PoolArgs};
@@ -12,7 +13,7 @@ use crate::cli::{Global, PoolArgs};
 /// `NAME = host=... port=... dbname=... connect_query='SET search_path = ...'`, every value
 /// quoted as PgBouncer's connection-string parser reads it.
 pub fn database_line(g: &Global, version_schema: &str, pool: &PoolArgs) -> Result<String> {
-    let server = Server::from_global(g)?;
+    let server = Server::from_global(g, pool)?;
     let name = match &pool.pool {
         Some(name) => name.clone(),
         None => version_schema.to_string(),
@@ -28,8 +29,7 @@ pub fn database_line(g: &Global, version_schema: &str, pool: &PoolArgs) -> Resul
              letters, digits, `_`, `.` and `-` only; pass --pool with such a name"
         );
     }
-    let host = pool.server_host.clone().or(server.host);
-    let port = pool.server_port.map(|p| p.to_string()).or(server.port);
+    let Server { host, port, dbname } = server;
     let query = format!(
         "SET search_path = {}",
         Engine::search_path_for(version_schema, &g.schema)
@@ -38,65 +38,52 @@ pub fn database_line(g: &Global, version_schema: &str, pool: &PoolArgs) -> Resul
     let pairs = [
         ("host", host),
         ("port", port),
-        ("dbname", Some(server.dbname)),
-        ("connect_query", Some(query)),
+        ("dbname", dbname),
+        ("connect_query", query),
     ];
     for (key, value) in pairs {
-        if let Some(value) = value {
-            line.push_str(&format!(" {key}={}", quote_value(&value)));
-        }
+        line.push_str(&format!(" {key}={}", quote_value(&value)));
     }
     Ok(line)
 }
 
 /// Where tandem itself connects, which is where the pool connects unless told otherwise.
 struct Server {
-    host: Option<String>,
-    port: Option<String>,
+    host: String,
+    port: String,
     dbname: String,
 }
 
 impl Server {
-    /// From the database URL (its `host` and `port` query parameters win, as in libpq), or
-    /// from PGHOST, PGPORT and PGDATABASE without one.
-    fn from_global(g: &Global) -> Result<Server> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let Some(url) = &g.database_url else {
-            let dbname = env("PGDATABASE").context(
-                "latest pgbouncer: no database name: set --database-url (DATABASE_URL) or PGDATABASE",
-            )?;
-            return Ok(Server {
-                host: env("PGHOST"),
-                port: env("PGPORT"),
-                dbname,
-            });
+    /// From the connection settings tandem itself reads (a URL or `key=value` string, a
+    /// service, the PG* variables, libpq's defaults). PgBouncer 1.18 takes one host, so
+    /// several need `--server-host`; an address (`hostaddr`) stands in for the host.
+    fn from_global(g: &Global, pool: &PoolArgs) -> Result<Server> {
+        let settings = Settings::resolve(g.database_url.as_deref())?;
+        let endpoints = settings.endpoints()?;
+        let host = match (&pool.server_host, endpoints.as_slice()) {
+            (Some(host), _) => host.clone(),
+            (None, [one]) => match (&one.host, &one.hostaddr) {
+                (_, Some(addr)) => addr.clone(),
+                (Host::Socket(dir), None) => dir.to_string_lossy().into_owned(),
+                (Host::Tcp(h), None) => h.clone(),
+            },
+            (None, many) => bail!(
+                "latest pgbouncer: {} hosts are set ({}), and a PgBouncer 1.18 entry takes one; \
+                 name the one the pool connects to with --server-host (and --server-port)",
+                many.len(),
+                settings.origin("host")
+            ),
         };
-        let url = url::Url::parse(url).context("the database URL is not a postgres:// URL")?;
-        let param = |k: &str| {
-            url.query_pairs()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.into_owned())
-                .filter(|v| !v.is_empty())
+        let port = match pool.server_port {
+            Some(p) => p.to_string(),
+            None => endpoints.first().map_or(5432, |e| e.port).to_string(),
         };
-        let decode = |s: &str| {
-            url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let dbname = param("dbname")
-            .or_else(|| Some(decode(url.path().trim_start_matches('/'))).filter(|d| !d.is_empty()))
-            .or_else(|| env("PGDATABASE"))
-            .context(
-                "latest pgbouncer: the database URL names no database: add one (postgres://host/DB)",
-            )?;
-        let host = param("host")
-            .or_else(|| url.host_str().filter(|h| !h.is_empty()).map(decode))
-            .or_else(|| env("PGHOST"));
-        let port = param("port")
-            .or_else(|| url.port().map(|p| p.to_string()))
-            .or_else(|| env("PGPORT"));
-        Ok(Server { host, port, dbname })
+        Ok(Server {
+            host,
+            port,
+            dbname: settings.dbname().to_string(),
+        })
     }
 }
 

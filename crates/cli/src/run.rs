@@ -1,6 +1,8 @@
 //! Runs a parsed command: converts flags into library options, calls the library, renders.
 
-use crate::cli::{Args, BackfillArgs, BenchScenario, Command, EvidenceArgs, Global, LatestWhat};
+use crate::cli::{
+    Args, BackfillArgs, BenchScenario, CheckArgs, Command, EvidenceArgs, Global, LatestWhat,
+};
 use crate::{exit, render};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tandem_model::{Migration, Schema};
 use tandem_pg::backfill::BackfillOptions;
 use tandem_pg::evidence::EvidenceOptions;
+use tandem_pg::preflight::PreflightOptions;
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout};
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -261,11 +264,19 @@ pub fn run(args: Args) -> Result<()> {
             );
             render::result(json, json!({"ok": true, "migrate": report}), &human);
         }
-        Command::Latest { what, local, pool } => {
+        Command::Latest {
+            what,
+            local,
+            client,
+            pool,
+        } => {
             let pool_flags =
                 pool.pool.is_some() || pool.server_host.is_some() || pool.server_port.is_some();
             if pool_flags && !matches!(what, LatestWhat::Pgbouncer) {
                 bail!("--pool, --server-host and --server-port apply to `latest pgbouncer` only");
+            }
+            if client.is_some() && !matches!(what, LatestWhat::Url) {
+                bail!("--for applies to `latest url` only");
             }
             let (name, version_schema) = match local {
                 Some(dir) => {
@@ -285,53 +296,41 @@ pub fn run(args: Args) -> Result<()> {
                     (latest.name, latest.version_schema)
                 }
             };
+            let mut notes = Vec::new();
             let out = match what {
                 LatestWhat::Schema => version_schema.clone(),
                 LatestWhat::Migration => name.clone(),
-                LatestWhat::Url => latest_url(&g, &version_schema)?,
+                LatestWhat::Url => {
+                    let client = client.map_or(Default::default(), |c| c.client());
+                    let url = latest_url(&g, &version_schema, client)?;
+                    notes = url.notes;
+                    url.url
+                }
                 LatestWhat::Pgbouncer => {
                     crate::pgbouncer::database_line(&g, &version_schema, &pool)?
                 }
             };
+            if !json {
+                for note in &notes {
+                    eprintln!("note: {note}");
+                }
+            }
             render::result(
                 json,
-                json!({"ok": true, "migration": name, "version_schema": version_schema, "value": out}),
+                json!({"ok": true, "migration": name, "version_schema": version_schema, "value": out, "notes": notes}),
                 &out,
             );
         }
-        Command::Validate {
-            path,
-            offline,
-            schema_from,
-            backfill_fires_triggers,
-        } => {
-            let files = if path.is_dir() {
-                migration_files(&path)?
-            } else {
-                vec![path.clone()]
-            };
-            let migrations = load_all(&files)?;
-            let live = !offline
-                && (g.database_url.is_some()
-                    || ["PGHOST", "PGDATABASE", "PGSERVICE"]
-                        .iter()
-                        .any(|v| std::env::var_os(v).is_some()));
-            let checked = if live {
-                validate_live(&g, &migrations, backfill_fires_triggers)?
-            } else {
-                let base = match &schema_from {
-                    Some(dump) => schema_from_dump(&g.schema, dump)?,
-                    None => Schema::new(&g.schema),
-                };
-                validate_offline(base, &migrations)?
-            };
+        Command::Validate(args) => {
+            let (live, planned) = plan_files(&g, &args)?;
+            let checked: Vec<&str> = planned.iter().map(|p| p.name.as_str()).collect();
             render::result(
                 json,
                 json!({"ok": true, "validated": checked, "live": live}),
                 &format!(
                     "{} migration(s) valid{}",
                     checked.len(),
-                    match (live, &schema_from) {
+                    match (live, &args.schema_from) {
                         (true, _) => " against the live schema".to_string(),
                         (false, Some(dump)) => format!(" against the schema of {}", dump.display()),
                         (false, None) => {
@@ -339,6 +338,49 @@ pub fn run(args: Args) -> Result<()> {
                         }
                     }
                 ),
+            );
+        }
+        Command::Plan(args) => {
+            let (live, planned) = plan_files(&g, &args)?;
+            let against = match (live, &args.schema_from) {
+                (true, _) => "the live schema".to_string(),
+                (false, Some(dump)) => format!(
+                    "the schema of {} (offline, for PostgreSQL {})",
+                    dump.display(),
+                    args.pg_major
+                ),
+                (false, None) => format!(
+                    "an empty schema (offline, for PostgreSQL {}; set --database-url to plan against a database)",
+                    args.pg_major
+                ),
+            };
+            let mut human = format!(
+                "planned against {against}; nothing was changed\n\
+                 each statement waits at most the lock timeout (--lock-timeout) for its locks, \
+                 then steps back and retries, so none queues the application behind it for longer\n"
+            );
+            if !live {
+                human.push_str(
+                    "offline, PostgreSQL is not asked whether a default is volatile or a type \
+                     change can be made in place, nor about existing rows, views and triggers: \
+                     with a database the plan can differ\n",
+                );
+            }
+            if planned.is_empty() {
+                human.push_str("nothing to plan: every file is applied\n");
+            }
+            for p in &planned {
+                human.push('\n');
+                human.push_str(&tandem_plan::render::render(&p.file, &p.plan));
+            }
+            let docs: Vec<_> = planned
+                .iter()
+                .map(|p| json!({"file": p.file, "migration": p.name, "plan": p.plan}))
+                .collect();
+            render::result(
+                json,
+                json!({"ok": true, "live": live, "plans": docs}),
+                human.trim_end(),
             );
         }
         Command::JsonSchema => {
@@ -416,14 +458,74 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn validate_offline(base: Schema, migrations: &[Migration]) -> Result<Vec<String>> {
-    let mut schema = base;
-    let mut names = Vec::new();
-    for m in migrations {
-        schema = tandem_model::validate(m, &schema)?.schema;
-        names.push(m.name.clone());
+/// A migration file and its plan.
+struct Planned {
+    file: String,
+    name: String,
+    plan: tandem_plan::Plan,
+}
+
+/// The files `validate` and `plan` are given, each planned as start would plan it: against the
+/// live schema (its pending files, each after the earlier ones replayed) when a database is
+/// configured and `--offline` is not given, else against an empty schema or a dump's. Also
+/// says whether it was live.
+fn plan_files(g: &Global, args: &CheckArgs) -> Result<(bool, Vec<Planned>)> {
+    let files = if args.path.is_dir() {
+        migration_files(&args.path)?
+    } else {
+        vec![args.path.clone()]
+    };
+    let migrations = load_all(&files)?;
+    let live = !args.offline
+        && (g.database_url.is_some()
+            || ["PGHOST", "PGDATABASE", "PGSERVICE"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some()));
+    if live {
+        return Ok((
+            true,
+            plan_live(g, &migrations, args.backfill_fires_triggers)?,
+        ));
     }
-    Ok(names)
+    let base = match &args.schema_from {
+        Some(dump) => schema_from_dump(&g.schema, dump)?,
+        None => Schema::new(&g.schema),
+    };
+    Ok((false, plan_offline(g, base, &migrations, args.pg_major)?))
+}
+
+/// Plans each file against the schema the earlier ones leave, replayed in memory from `base`,
+/// with no database to ask: defaults are taken as non-volatile and type changes as rewrites.
+fn plan_offline(
+    g: &Global,
+    base: Schema,
+    migrations: &[Migration],
+    pg_major: u32,
+) -> Result<Vec<Planned>> {
+    let mut schema = base;
+    let mut planned = Vec::new();
+    let facts = tandem_plan::Facts {
+        pg_major,
+        ..Default::default()
+    };
+    for m in migrations {
+        let next = tandem_model::validate(m, &schema)?.schema;
+        let plan = tandem_plan::plan(&tandem_plan::PlanInput {
+            schema: &g.schema,
+            version_schema: &Engine::version_schema_name(&g.schema, m),
+            migration: m,
+            physical: &schema,
+            facts: &facts,
+        })
+        .map_err(tandem_pg::Error::from)?;
+        planned.push(Planned {
+            file: m.file.clone(),
+            name: m.name.clone(),
+            plan,
+        });
+        schema = next;
+    }
+    Ok(planned)
 }
 
 /// The tables, columns, constraints and indexes a `pg_dump --schema-only` file creates, read
@@ -454,14 +556,9 @@ pub(crate) fn schema_from_dump(schema: &str, dump: &Path) -> Result<Schema> {
     Ok(replayed)
 }
 
-/// Replays the pending files in memory on top of the live schema; asks PostgreSQL what only it
-/// can answer, including whether a backfill would fire the user's triggers (`accept_triggers`
-/// accepts it). Nothing is changed.
-fn validate_live(
-    g: &Global,
-    migrations: &[Migration],
-    accept_triggers: bool,
-) -> Result<Vec<String>> {
+/// Plans the pending files on the live schema, each after the earlier ones replayed in memory,
+/// through the preflight start runs before its first change.
+fn plan_live(g: &Global, migrations: &[Migration], accept_triggers: bool) -> Result<Vec<Planned>> {
     let mut client = tandem_pg::connect(&connect_options(g))?;
     let history = match Engine::new(&mut client, engine_options(g, None)).status() {
         Ok(s) => s.history,
@@ -469,49 +566,45 @@ fn validate_live(
     };
     let applied: Vec<String> = history.iter().map(|h| h.name.clone()).collect();
     let ours: Vec<String> = history.into_iter().map(|h| h.version_schema).collect();
-    let physical = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;
-    let mut schema = physical.clone();
-    let mut names = Vec::new();
+    let mut schema = tandem_pg::introspect::read_schema(&mut client, &g.schema)?;
+    let mut planned = Vec::new();
     for m in migrations.iter().filter(|m| !applied.contains(&m.name)) {
-        let v = tandem_model::validate(m, &schema)?;
-        tandem_pg::live::run_checks(&mut client, m, &physical, &v.live_checks)?;
-        // The planner's refusals come from validate too, as they would from start. Later files
-        // are planned against the schema the earlier ones leave, as replayed in memory.
-        let mut facts = tandem_pg::live::validate_live(&mut client, m, &schema)?;
-        facts.in_place_types.clear();
-        let plan = tandem_plan::plan(&tandem_plan::PlanInput {
-            schema: &g.schema,
-            version_schema: &Engine::version_schema_name(&g.schema, m),
-            migration: m,
-            physical: &schema,
-            facts: &facts,
-        })
-        .map_err(tandem_pg::Error::from)?;
-        // The user's views that complete could not keep working, as start refuses them.
-        tandem_pg::live::refuse_views(&mut client, m, &g.schema, &plan, &ours)?;
-        tandem_pg::backfill::triggers::decide(
+        let done = tandem_pg::preflight::preflight(
             &mut client,
             &g.schema,
-            &plan.backfills,
-            accept_triggers,
+            &Engine::version_schema_name(&g.schema, m),
+            m,
+            &schema,
+            &ours,
+            PreflightOptions {
+                backfill_fires_triggers: accept_triggers,
+                // Existing rows are the first pending file's to try: later files' `up` may
+                // read columns that only the earlier files add.
+                try_rows: planned.is_empty(),
+                ..PreflightOptions::default()
+            },
         )?;
-        // Existing rows are the first pending file's to try: later files' `up` may read
-        // columns that only the earlier files add.
-        if names.is_empty() {
-            tandem_pg::live::try_backfills(&mut client, &g.schema, m, &plan)?;
-        }
-        schema = v.schema;
-        names.push(m.name.clone());
+        schema = tandem_model::validate(m, &schema)?.schema;
+        planned.push(Planned {
+            file: m.file.clone(),
+            name: m.name.clone(),
+            plan: done.plan,
+        });
     }
-    Ok(names)
+    Ok(planned)
 }
 
 /// The connection URL with `options=-c search_path=...` selecting the version, built from the
 /// settings tandem itself connects with (the URL or `key=value` string, a service, the PG*
 /// variables), so it works however those were given. It holds a password only when the given
 /// URL or string held one; one from PGPASSWORD, a service or the password file is left out.
-fn latest_url(g: &Global, version_schema: &str) -> Result<String> {
+fn latest_url(
+    g: &Global,
+    version_schema: &str,
+    client: tandem_pg::connect::UrlClient,
+) -> Result<tandem_pg::connect::ClientUrl> {
     let settings = tandem_pg::connect::Settings::resolve(g.database_url.as_deref())?;
     let search_path = Engine::search_path_for(version_schema, &g.schema);
-    Ok(settings.url(Some(&tandem_pg::connect::search_path_option(&search_path)))?)
+    let options = tandem_pg::connect::search_path_option(&search_path);
+    Ok(settings.url_for(Some(&options), client)?)
 }

@@ -10,9 +10,9 @@ use crate::run::ExitWith;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use tandem_cluster::{Cluster, ClusterOptions};
 use tandem_lint::model::StmtKind;
 use tandem_lint::{lint_sql, Finding};
-use tandem_pg::cluster::{Cluster, ClusterOptions};
 use tandem_pg::trace::{trace, StatementRole, StatementTrace, TraceInput, TraceMode};
 use tandem_pg::ConnectOptions;
 
@@ -63,7 +63,7 @@ fn run_setup(client: &mut postgres::Client, file: &str, sql: &str) -> Result<()>
 /// Runs one of the cluster's client programs, or another installed one when the cluster's build
 /// has none (server-only builds such as scripts/fetch-pg.sh installs), and fails with its stderr.
 fn run_tool(cluster: &Cluster, program: &str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>> {
-    let path = tandem_pg::cluster::client_program(program, Some(cluster.bin_dir()))
+    let path = tandem_cluster::client_program(program, Some(cluster.bin_dir()))
         .unwrap_or_else(|| program.into());
     let out = std::process::Command::new(&path)
         .args(args)

@@ -406,7 +406,7 @@ fn tls_settings_come_from_the_url_or_the_libpq_variables() {
     let other = write(
         dir.path(),
         "other.crt",
-        &tandem_pg::cluster::tls::Authority::new("other CA")
+        &tandem_cluster::tls::Authority::new("other CA")
             .unwrap()
             .cert_pem(),
     );

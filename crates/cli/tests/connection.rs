@@ -32,7 +32,7 @@ fn err(o: &Output) -> String {
 }
 
 fn psql(db: &TestDb) -> PathBuf {
-    tandem_pg::cluster::client_program("psql", Some(db.cluster().bin_dir()))
+    tandem_cluster::client_program("psql", Some(db.cluster().bin_dir()))
         .expect("psql not found: install the postgresql-client package")
 }
 
@@ -188,6 +188,37 @@ fn connection_errors_name_what_was_tried_and_the_fix() {
             && e.contains("check the database name (from the connection string)"),
         "{e}"
     );
+    // GSSAPI encryption: `disable` and `prefer` connect without it, as libpq does without
+    // GSSAPI; `require` is refused, naming where it came from and what to use instead.
+    for mode in ["disable", "prefer"] {
+        let o = tandem(
+            h,
+            &[
+                (
+                    "DATABASE_URL",
+                    &format!("{} gssencmode={mode}", key_values(&db)),
+                ),
+                ("PGGSSENCMODE", "require"),
+            ],
+            &["status"],
+        );
+        assert!(o.status.success(), "gssencmode={mode}: {}", err(&o));
+    }
+    let o = tandem(
+        h,
+        &[
+            ("DATABASE_URL", &key_values(&db)),
+            ("PGGSSENCMODE", "require"),
+        ],
+        &["status"],
+    );
+    let e = err(&o);
+    assert!(
+        !o.status.success()
+            && e.contains("gssencmode require (from PGGSSENCMODE)")
+            && e.contains("use sslmode=require"),
+        "{e}"
+    );
     // A wrong password, on a cluster that asks for one over TCP.
     let pw = PasswordDb::new();
     let wrong = pw.tcp_url_with_password("not-the-password");
@@ -212,6 +243,17 @@ fn connection_errors_name_what_was_tried_and_the_fix() {
         e.contains("the password in PGPASSWORD is wrong") && !e.contains("wrong-again"),
         "{e}"
     );
+}
+
+/// `db` as a libpq `key=value` string over its socket.
+fn key_values(db: &TestDb) -> String {
+    format!(
+        "host={} port={} user={} dbname={}",
+        db.cluster().socket_dir().display(),
+        db.cluster().port(),
+        db.user(),
+        db.name
+    )
 }
 
 /// A database on the password cluster with a role of its own that has a password.

@@ -245,7 +245,7 @@ fn psycopg_asyncpg_and_node_postgres_run_through_a_type_change() {
     let new_schema = ok(&["latest", "schema"], &url);
 
     // psql (libpq) on the URL `latest url` prints.
-    let psql = tandem_pg::cluster::client_program("psql", Some(db.cluster().bin_dir()))
+    let psql = tandem_cluster::client_program("psql", Some(db.cluster().bin_dir()))
         .expect("psql is missing: install the postgresql-client package");
     let latest = ok(&["latest", "url"], &url);
     let o = Command::new(psql)
@@ -282,4 +282,109 @@ fn psycopg_asyncpg_and_node_postgres_run_through_a_type_change() {
     assert!(node_pg.wait_for_ops(6), "node-postgres ran after complete");
     asyncpg.finish();
     node_pg.finish();
+}
+
+/// `tandem latest url --for CLIENT` from settings given as a TCP string, a socket string and
+/// a list of hosts whose first is not there: each driver, given nothing but the URL printed
+/// for it, lands in the version schema with the application name the settings carry. What a
+/// client cannot read is left out with a note, or refused where leaving it out would change
+/// where the client connects.
+#[test]
+fn latest_url_is_read_by_each_driver_as_it_is_printed() {
+    let python = python();
+    let (node, node_path) = node();
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/drivers");
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("01_items.yaml"), ITEMS).unwrap();
+    ok(&["init"], &db.url());
+    let first = dir.path().join("01_items.yaml");
+    ok(&["start", first.to_str().unwrap(), "--complete"], &db.url());
+    let schema = ok(&["latest", "schema"], &db.url());
+    let socket = db.cluster().socket_dir().to_string_lossy().into_owned();
+    let port = db.cluster().port();
+    let who = format!("user={} dbname={}", db.user(), db.name);
+    let cases = [
+        (
+            "TCP",
+            format!("host=localhost port={port} {who} application_name=app_v2 connect_timeout=5"),
+        ),
+        (
+            "a socket",
+            format!("host={socket} port={port} {who} application_name=app_v2 gssencmode=disable"),
+        ),
+        (
+            "two hosts, the first not there",
+            format!("host=/nonexistent,{socket} port={port} {who} application_name=app_v2"),
+        ),
+    ];
+    let expected = format!("{schema}|app_v2");
+    for (what, settings) in &cases {
+        for client in ["libpq", "psycopg", "asyncpg", "node-postgres"] {
+            let o = Command::new(env!("CARGO_BIN_EXE_tandem"))
+                .args(["latest", "url", "--for", client])
+                .env("DATABASE_URL", settings)
+                .output()
+                .expect("run tandem");
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            if client == "node-postgres" && what.starts_with("two hosts") {
+                assert!(!o.status.success(), "{what}, {client}: refused");
+                assert!(stderr.contains("connects to one host"), "{what}: {stderr}");
+                continue;
+            }
+            assert!(o.status.success(), "{what}, {client}: {stderr}");
+            let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            let dropped_timeout =
+                stderr.contains("connect_timeout=5 (from the connection string) is left out");
+            assert_eq!(
+                dropped_timeout,
+                client == "asyncpg" && *what == "TCP",
+                "{what}, {client}: {stderr}"
+            );
+            let mut command = match client {
+                "libpq" => {
+                    let psql = tandem_cluster::client_program("psql", Some(db.cluster().bin_dir()))
+                        .expect("psql");
+                    let mut c = Command::new(psql);
+                    c.args([
+                        url.as_str(),
+                        "-XAtc",
+                        "SELECT (current_schemas(false))[1] || '|' || current_setting('application_name')",
+                    ]);
+                    c
+                }
+                "node-postgres" => {
+                    let mut c = Command::new(&node);
+                    c.arg(scripts.join("url_check.js"))
+                        .arg(&url)
+                        .env("NODE_PATH", &node_path);
+                    c
+                }
+                python_driver => {
+                    let mut c = Command::new(&python);
+                    c.arg(scripts.join("url_check.py"))
+                        .args([python_driver, url.as_str()]);
+                    c
+                }
+            };
+            for var in [
+                "PGHOST",
+                "PGPORT",
+                "PGUSER",
+                "PGDATABASE",
+                "PGAPPNAME",
+                "PGOPTIONS",
+                "PGSERVICE",
+            ] {
+                command.env_remove(var);
+            }
+            let o = command.output().expect("run the driver");
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim(),
+                expected,
+                "{what}, {client} on {url}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
 }

@@ -413,6 +413,35 @@ fn latest_pgbouncer_prints_one_quoted_line() {
         ),
         r#"shop_v2 = host=/var/run/postgresql port=5432 dbname=shop connect_query='SET search_path = "app''s v2","public"'"#
     );
+    // The server comes from the settings as libpq reads them: a key=value string with a
+    // socket directory, a service or the variables as well as a URL.
+    let local = |settings: &str| {
+        tandem(
+            &["latest", "pgbouncer", "--local", d, "--pool", "shop_v2"],
+            Some(settings),
+        )
+    };
+    let o = local("host=/run/pg port=5434 dbname='my shop' user=app");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        r#"shop_v2 = host=/run/pg port=5434 dbname='my shop' connect_query='SET search_path = "app''s v2","public"'"#,
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = local("postgres://app@/shop?host=/run/pg&port=5435");
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .starts_with("shop_v2 = host=/run/pg port=5435 dbname=shop "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // PgBouncer 1.18 takes one host: several need --server-host.
+    let o = local("host=db1,db2 port=5432 dbname=shop");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("2 hosts are set") && e.contains("--server-host"),
+        "{e}"
+    );
     let o = tandem(&["latest", "url", "--local", d, "--pool", "x"], Some(url));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("apply to `latest pgbouncer` only"),

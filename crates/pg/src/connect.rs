@@ -9,8 +9,10 @@ mod failure;
 mod pgpass;
 mod service;
 pub mod settings;
+mod url;
 
 pub use settings::{Endpoint, Host, Settings, Source};
+pub use url::{ClientUrl, UrlClient};
 
 use crate::error::{Error, Result};
 use crate::locks::LockTimeout;
@@ -210,6 +212,19 @@ fn driver_config(
         }
         Some(_) => return Err(bad("target_session_attrs", "any or read-write")),
     }
+    // tandem never tries GSSAPI encryption, which is what libpq does with `disable`, and with
+    // `prefer` when the server or the client has no GSSAPI.
+    match settings.get("gssencmode") {
+        None | Some("disable") | Some("prefer") => {}
+        Some("require") => {
+            return Err(Error::Connect(format!(
+                "gssencmode require ({}): GSSAPI encryption is not supported by tandem; use \
+                 sslmode=require (or verify-full) for an encrypted connection",
+                settings.origin("gssencmode")
+            )))
+        }
+        Some(_) => return Err(bad("gssencmode", "disable, prefer or require")),
+    }
     match settings.get("channel_binding") {
         None | Some("prefer") => {}
         Some("disable") => {
@@ -285,7 +300,7 @@ pub fn setup_session(client: &mut Client, opts: &ConnectOptions) -> Result<()> {
 
 /// Removes the password from a URL for display.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
+    match ::url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("****"));
             u.to_string()

@@ -2,18 +2,20 @@
 //! the state, do the work under the lock discipline, and commit the bookkeeping with the last
 //! change. A start that fails part-way undoes itself and leaves no trace.
 
+use crate::backfill::triggers::Firing;
 use crate::backfill::{self, BackfillOptions, TriggerMode};
 use crate::error::{Context, Error, Result};
 use crate::events::{Event, OnEvent};
 use crate::evidence::{Evidence, EvidenceOptions};
 use crate::introspect::{read_schema, schema_exists, server_major};
 use crate::locks::{kill_point, run_steps, Progress, RetryPolicy, RunnerLock};
+use crate::preflight::{preflight, PreflightOptions, Preflighted};
 use crate::state::{BackfillCheckpoint, MigrationRecord, State};
 use postgres::Client;
 use serde::Serialize;
 use tandem_model::{quote_literal, shorten_name, Migration};
 use tandem_plan::views::{create_version_schema, drop_version_schema, KEPT_SCHEMAS_SETTING};
-use tandem_plan::{Phase, Plan, PlanInput};
+use tandem_plan::{Phase, Plan};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -199,29 +201,32 @@ impl<'c> Engine<'c> {
             });
         }
         let physical = read_schema(self.client, &schema)?;
-        let mut facts = crate::live::validate_live(self.client, migration, &physical)?;
-        if !self.opts.type_changes_in_place {
-            facts.in_place_types.clear();
-        }
         let version_schema = Self::version_schema_name(&schema, migration);
         if schema_exists(self.client, &version_schema)? {
             return Err(Error::VersionSchemaExists(version_schema));
         }
-        let plan = tandem_plan::plan(&PlanInput {
-            schema: &schema,
-            version_schema: &version_schema,
-            migration,
-            physical: &physical,
-            facts: &facts,
-        })?;
-        // A view of the user's that complete could not keep working is refused now, before the
-        // first change, rather than after the new version has been served for hours.
         let ours: Vec<String> = history.iter().map(|h| h.version_schema.clone()).collect();
-        crate::live::refuse_views(self.client, migration, &schema, &plan, &ours)?;
-        // Refused here, before the first change, when the backfill would fire the user's
-        // triggers.
-        let mode = self.trigger_mode(&plan, on_event)?;
-        crate::live::try_backfills(self.client, &schema, migration, &plan)?;
+        // Every refusal that can be known before the first change comes now: the same
+        // sequence `validate` and `plan` run with a database.
+        let Preflighted {
+            plan,
+            facts,
+            trigger_mode: mode,
+            firing,
+        } = preflight(
+            self.client,
+            &schema,
+            &version_schema,
+            migration,
+            &physical,
+            &ours,
+            PreflightOptions {
+                type_changes_in_place: self.opts.type_changes_in_place,
+                backfill_fires_triggers: self.opts.backfill_fires_triggers,
+                try_rows: true,
+            },
+        )?;
+        announce_firing(&firing, on_event);
         for note in &plan.notes {
             on_event(&Event::Info {
                 message: format!("{}: {note}", migration.file),
@@ -404,15 +409,7 @@ impl<'c> Engine<'c> {
             &plan.backfills,
             self.opts.backfill_fires_triggers,
         )?;
-        if !firing.is_empty() {
-            let list: Vec<String> = firing.iter().map(ToString::to_string).collect();
-            on_event(&Event::Info {
-                message: format!(
-                    "the backfill fires the user's triggers {} for every row it fills, as --backfill-fires-triggers accepts",
-                    list.join(", ")
-                ),
-            });
-        }
+        announce_firing(&firing, on_event);
         Ok(mode)
     }
 
@@ -1020,3 +1017,17 @@ fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) 
 
 /// Proof that the runner lock is held.
 struct Locked;
+
+/// Says which of the user's triggers the backfill fires, when the user accepted them.
+fn announce_firing(firing: &[Firing], on_event: OnEvent<'_>) {
+    if firing.is_empty() {
+        return;
+    }
+    let list: Vec<String> = firing.iter().map(ToString::to_string).collect();
+    on_event(&Event::Info {
+        message: format!(
+            "the backfill fires the user's triggers {} for every row it fills, as --backfill-fires-triggers accepts",
+            list.join(", ")
+        ),
+    });
+}

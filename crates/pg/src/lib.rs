@@ -1,10 +1,12 @@
 //! The PostgreSQL side of tandem: connections and session setup, the lock discipline, the state
-//! tables, catalog introspection, live validation, the batched backfill, the expand/contract
-//! engine, and throwaway clusters. Invariant: every statement that may wait for a lock on a live
-//! table goes through `locks`; nothing here prints.
+//! tables, catalog introspection, live validation, the preflight, the batched backfill and the
+//! expand/contract engine. Throwaway clusters are `tandem-cluster`'s. Invariants: every
+//! statement that may wait for a lock on a live table goes through `locks`; nothing here
+//! prints; no unsafe code.
+
+#![forbid(unsafe_code)]
 
 pub mod backfill;
-pub mod cluster;
 pub mod connect;
 pub mod engine;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod introspect;
 pub mod live;
 pub mod locks;
 pub mod monitor;
+pub mod preflight;
 pub mod state;
 pub mod throttle;
 pub mod trace;

@@ -6,7 +6,7 @@ mod common;
 
 use common::{count, migration};
 use std::path::Path;
-use tandem_pg::cluster::tls::Authority;
+use tandem_cluster::tls::Authority;
 use tandem_pg::{ConnectOptions, Engine, EngineOptions};
 use tandem_testkit::{tls_cluster, TestDb};
 

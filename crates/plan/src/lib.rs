@@ -8,6 +8,7 @@ pub mod ddl;
 pub mod error;
 mod ops;
 pub mod overlay;
+pub mod render;
 mod shadow;
 pub mod sqltext;
 pub mod step;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once, OnceLock, PoisonError};
 
 use postgres::NoTls;
+pub use tandem_cluster::{Cluster, ClusterError, ClusterOptions};
 use tandem_model::quote_ident;
-pub use tandem_pg::cluster::{Cluster, ClusterError, ClusterOptions};
 
 mod pagila;
 mod pgbouncer;

@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use postgres::{NoTls, SimpleQueryMessage};
-use tandem_pg::cluster::ServerProcess;
+use tandem_cluster::ServerProcess;
 
 /// Where Debian's `pgbouncer` package puts the binary, which is not on a normal user's PATH.
 const DEBIAN_BINARY: &str = "/usr/sbin/pgbouncer";

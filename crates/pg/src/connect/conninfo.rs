@@ -29,6 +29,7 @@ pub(crate) const KEYWORDS: &[&str] = &[
     "keepalives_count",
     "tcp_user_timeout",
     "client_encoding",
+    "gssencmode",
 ];
 
 /// Keywords libpq knows that tandem cannot honour; naming them gets an error that says so
@@ -42,7 +43,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "sslcrldir",
         "certificate revocation lists are not supported",
     ),
-    ("gssencmode", "GSSAPI is not supported"),
     ("krbsrvname", "GSSAPI is not supported"),
     ("gsslib", "GSSAPI is not supported"),
     ("require_auth", "require_auth is not supported"),

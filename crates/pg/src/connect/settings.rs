@@ -30,6 +30,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
     ("channel_binding", "PGCHANNELBINDING"),
     ("client_encoding", "PGCLIENTENCODING"),
+    ("gssencmode", "PGGSSENCMODE"),
 ];
 
 /// Where a setting came from.
@@ -48,7 +49,7 @@ pub enum Source {
 /// Resolved connection settings; see the module doc for the order.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    values: BTreeMap<String, (String, Source)>,
+    pub(super) values: BTreeMap<String, (String, Source)>,
     home: Option<String>,
 }
 
@@ -272,96 +273,6 @@ impl Settings {
             other => Password::None(Some((file, other))),
         }
     }
-
-    /// A URL with these settings that libpq and the common drivers accept, `extra_options`
-    /// appended to `options`. It holds a password only when the string tandem was given held
-    /// one: a password from PGPASSWORD, a service or the password file stays where it was.
-    /// The service and the password file are not named; the settings they gave are written
-    /// out.
-    pub fn url(&self, extra_options: Option<&str>) -> Result<String> {
-        let endpoints = self.endpoints()?;
-        let mut url = String::from("postgres://");
-        url.push_str(&encode(self.user()));
-        if let Some((password, Source::Given)) = self.values.get("password") {
-            url.push(':');
-            url.push_str(&encode(password));
-        }
-        url.push('@');
-        let mut query: Vec<(String, String)> = Vec::new();
-        let by_name = endpoints
-            .iter()
-            .all(|e| matches!(&e.host, Host::Tcp(h) if !h.is_empty()) && e.hostaddr.is_none());
-        if by_name {
-            let netloc: Vec<String> = endpoints
-                .iter()
-                .map(|e| {
-                    let Host::Tcp(h) = &e.host else {
-                        unreachable!("all endpoints are host names")
-                    };
-                    if h.contains(':') {
-                        format!("[{h}]:{}", e.port)
-                    } else {
-                        format!("{}:{}", encode(h), e.port)
-                    }
-                })
-                .collect();
-            url.push_str(&netloc.join(","));
-        } else {
-            // Socket directories and addresses go in parameters: a path cannot be a netloc.
-            let hosts: Vec<String> = endpoints
-                .iter()
-                .map(|e| match &e.host {
-                    Host::Socket(dir) => dir.to_string_lossy().into_owned(),
-                    Host::Tcp(h) => h.clone(),
-                })
-                .collect();
-            let ports: Vec<String> = endpoints.iter().map(|e| e.port.to_string()).collect();
-            query.push(("host".into(), hosts.join(",")));
-            query.push(("port".into(), ports.join(",")));
-            if let Some(addrs) = self.get("hostaddr") {
-                query.push(("hostaddr".into(), addrs.to_string()));
-            }
-        }
-        url.push('/');
-        url.push_str(&encode(self.dbname()));
-        for key in conninfo::KEYWORDS {
-            let skip = matches!(
-                *key,
-                "host"
-                    | "hostaddr"
-                    | "port"
-                    | "user"
-                    | "password"
-                    | "dbname"
-                    | "passfile"
-                    | "service"
-                    | "options"
-            );
-            match self.values.get(*key) {
-                Some((value, source)) if !skip && *source != Source::Default => {
-                    query.push((key.to_string(), value.clone()));
-                }
-                _ => {}
-            }
-        }
-        let options: Vec<&str> = self
-            .get("options")
-            .into_iter()
-            .chain(extra_options)
-            .collect();
-        if !options.is_empty() {
-            query.push(("options".into(), options.join(" ")));
-        }
-        let query: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode_param(v)))
-            .collect();
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(&query.join("&"));
-        }
-        Ok(url)
-    }
 }
 
 /// The password for one endpoint, and where it came from.
@@ -380,25 +291,6 @@ impl Password {
             Password::None(_) => None,
         }
     }
-}
-
-/// Percent-encodes all but RFC 3986's unreserved characters. libpq decodes `%XX` everywhere
-/// and leaves `+` alone, so this is the one encoding every reader agrees on.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// [`encode`], keeping `/` and `,` readable in parameter values (socket paths, host lists):
-/// no reader gives them a meaning inside a query value.
-fn encode_param(s: &str) -> String {
-    encode(s).replace("%2F", "/").replace("%2C", ",")
 }
 
 #[cfg(test)]

@@ -131,14 +131,14 @@ pub enum ClusterError {
     },
     #[error(
         "connecting to database {dbname:?}: {}",
-        crate::error::describe(source)
+        tandem_pg::error::describe(source)
     )]
     Connect {
         dbname: String,
         #[source]
         source: postgres::Error,
     },
-    #[error("{context}: {}", crate::error::describe(source))]
+    #[error("{context}: {}", tandem_pg::error::describe(source))]
     Sql {
         context: String,
         #[source]
@@ -1056,7 +1056,7 @@ fn wait_until_ready(postmaster: &mut Child, config: &postgres::Config) -> Result
         // "the database system is starting up" and a missing socket both mean: not yet.
         let last_error = match config.connect(NoTls) {
             Ok(_) => return Ok(()),
-            Err(error) => crate::error::describe(&error),
+            Err(error) => tandem_pg::error::describe(&error),
         };
         if Instant::now() >= deadline {
             return Err(Startup::TimedOut(last_error));

@@ -1,0 +1,122 @@
+//! `tandem plan`: what start, complete and rollback would run, planned on Pagila's live schema
+//! through the same preflight as start (so its refusals too), changing nothing; and offline.
+
+use std::process::{Command, Output};
+use tandem_testkit::TestDb;
+
+fn tandem(args: &[&str], url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGHOST")
+        .env_remove("PGDATABASE");
+    if let Some(u) = url {
+        cmd.env("DATABASE_URL", u);
+    }
+    cmd.output().expect("run tandem")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const FILM_LENGTH: &str = "operations:
+  - alter_column: {table: film, column: length, type: integer, up: length::integer, down: length::smallint}
+";
+
+#[test]
+fn plan_on_pagila_shows_every_phase_and_changes_nothing() {
+    let Some(db) = TestDb::pagila() else { return };
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("01_film_length.yaml");
+    std::fs::write(&file, FILM_LENGTH).unwrap();
+    let file = file.to_str().unwrap();
+    // Pagila's film has a trigger that stamps last_update: accepted, as start would need it
+    // accepted for a role that may not keep it out of the batches.
+    let o = tandem(&["plan", file, "--backfill-fires-triggers"], Some(&url));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    for expected in [
+        "planned against the live schema; nothing was changed",
+        "01_film_length.yaml: version schema public_01_film_length",
+        "start (expand; the old version keeps working):",
+        "lock: ACCESS EXCLUSIVE on \"public\".\"film\", blocking all reads and writes",
+        "film, walked by key (film_id):",
+        "_tandem_new_length (integer) = (CAST((length::integer) AS integer))",
+        "complete (contract; the old version stops working):",
+        "rollback (undo start; the new version stops working):",
+        // Pagila's views over film.length are carried across complete.
+        "drop the views that read \"public\".\"film\".length, saving them",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let o = tandem(
+        &["plan", file, "--backfill-fires-triggers", "--json"],
+        Some(&url),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["live"], true);
+    assert_eq!(doc["plans"][0]["migration"], "01_film_length");
+    assert_eq!(doc["plans"][0]["plan"]["backfills"][0]["table"], "film");
+    assert_eq!(doc["plans"][0]["plan"]["backfills"][0]["key"][0], "film_id");
+    // Nothing changed: no version schema, no state, no new column.
+    let count = |sql: &str| -> i64 { db.connect().query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(
+        count("SELECT count(*) FROM pg_namespace WHERE nspname IN ('public_01_film_length', 'tandem')"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM pg_attribute WHERE attrelid = 'film'::regclass AND attname LIKE '_tandem%'"),
+        0
+    );
+}
+
+#[test]
+fn plan_refuses_what_start_would_refuse_with_exit_code_4() {
+    let Some(db) = TestDb::pagila() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("01_bad_up.yaml");
+    std::fs::write(
+        &file,
+        "operations:
+  - alter_column:
+      table: film
+      column: length
+      type: integer
+      up: CASE WHEN film_id = 7 THEN length / 0 ELSE length END
+      down: length::smallint
+",
+    )
+    .unwrap();
+    let o = tandem(
+        &["plan", file.to_str().unwrap(), "--backfill-fires-triggers"],
+        Some(&db.url()),
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("01_bad_up.yaml")
+            && err.contains("operations[0].alter_column.up")
+            && err.contains("film_id")
+            && err.contains("division by zero"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_offline_plans_the_examples_for_the_major_asked() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let o = tandem(&["plan", "--offline", "--pg-major", "14", examples], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("offline, for PostgreSQL 14")
+            && out.contains("04_drop_bio.yaml: version schema public_04_drop_bio"),
+        "{out}"
+    );
+    // --pg-major means nothing with a database.
+    let o = tandem(&["plan", "--pg-major", "14", examples], None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
