@@ -277,6 +277,8 @@ pub struct LintArgs {
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LintFormat {
     Human,
+    /// One line per finding: `file:line:col: severity: RULE name: message`.
+    Compact,
     Json,
     Github,
     Sarif,

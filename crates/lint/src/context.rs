@@ -51,6 +51,12 @@ pub struct State {
     pub statements_after_access_exclusive: usize,
     /// An earlier statement took a lock that blocks the application without a lock_timeout.
     pub strong_lock_without_timeout: bool,
+    /// Types and domains created earlier in this file.
+    pub created_types: HashSet<String>,
+    /// Columns earlier statements of this file added to tables it did not create.
+    pub added_columns: HashMap<(String, String), ColumnSpec>,
+    /// Columns this file made NOT NULL (added NOT NULL or SET NOT NULL).
+    pub not_null_columns: HashSet<(String, String)>,
 }
 
 impl State {
@@ -120,17 +126,29 @@ impl State {
                 self.created_indexes.insert(name.clone(), *concurrently);
             }
             StmtKind::AlterTable { table, actions } => {
+                let new = self.is_new(table);
                 for action in actions {
-                    self.apply_action(table, action);
+                    self.apply_action(table, action, new);
                 }
             }
             StmtKind::RenameTable { table, to } if self.created_tables.remove(&table.name) => {
                 self.created_tables.insert(to.clone());
             }
+            StmtKind::CreateType { name } => {
+                self.created_types.insert(name.clone());
+            }
             _ => {}
         }
         if self.access_exclusive.is_some() && counts_as_work(&stmt.kind) {
             self.statements_after_access_exclusive += 1;
+        }
+        // A foreign key also locks the table it references.
+        if !self.lock_timeout
+            && crate::locks::referenced_locks(&stmt.kind)
+                .iter()
+                .any(|(_, t)| !self.is_new_relation(t))
+        {
+            self.strong_lock_without_timeout = true;
         }
         let lock = crate::locks::strongest_lock(&stmt.kind)
             .filter(|(_, table)| !self.is_new_relation(table));
@@ -147,11 +165,23 @@ impl State {
         }
     }
 
-    fn apply_action(&mut self, table: &TableName, action: &AlterAction) {
+    fn apply_action(&mut self, table: &TableName, action: &AlterAction, new_table: bool) {
+        let key = |column: &str| (table.name.clone(), column.to_string());
         match action {
             AlterAction::AddColumn(c) => {
-                self.column_types
-                    .insert((table.name.clone(), c.name.clone()), c.ty.clone());
+                self.column_types.insert(key(&c.name), c.ty.clone());
+                if c.not_null {
+                    self.not_null_columns.insert(key(&c.name));
+                }
+                if !new_table {
+                    self.added_columns.insert(key(&c.name), c.clone());
+                }
+            }
+            AlterAction::SetNotNull { column } => {
+                self.not_null_columns.insert(key(column));
+            }
+            AlterAction::DropNotNull { column } => {
+                self.not_null_columns.remove(&key(column));
             }
             AlterAction::AlterType { column, ty } => {
                 self.column_types

@@ -31,7 +31,8 @@ pub struct Finding {
     pub rule: &'static Rule,
     pub level: Level,
     pub message: String,
-    /// 1-based line and column (in characters) of the statement's start in the file.
+    /// 1-based line and column (in characters) of the offending clause (or the statement's
+    /// start) in the file.
     pub line: usize,
     pub column: usize,
     /// The file's line at `line`, for the snippet.
@@ -40,6 +41,9 @@ pub struct Finding {
     /// Where in a migration file the SQL came from, e.g. `operations[2].sql.up`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The safe SQL written for this statement, when the rule can write it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instead: Option<String>,
 }
 
 /// Why a file could not be linted.
@@ -76,11 +80,20 @@ pub(crate) struct Placement {
 /// The context a rule sees for one statement.
 pub struct Cx<'a> {
     pub stmt: &'a Statement,
+    /// The whole source the statement's spans point into.
+    pub source: &'a str,
     pub index: usize,
     pub statements: &'a [Statement],
     /// The state before the statement.
     pub state: &'a State,
     pub options: &'a Options,
+}
+
+impl Cx<'_> {
+    /// The statement's text as written (without the `;`).
+    pub fn text(&self) -> &str {
+        &self.source[self.stmt.span.start..self.stmt.span.end]
+    }
 }
 
 /// Lints one SQL source. `file` is used in messages only.
@@ -115,6 +128,7 @@ pub(crate) fn lint_sql_at(
     for (index, stmt) in parsed.statements.iter().enumerate() {
         let cx = Cx {
             stmt,
+            source,
             index,
             statements: &parsed.statements,
             state: &state,
@@ -124,14 +138,23 @@ pub(crate) fn lint_sql_at(
             let Some(level) = config.level(rule) else {
                 continue;
             };
-            let Some(message) = rule.check_statement(&cx) else {
+            let hits = rule.check_statement(&cx);
+            if hits.is_empty() {
                 continue;
-            };
+            }
             if let Some(k) = ignores[index].iter().position(|n| rule.is_named(n)) {
                 used[index][k] = true;
                 continue;
             }
-            findings.push(finding(rule, level, message, source, stmt.span, at, origin));
+            for hit in hits {
+                let span = Span {
+                    start: hit.at.unwrap_or(stmt.span.start),
+                    end: stmt.span.end,
+                };
+                let mut f = finding(rule, level, hit.message, source, span, at, origin);
+                f.instead = hit.instead;
+                findings.push(f);
+            }
         }
         state.apply(stmt, &options);
     }
@@ -182,6 +205,7 @@ pub(crate) fn finding(
         column,
         source_line: source[line_start..line_end].to_string(),
         origin: origin.map(str::to_string),
+        instead: None,
     }
 }
 

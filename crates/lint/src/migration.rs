@@ -80,6 +80,7 @@ fn tandem_lock_timeout() -> crate::model::Statement {
             local: false,
         },
         long_identifiers: Vec::new(),
+        clauses: Vec::new(),
     }
 }
 
