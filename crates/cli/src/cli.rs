@@ -287,6 +287,8 @@ pub enum LintNewTables {
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LintFormat {
     Human,
+    /// One line per finding: `file:line:col: severity: RULE name: message`.
+    Compact,
     Json,
     Github,
     Sarif,

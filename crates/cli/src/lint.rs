@@ -148,7 +148,8 @@ pub fn run(args: LintArgs, json: bool, schema: &str) -> Result<()> {
                 anyhow::bail!("no rule is called {name:?}; `tandem lint --explain all` lists them")
             }
         };
-        print!("{page}");
+        // Markdown for the docs; plain text for a terminal.
+        print!("{}", render::terminal(&page));
         return Ok(());
     }
     let config = load_config(&args)?;
@@ -188,6 +189,7 @@ pub fn run(args: LintArgs, json: bool, schema: &str) -> Result<()> {
     let format = if json { LintFormat::Json } else { args.format };
     let out = match format {
         LintFormat::Human => render::human(&reports),
+        LintFormat::Compact => render::compact(&reports),
         LintFormat::Json => render::json(&reports),
         LintFormat::Github => render::github(&reports),
         LintFormat::Sarif => render::sarif(&reports),

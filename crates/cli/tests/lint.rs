@@ -1,5 +1,5 @@
-//! `tandem lint` as users run it: exit codes, the four output formats, standard input,
-//! tandem.toml, and migration files.
+//! `tandem lint` as users run it: exit codes, the five output formats, standard input,
+//! tandem.toml, migration files, `--explain`, and the project's own examples.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -142,7 +142,7 @@ fn json_github_and_sarif_formats() {
         "{out}"
     );
     assert!(
-        out.contains("\n::warning file=warn.sql,line=2,col=1,title=T025 prefer-jsonb::"),
+        out.contains("\n::warning file=warn.sql,line=2,col=19,title=T025 prefer-jsonb::"),
         "{out}"
     );
 
@@ -222,10 +222,23 @@ fn migration_files() {
         "operations:\n  - drop_column:\n      table: users\n      column: legacy\n",
     )
     .unwrap();
+    // A warning: the linter cannot tell whether the old version can live with NULL there.
     let o = tandem_in(dir.path(), &["lint", "03_drop.yaml"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stdout).contains("03_drop.yaml:2:5: warning[T030 drop-column-without-down]"),
+        "{}",
+        text(&o.stdout)
+    );
+    std::fs::write(
+        dir.path().join("03_type.yaml"),
+        "operations:\n  - alter_column:\n      table: users\n      column: org_id\n      type: text\n",
+    )
+    .unwrap();
+    let o = tandem_in(dir.path(), &["lint", "03_type.yaml"], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o.stdout).contains("03_drop.yaml:2:5: error[T030 drop-column-without-down]"),
+        text(&o.stdout).contains("03_type.yaml:2:5: error[T031 type-change-without-down]"),
         "{}",
         text(&o.stdout)
     );
@@ -243,14 +256,35 @@ fn migration_files() {
 }
 
 #[test]
-fn explain_prints_a_rules_page() {
+fn explain_prints_a_rules_page_for_a_terminal() {
     let dir = files();
     let o = tandem_in(dir.path(), &["lint", "--explain", "T011"], None);
     assert_eq!(o.status.code(), Some(0));
-    assert!(text(&o.stdout).starts_with("<!-- generated"));
-    assert!(text(&o.stdout).contains("# T011 `set-not-null-without-check`"));
+    let out = text(&o.stdout);
+    // No generator comment, no Markdown markup: headings underlined, code indented.
+    assert!(
+        out.starts_with("T011 set-not-null-without-check\n===="),
+        "{out}"
+    );
+    assert!(
+        !out.contains("<!--") && !out.contains("```") && !out.contains("**"),
+        "{out}"
+    );
+    assert!(out.contains("\nWhy\n---\n"), "{out}");
+    assert!(
+        out.contains("\n    ALTER TABLE users ALTER COLUMN email SET NOT NULL;"),
+        "{out}"
+    );
+    assert!(out.contains("Level: error"), "{out}");
     let o = tandem_in(dir.path(), &["lint", "--explain", "all"], None);
-    assert!(text(&o.stdout).contains("| T032 |"));
+    let out = text(&o.stdout);
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("T035")
+            && l.contains("exclusion-constraint")
+            && !l.contains('|')
+            && !l.contains("](")),
+        "{out}"
+    );
     assert_eq!(
         tandem_in(dir.path(), &["lint", "--explain", "T999"], None)
             .status
@@ -411,4 +445,40 @@ fn directories_carry_the_schema_and_follow_the_runner() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("goose"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn compact_format_is_one_line_per_finding() {
+    let dir = files();
+    std::fs::write(
+        dir.path().join("two.sql"),
+        "SET lock_timeout = '2s';\nALTER TABLE orders\n  ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id),\n  ADD CONSTRAINT orders_total_positive CHECK (total >= 0);\n",
+    )
+    .unwrap();
+    let o = tandem_in(
+        dir.path(),
+        &["lint", "--format", "compact", "two.sql", "warn.sql"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stdout),
+        "two.sql:3:3: error: T009 constraint-without-not-valid: FOREIGN KEY constraint orders_user_fk on orders is added without NOT VALID: every row is checked while SHARE ROW EXCLUSIVE locks on orders and users are held (no INSERT, UPDATE or DELETE on either)\n\
+two.sql:4:3: error: T009 constraint-without-not-valid: CHECK constraint orders_total_positive on orders is added without NOT VALID: every row is checked while an ACCESS EXCLUSIVE lock on orders is held (no reads or writes)\n\
+warn.sql:2:19: warning: T025 prefer-jsonb: column settings is json: use jsonb\n"
+    );
+}
+
+/// The project's own example migrations are clean of errors: `examples/04_drop_bio.yaml`
+/// drops a nullable column without `down`, which T030 reports as a warning only (the old
+/// version reads NULL there, which its schema allows).
+#[test]
+fn the_projects_examples_pass() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let o = tandem_in(&examples, &["lint", "--format", "json", "."], None);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["errors"], 0, "{out}");
+    assert_eq!(doc["files"].as_array().unwrap().len(), 4, "{out}");
 }

@@ -13,7 +13,11 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct Body {
     pub kind: RoutineKind,
+    /// The statements, with spans into the file, except those of `executed` ones.
     pub parsed: Parsed,
+    /// Parallel to the statements: for a statement of an `EXECUTE`'d string that is not in the
+    /// file as written, the text its spans point into and the file offset to report it at.
+    pub executed: Vec<Option<(String, usize)>>,
 }
 
 /// A statement the PL/pgSQL parser found, before it is parsed as SQL.
@@ -58,6 +62,7 @@ pub fn body(source: &str, stmt: &Statement) -> Option<Body> {
     }
 
     let mut statements = Vec::new();
+    let mut executed = Vec::new();
     for piece in pieces {
         let line_at = line_offset(source, body_start, piece.lineno);
         let indent = source[line_at..]
@@ -73,38 +78,27 @@ pub fn body(source: &str, stmt: &Statement) -> Option<Body> {
             kind,
             long_identifiers: Vec::new(),
             in_body: None,
+            clauses: Vec::new(),
         };
-        let mut found = match piece.what {
-            PieceKind::Commit => vec![at_line(StmtKind::Commit)],
-            PieceKind::Rollback => vec![at_line(StmtKind::Rollback)],
+        let (mut found, text) = match piece.what {
+            PieceKind::Commit => (vec![at_line(StmtKind::Commit)], None),
+            PieceKind::Rollback => (vec![at_line(StmtKind::Rollback)], None),
             PieceKind::Sql(sql) | PieceKind::Executed(sql) => {
-                let Ok(inner) = parse::parse(&sql) else {
-                    continue;
-                };
                 // SQL written in the body is found verbatim from its line on; an EXECUTE'd
-                // string is reported at the EXECUTE.
+                // string too unless quoting changed it.
                 let shift = (verbatim && line_at <= body_end)
                     .then(|| source[line_at..body_end].find(&sql))
                     .flatten()
                     .map(|i| line_at + i);
-                inner
-                    .statements
-                    .into_iter()
-                    .map(|s| match shift {
-                        Some(shift) => Statement {
-                            span: Span {
-                                start: s.span.start + shift,
-                                end: s.span.end + shift,
-                            },
-                            ..s
-                        },
-                        None => Statement {
-                            kind: s.kind,
-                            long_identifiers: s.long_identifiers,
-                            ..at_line(StmtKind::Other)
-                        },
-                    })
-                    .collect()
+                // Parsed where it sits, so every span of the statement (its clauses, its WHERE)
+                // points into the file; a string that is not in the file is parsed as text of
+                // its own, and reported at the EXECUTE.
+                let padded = format!("{}{sql}", " ".repeat(shift.unwrap_or(indent)));
+                let Ok(inner) = parse::parse(&padded) else {
+                    continue;
+                };
+                let text = shift.is_none().then_some(padded);
+                (inner.statements, text)
             }
         };
         for s in &mut found {
@@ -112,6 +106,7 @@ pub fn body(source: &str, stmt: &Statement) -> Option<Body> {
                 routine: *kind,
                 loop_without_commit: piece.loop_without_commit,
             });
+            executed.push(text.clone().map(|t| (t, indent)));
         }
         statements.extend(found);
     }
@@ -135,6 +130,7 @@ pub fn body(source: &str, stmt: &Statement) -> Option<Body> {
             statements,
             comments,
         },
+        executed,
     })
 }
 

@@ -75,6 +75,12 @@ pub struct State {
     in_body: bool,
     /// The DO block being linted opened the transaction it runs in.
     body_opened_transaction: bool,
+    /// Types and domains created earlier in this file.
+    pub created_types: HashSet<String>,
+    /// Columns earlier statements of this file added to tables it did not create.
+    pub added_columns: HashMap<(String, String), ColumnSpec>,
+    /// Columns this file made NOT NULL (added NOT NULL or SET NOT NULL).
+    pub not_null_columns: HashSet<(String, String)>,
 }
 
 impl State {
@@ -213,7 +219,7 @@ impl State {
                     }
                 }
                 for c in constraints {
-                    self.apply_action(table, &AlterAction::AddConstraint(c.clone()));
+                    self.apply_action(table, &AlterAction::AddConstraint(c.clone()), true);
                 }
             }
             StmtKind::DropTable { tables } => {
@@ -245,8 +251,9 @@ impl State {
                 self.created_indexes.insert(name.clone(), *concurrently);
             }
             StmtKind::AlterTable { table, actions } => {
+                let new = self.is_new(table);
                 for action in actions {
-                    self.apply_action(table, action);
+                    self.apply_action(table, action, new);
                 }
             }
             StmtKind::RenameTable { table, to } => {
@@ -255,10 +262,21 @@ impl State {
                 }
                 self.rename_table(&table.name, to);
             }
+            StmtKind::CreateType { name } => {
+                self.created_types.insert(name.clone());
+            }
             _ => {}
         }
         if self.access_exclusive.is_some() && counts_as_work(&stmt.kind) {
             self.statements_after_access_exclusive += 1;
+        }
+        // A foreign key also locks the table it references.
+        if !self.lock_timeout
+            && crate::locks::referenced_locks(&stmt.kind)
+                .iter()
+                .any(|(_, t)| !self.is_new_relation(t))
+        {
+            self.strong_lock_without_timeout = true;
         }
         let lock = crate::locks::strongest_lock(&stmt.kind)
             .filter(|(_, table)| !self.is_new_relation(table));
@@ -302,13 +320,17 @@ impl State {
             .collect();
     }
 
-    fn apply_action(&mut self, table: &TableName, action: &AlterAction) {
+    fn apply_action(&mut self, table: &TableName, action: &AlterAction, new_table: bool) {
         let key = |column: &str| (table.name.clone(), column.to_string());
         match action {
             AlterAction::AddColumn(c) => {
                 self.column_types.insert(key(&c.name), c.ty.clone());
                 if c.not_null {
                     self.not_null.insert(key(&c.name));
+                    self.not_null_columns.insert(key(&c.name));
+                }
+                if !new_table {
+                    self.added_columns.insert(key(&c.name), c.clone());
                 }
             }
             AlterAction::DropColumn { column } => {
@@ -318,9 +340,11 @@ impl State {
             }
             AlterAction::SetNotNull { column } => {
                 self.not_null.insert(key(column));
+                self.not_null_columns.insert(key(column));
             }
             AlterAction::DropNotNull { column } => {
                 self.not_null.remove(&key(column));
+                self.not_null_columns.remove(&key(column));
             }
             AlterAction::AddConstraint(c) if c.kind == ConstraintKind::PrimaryKey => {
                 // A primary key makes its columns NOT NULL.

@@ -33,7 +33,8 @@ pub struct Finding {
     pub rule: &'static Rule,
     pub level: Level,
     pub message: String,
-    /// 1-based line and column (in characters) of the statement's start in the file.
+    /// 1-based line and column (in characters) of the offending clause (or the statement's
+    /// start) in the file.
     pub line: usize,
     pub column: usize,
     /// The file's line at `line`, for the snippet.
@@ -42,6 +43,9 @@ pub struct Finding {
     /// Where in a migration file the SQL came from, e.g. `operations[2].sql.up`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The safe SQL written for this statement, when the rule can write it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instead: Option<String>,
 }
 
 /// Why a file could not be linted.
@@ -78,6 +82,8 @@ pub(crate) struct Placement {
 /// The context a rule sees for one statement.
 pub struct Cx<'a> {
     pub stmt: &'a Statement,
+    /// The whole source the statement's spans point into.
+    pub source: &'a str,
     pub index: usize,
     pub statements: &'a [Statement],
     /// The state before the statement.
@@ -93,6 +99,13 @@ pub struct SqlFile<'a> {
     pub text: &'a str,
     /// Flyway's script configuration for this file (`<file>.conf`), when there is one.
     pub script_config: Option<&'a str>,
+}
+
+impl Cx<'_> {
+    /// The statement's text as written (without the `;`).
+    pub fn text(&self) -> &str {
+        &self.source[self.stmt.span.start..self.stmt.span.end]
+    }
 }
 
 /// Lints the files of a run in migration order, carrying what each one did to the schema
@@ -188,6 +201,7 @@ fn check_statement(
     cx: &Cx,
     config: &Config,
     site: Site,
+    report_at: Option<usize>,
     ignores: &mut [Ignores],
     findings: &mut Vec<Finding>,
 ) {
@@ -196,9 +210,10 @@ fn check_statement(
         let Some(level) = config.level(rule) else {
             continue;
         };
-        let Some(message) = rule.check_statement(cx) else {
+        let hits = rule.check_statement(cx);
+        if hits.is_empty() {
             continue;
-        };
+        }
         let named = ignores.iter_mut().find_map(|i| {
             let k = i.names.iter().position(|n| rule.is_named(n))?;
             Some((i, k))
@@ -207,19 +222,24 @@ fn check_statement(
             i.used[k] = true;
             continue;
         }
-        let (level, message) = match small_table(cx, config, rule) {
-            Some(note) => (Level::Warning, format!("{message} ({note})")),
-            None => (level, message),
-        };
-        findings.push(finding(
-            rule,
-            level,
-            message,
-            source,
-            cx.stmt.span,
-            at,
-            origin,
-        ));
+        let note = small_table(cx, config, rule);
+        for hit in hits {
+            // A statement an EXECUTE runs is not in the file: its findings point at the EXECUTE.
+            let span = match report_at {
+                Some(start) => Span { start, end: start },
+                None => Span {
+                    start: hit.at.unwrap_or(cx.stmt.span.start),
+                    end: cx.stmt.span.end,
+                },
+            };
+            let (level, message) = match &note {
+                Some(note) => (Level::Warning, format!("{} ({note})", hit.message)),
+                None => (level, hit.message),
+            };
+            let mut f = finding(rule, level, message, source, span, at, origin);
+            f.instead = hit.instead;
+            findings.push(f);
+        }
     }
 }
 
@@ -343,8 +363,10 @@ pub(crate) fn lint_sql_at(
                 }
             };
             for (k, inner) in body.parsed.statements.iter().enumerate() {
+                let executed = body.executed[k].as_ref();
                 let cx = Cx {
                     stmt: inner,
+                    source: executed.map_or(source, |(text, _)| text.as_str()),
                     index: k,
                     statements: &body.parsed.statements,
                     state: body_state,
@@ -360,7 +382,14 @@ pub(crate) fn lint_sql_at(
                         used: &mut used[index],
                     },
                 ];
-                check_statement(&cx, config, body_site, &mut slots, &mut findings);
+                check_statement(
+                    &cx,
+                    config,
+                    body_site,
+                    executed.map(|(_, at)| *at),
+                    &mut slots,
+                    &mut findings,
+                );
                 body_state.apply(inner, &options);
             }
             if body.kind == model::RoutineKind::Do {
@@ -378,6 +407,7 @@ pub(crate) fn lint_sql_at(
         }
         let cx = Cx {
             stmt,
+            source,
             index,
             statements: &parsed.statements,
             state,
@@ -387,7 +417,7 @@ pub(crate) fn lint_sql_at(
             names: &ignores[index],
             used: &mut used[index],
         }];
-        check_statement(&cx, config, site, &mut slots, &mut findings);
+        check_statement(&cx, config, site, None, &mut slots, &mut findings);
         state.apply(stmt, &options);
     }
     unused_ignores(config, &parsed, &ignores, &used, site, &mut findings);
@@ -416,6 +446,7 @@ pub(crate) fn finding(
         column,
         source_line: source[line_start..line_end].to_string(),
         origin: origin.map(str::to_string),
+        instead: None,
     }
 }
 

@@ -81,6 +81,7 @@ fn tandem_lock_timeout() -> crate::model::Statement {
         },
         long_identifiers: Vec::new(),
         in_body: None,
+        clauses: Vec::new(),
     }
 }
 
