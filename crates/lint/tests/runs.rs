@@ -163,7 +163,7 @@ fn migration_directories_lint_as_their_runners_run_them() {
         .filter(|p| p.is_dir())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 9, "{cases:?}");
+    assert!(cases.len() >= 12, "{cases:?}");
     std::thread::scope(|scope| {
         for chunk in cases.chunks(3) {
             scope.spawn(move || chunk.iter().for_each(|c| check_case(c)));
