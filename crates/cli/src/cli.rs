@@ -297,17 +297,36 @@ pub struct LintArgs {
     /// PostgreSQL major version the migrations will run on (default 15, or `pg_version` in tandem.toml).
     #[arg(long)]
     pub pg_version: Option<u32>,
-    /// Each file runs as one transaction (psql -1, or a framework that wraps migrations).
+    /// Files whose runner is not recognised run as one transaction (psql -1); same as `--runner psql-single-transaction` for them.
     #[arg(long)]
     pub single_transaction: bool,
+    /// The tool that runs the files, which decides their transactions (default: recognised per file from its annotations and name, else psql).
+    #[arg(long, value_name = "RUNNER", value_parser = clap::builder::PossibleValuesParser::new(
+        tandem_lint::runner::Runner::ALL.iter().map(|r| r.name())
+    ))]
+    pub runner: Option<String>,
+    /// How long a table created by a file counts as new: `file` (default; later files were deployed later, when the table was in use) or `run` (all the files are deployed together).
+    #[arg(long, value_enum)]
+    pub new_tables: Option<LintNewTables>,
+    /// The schema the first file runs on (column types, NOT NULL columns): a `pg_dump --schema-only` file, or a postgres:// URL whose --schema is read (nothing is changed).
+    #[arg(long, value_name = "DUMP|URL")]
+    pub schema_from: Option<PathBuf>,
     /// Configuration file (default: tandem.toml in the current directory, if present).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LintNewTables {
+    File,
+    Run,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LintFormat {
     Human,
+    /// One line per finding: `file:line:col: severity: RULE name: message`.
+    Compact,
     Json,
     Github,
     Sarif,

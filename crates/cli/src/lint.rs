@@ -1,15 +1,19 @@
-//! `tandem lint`: reads the files and the configuration, hands them to `tandem-lint`, prints the
-//! rendered report and turns error-level findings into exit code 1.
+//! `tandem lint`: reads the files and the configuration, lists directories in migration order,
+//! hands the files to one `tandem_lint::Run` (so each file sees the schema the earlier ones
+//! left, starting from `--schema-from`), prints the rendered report and turns error-level
+//! findings into exit code 1.
 
-use crate::cli::{LintArgs, LintFormat};
+use crate::cli::{LintArgs, LintFormat, LintNewTables};
 use crate::exit;
 use crate::run::ExitWith;
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use tandem_lint::context::NewTables;
 use tandem_lint::migration::lint_migration;
 use tandem_lint::render::{self, FileReport};
-use tandem_lint::{lint_sql, Config, Level};
+use tandem_lint::runner::{self, Runner};
+use tandem_lint::{Config, Level, Run, SqlFile};
 use tandem_model::migration::Format;
 
 const DEFAULT_CONFIG: &str = "tandem.toml";
@@ -20,10 +24,28 @@ fn load_config(args: &LintArgs) -> Result<Config> {
         config.pg_version = v;
     }
     config.single_transaction |= args.single_transaction;
+    if let Some(name) = &args.runner {
+        let runner = Runner::from_name(name).ok_or_else(|| {
+            let names: Vec<_> = Runner::ALL.iter().map(|r| r.name()).collect();
+            anyhow::anyhow!(
+                "--runner: no runner is called {name:?}; one of: {}",
+                names.join(", ")
+            )
+        })?;
+        config.runner = Some(runner);
+    }
+    if let Some(v) = args.new_tables {
+        config.new_tables = match v {
+            LintNewTables::File => NewTables::File,
+            LintNewTables::Run => NewTables::Run,
+        };
+    }
     Ok(config)
 }
 
-/// The paths given, with each directory replaced by its SQL and migration files in name order.
+/// The paths given, with each directory replaced by its migrations in the order their runner
+/// applies them: its SQL and migration files, and the `migration.sql` of each subdirectory
+/// (Prisma's layout); down migrations are left out.
 fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
@@ -31,15 +53,58 @@ fn expand_dirs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             out.push(path.clone());
             continue;
         }
-        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(path)
             .with_context(|| format!("{}: cannot read directory", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "sql") || Format::from_path(p).is_some())
-            .collect();
-        found.sort();
-        out.extend(found);
+        {
+            let p = entry?.path();
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if p.is_dir() {
+                if p.join("migration.sql").is_file() {
+                    found.push(format!("{name}/migration.sql"));
+                }
+            } else if p.extension().is_some_and(|e| e == "sql") || Format::from_path(&p).is_some() {
+                found.push(name);
+            }
+        }
+        out.extend(
+            runner::migration_files(found)
+                .into_iter()
+                .map(|relative| path.join(relative)),
+        );
     }
     Ok(out)
+}
+
+/// The schema a run starts from: the database's `schema` when `from` is a connection URL (read
+/// as `validate` reads it, nothing changed, with the planner's row estimates), else a
+/// `pg_dump --schema-only` file (which has no rows to estimate).
+fn starting_schema(
+    from: &Path,
+    schema: &str,
+) -> Result<(
+    tandem_model::Schema,
+    std::collections::BTreeMap<String, i64>,
+)> {
+    let text = from.to_string_lossy();
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        let mut client = tandem_pg::connect(&tandem_pg::ConnectOptions {
+            url: Some(text.into_owned()),
+            application_name: Some("tandem lint".into()),
+            ..tandem_pg::ConnectOptions::default()
+        })?;
+        let tables = tandem_pg::introspect::read_schema(&mut client, schema)?;
+        let rows = tandem_pg::introspect::row_estimates(&mut client, schema)?;
+        return Ok((tables, rows));
+    }
+    Ok((
+        crate::run::schema_from_dump(schema, from)?,
+        Default::default(),
+    ))
 }
 
 /// The name to show for `path` and its text; `-` is standard input, shown as `<stdin>`.
@@ -72,7 +137,9 @@ pub fn config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
-pub fn run(args: LintArgs, json: bool) -> Result<()> {
+/// Lints what `args` names; `schema` is the schema of the application's tables, which
+/// `--schema-from` reads.
+pub fn run(args: LintArgs, json: bool, schema: &str) -> Result<()> {
     if let Some(name) = &args.explain {
         let page = match tandem_lint::Rule::lookup(name) {
             Some(rule) => tandem_lint::docs::rule_page(rule),
@@ -81,37 +148,39 @@ pub fn run(args: LintArgs, json: bool) -> Result<()> {
                 anyhow::bail!("no rule is called {name:?}; `tandem lint --explain all` lists them")
             }
         };
-        print!("{page}");
+        // Markdown for the docs; plain text for a terminal.
+        print!("{}", render::terminal(&page));
         return Ok(());
     }
     let config = load_config(&args)?;
+    let start = match &args.schema_from {
+        Some(from) => Some(starting_schema(from, schema)?),
+        None => None,
+    };
+    let mut run = match &start {
+        Some((schema, rows)) => Run::from_schema(&config, schema).with_row_estimates(rows.clone()),
+        None => Run::new(&config),
+    };
     let mut files = Vec::new();
     for path in &expand_dirs(&args.files)? {
         let name = path.display().to_string();
         if name != "-" && config.excludes_path(&name) {
             continue;
         }
-        let text = if name == "-" {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading standard input")?;
-            s
-        } else {
-            std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))?
-        };
+        let (shown, text) = read_input(path)?;
         let findings = match Format::from_path(path) {
             Some(format) => lint_migration(&name, &text, format, &config)?,
-            None => lint_sql(if name == "-" { "<stdin>" } else { &name }, &text, &config)?,
+            None => {
+                // Flyway reads a script's configuration from `<script>.conf` beside it.
+                let conf = std::fs::read_to_string(format!("{name}.conf")).ok();
+                run.lint_sql(SqlFile {
+                    name: &shown,
+                    text: &text,
+                    script_config: conf.as_deref(),
+                })?
+            }
         };
-        files.push((
-            if name == "-" {
-                "<stdin>".to_string()
-            } else {
-                name
-            },
-            findings,
-        ));
+        files.push((shown, findings));
     }
     let reports: Vec<FileReport> = files
         .iter()
@@ -120,6 +189,7 @@ pub fn run(args: LintArgs, json: bool) -> Result<()> {
     let format = if json { LintFormat::Json } else { args.format };
     let out = match format {
         LintFormat::Human => render::human(&reports),
+        LintFormat::Compact => render::compact(&reports),
         LintFormat::Json => render::json(&reports),
         LintFormat::Github => render::github(&reports),
         LintFormat::Sarif => render::sarif(&reports),

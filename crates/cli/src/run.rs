@@ -423,7 +423,7 @@ pub fn run(args: Args) -> Result<()> {
                 serde_json::to_string_pretty(&tandem_model::migration::json_schema())?
             );
         }
-        Command::Lint(args) => crate::lint::run(args, json)?,
+        Command::Lint(args) => crate::lint::run(args, json, &g.schema)?,
         Command::Convert(args) => crate::convert::run(args, json)?,
         Command::Trace(args) => {
             let live = (!args.throwaway && g.database_url.is_some()).then(|| connect_options(&g));
@@ -573,7 +573,7 @@ fn plan_offline(
 /// as `tandem convert` reads SQL and replayed in memory. What no tandem operation describes
 /// (functions, triggers, views, sequences, partitioned tables), and what stands on it, is left
 /// out, so a file that relies on it is judged on the rest.
-fn schema_from_dump(schema: &str, dump: &Path) -> Result<Schema> {
+pub(crate) fn schema_from_dump(schema: &str, dump: &Path) -> Result<Schema> {
     let file = dump.display().to_string();
     let text =
         std::fs::read_to_string(dump).with_context(|| format!("reading the schema from {file}"))?;

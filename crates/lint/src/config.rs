@@ -2,7 +2,9 @@
 //! paths, the PostgreSQL version) merged with command-line options. The caller reads the file;
 //! this module only interprets its text.
 
+use crate::context::NewTables;
 use crate::rules::{Level, Rule, RULES};
+use crate::runner::Runner;
 use crate::{LintError, Options};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
@@ -20,6 +22,9 @@ struct ConfigFile {
 struct LintSection {
     pg_version: Option<u32>,
     single_transaction: Option<bool>,
+    runner: Option<String>,
+    new_tables: Option<NewTables>,
+    small_table_rows: Option<u64>,
     #[serde(default)]
     exclude: Vec<String>,
     #[serde(default)]
@@ -32,7 +37,15 @@ struct LintSection {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub pg_version: u32,
+    /// Files whose runner is not known run as one transaction (`psql -1`).
     pub single_transaction: bool,
+    /// The runner of every file, instead of the one each file's annotations or name show.
+    pub runner: Option<Runner>,
+    /// How long a table created by a file of the run counts as new.
+    pub new_tables: NewTables,
+    /// A table with at most this many rows (by the planner's estimate, when the run starts from
+    /// a database) is small: what its size makes slow under a lock is a warning, not an error.
+    pub small_table_rows: u64,
     /// Rule id → level, for rules whose level differs from their default; `None` turns it off.
     overrides: HashMap<&'static str, Option<Level>>,
     exclude_paths: GlobSet,
@@ -44,6 +57,9 @@ impl Default for Config {
         Config {
             pg_version: options.pg_version,
             single_transaction: options.single_transaction,
+            runner: None,
+            new_tables: NewTables::default(),
+            small_table_rows: 10_000,
             overrides: HashMap::new(),
             exclude_paths: GlobSet::empty(),
         }
@@ -65,6 +81,24 @@ impl Config {
         }
         if let Some(v) = lint.single_transaction {
             config.single_transaction = v;
+        }
+        if let Some(name) = &lint.runner {
+            config.runner = Some(Runner::from_name(name).ok_or_else(|| {
+                error(format!(
+                    "[lint] runner: no runner is called {name:?}; one of: {}",
+                    Runner::ALL
+                        .iter()
+                        .map(|r| r.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?);
+        }
+        if let Some(v) = lint.new_tables {
+            config.new_tables = v;
+        }
+        if let Some(v) = lint.small_table_rows {
+            config.small_table_rows = v;
         }
         let rule = |name: &str| {
             Rule::lookup(name).ok_or_else(|| error(format!("[lint]: no rule is called {name:?}")))

@@ -98,7 +98,9 @@ alternatives block nothing.\n\n\
     s.push_str(
         "\n## Configuration\n\n`tandem.toml` in the current directory (or `--config FILE`):\n\n\
 ```toml\n[lint]\npg_version = 15            # what is safe depends on it; --pg-version overrides\n\
-single_transaction = false  # the file runs as one transaction (psql -1, most frameworks)\n\
+runner = \"goose\"            # how files run (default: recognised per file, else psql); --runner\n\
+new_tables = \"file\"         # a created table is new in its file only, or for the whole \"run\"\n\
+single_transaction = false  # files of no known runner run as one transaction (psql -1)\n\
 exclude = [\"prefer-text-over-char\"]\nexclude_paths = [\"migrations/legacy/**\"]\n\n\
 [lint.levels]\ndrop-column = \"error\"\n```\n\n\
 A statement is exempted with a comment on it or on the lines above it: \

@@ -31,6 +31,7 @@ pub fn strongest_lock(kind: &StmtKind) -> Option<(LockMode, String)> {
         StmtKind::Reindex {
             target,
             concurrently,
+            ..
         } => (
             unless_concurrently(*concurrently, AccessExclusive),
             target.clone(),
@@ -49,6 +50,51 @@ pub fn strongest_lock(kind: &StmtKind) -> Option<(LockMode, String)> {
         _ => return None,
     };
     Some((mode, table))
+}
+
+/// The locks a statement's new foreign keys take on the tables they reference: SHARE ROW
+/// EXCLUSIVE, which blocks INSERT, UPDATE and DELETE there, also when the key is added NOT VALID
+/// and also from a CREATE TABLE. Each with the referenced table's bare name.
+pub fn referenced_locks(kind: &StmtKind) -> Vec<(LockMode, String)> {
+    let mut out = Vec::new();
+    let mut add = |c: &ConstraintSpec| {
+        if let (ConstraintKind::ForeignKey, Some((table, _))) = (c.kind, &c.references) {
+            if !out.iter().any(|(_, t)| t == &table.name) {
+                out.push((LockMode::ShareRowExclusive, table.name.clone()));
+            }
+        }
+    };
+    let column = |c: &ColumnSpec, add: &mut dyn FnMut(&ConstraintSpec)| {
+        for k in &c.constraints {
+            add(k);
+        }
+    };
+    match kind {
+        StmtKind::CreateTable {
+            table,
+            columns,
+            constraints,
+        } => {
+            for c in columns {
+                column(c, &mut add);
+            }
+            constraints.iter().for_each(&mut add);
+            // A table that references itself is new: nothing else waits for it.
+            out.retain(|(_, t)| t != &table.name);
+        }
+        StmtKind::AlterTable { table, actions } => {
+            for a in actions {
+                match a {
+                    AlterAction::AddConstraint(c) => add(c),
+                    AlterAction::AddColumn(c) => column(c, &mut add),
+                    _ => {}
+                }
+            }
+            out.retain(|(_, t)| t != &table.name);
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The CONCURRENTLY forms take SHARE UPDATE EXCLUSIVE, which lets reads and writes go on.

@@ -80,6 +80,8 @@ fn tandem_lock_timeout() -> crate::model::Statement {
             local: false,
         },
         long_identifiers: Vec::new(),
+        in_body: None,
+        clauses: Vec::new(),
     }
 }
 
@@ -108,7 +110,8 @@ fn lint_raw_sql(
             config,
             at,
             Some(&origin(field)),
-            state.clone(),
+            &mut state.clone(),
+            None,
         )?);
         if field == ".up" {
             // Parsed already by lint_sql_at, so this cannot fail.

@@ -17,6 +17,28 @@ pub struct Statement {
     pub kind: StmtKind,
     /// Identifiers in the statement longer than PostgreSQL's 63-byte limit.
     pub long_identifiers: Vec<String>,
+    /// Set for a statement of a PL/pgSQL body (a DO block or a function), which `body` finds.
+    pub in_body: Option<InBody>,
+    /// For ALTER TABLE: where each command (`ADD CONSTRAINT ...`, `ALTER COLUMN ...`) sits in
+    /// the source, parallel to `actions`, so a finding points at its clause. Empty otherwise.
+    pub clauses: Vec<Span>,
+}
+
+/// Where a statement of a PL/pgSQL body runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InBody {
+    pub routine: RoutineKind,
+    /// Inside a LOOP, WHILE or FOR whose body never COMMITs: every pass runs in the same
+    /// transaction, so a "batched" loop holds every batch's row locks until the block ends.
+    pub loop_without_commit: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutineKind {
+    /// `DO $$ ... $$`: runs now, as one statement.
+    Do,
+    /// `CREATE FUNCTION` or `CREATE PROCEDURE`: runs when called, in the caller's transaction.
+    Function,
 }
 
 /// A table, as the statement names it. `name` is the bare relation name, which is what the
@@ -59,6 +81,8 @@ pub enum StmtKind {
     },
     Reindex {
         target: String,
+        /// `REINDEX INDEX`: `target` is an index, not a table.
+        index: bool,
         concurrently: bool,
     },
     RenameTable {
@@ -75,11 +99,35 @@ pub enum StmtKind {
     },
     Update {
         table: TableName,
+        /// The alias the statement gives the table (`UPDATE orders o`), if any.
+        alias: Option<String>,
         has_where: bool,
+        /// The WHERE clause split at its top-level ANDs.
+        filters: Vec<Filter>,
+        /// From `WHERE` to the end of its condition.
+        where_span: Option<Span>,
     },
     Delete {
         table: TableName,
+        alias: Option<String>,
         has_where: bool,
+        filters: Vec<Filter>,
+        where_span: Option<Span>,
+    },
+    /// `ALTER TYPE name RENAME TO to` (also domains).
+    RenameType {
+        name: String,
+        to: String,
+    },
+    /// `ALTER TYPE name RENAME VALUE 'from' TO 'to'`.
+    RenameEnumValue {
+        type_name: String,
+        from: String,
+        to: String,
+    },
+    /// `CREATE TYPE name AS ENUM (...)` and the other CREATE TYPE forms, `CREATE DOMAIN`.
+    CreateType {
+        name: String,
     },
     Truncate {
         tables: Vec<TableName>,
@@ -91,6 +139,11 @@ pub enum StmtKind {
     },
     Cluster {
         table: Option<TableName>,
+    },
+    /// `DO` or `CREATE FUNCTION/PROCEDURE` with a body in `language`.
+    Routine {
+        kind: RoutineKind,
+        language: String,
     },
     /// Anything else: no rule needs to know more.
     Other,
@@ -119,6 +172,8 @@ pub struct ColumnSpec {
     pub ty: TypeSpec,
     pub not_null: bool,
     pub default: Option<DefaultKind>,
+    /// The default expression as SQL.
+    pub default_sql: Option<String>,
     pub primary_key: bool,
     /// Stored generated (`GENERATED ALWAYS AS (...) STORED`) columns are computed for every row.
     pub generated: bool,
@@ -169,6 +224,20 @@ impl TypeSpec {
     }
 }
 
+/// One top-level AND term of an UPDATE's or DELETE's WHERE, as far as the rules care: whether it
+/// can be told to match every row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `col IS NULL`.
+    IsNull { column: String },
+    /// `a.x = b.y`: a comparison of two columns, which a join through FROM/USING makes.
+    ColumnsEqual,
+    /// A constant that is true (`true`, `1 = 1`).
+    AlwaysTrue,
+    /// Anything else: it may select some rows only.
+    Other,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConstraintKind {
     Check,
@@ -190,6 +259,10 @@ pub struct ConstraintSpec {
     pub columns: Vec<String>,
     /// For `CHECK (col IS NOT NULL)`: the column.
     pub not_null_of: Option<String>,
+    /// For a foreign key: the table it references and its columns there.
+    pub references: Option<(TableName, Vec<String>)>,
+    /// The CHECK expression (or a foreign key's local columns, comma-separated), as SQL.
+    pub expr: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +273,7 @@ pub enum AlterAction {
     SetNotNull { column: String },
     DropNotNull { column: String },
     SetDefault { column: String },
+    DropDefault { column: String },
     AddConstraint(ConstraintSpec),
     ValidateConstraint { name: String },
     DetachPartition { concurrently: bool },

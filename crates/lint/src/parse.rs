@@ -60,6 +60,8 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
     })?;
     let mut comments = Vec::new();
     let mut long = Vec::new();
+    // The other tokens, for finding clauses in statements.
+    let mut tokens: Vec<(Span, i32)> = Vec::with_capacity(scan.tokens.len());
     for t in &scan.tokens {
         let span = Span {
             start: t.start as usize,
@@ -76,6 +78,9 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
             if bare.len() > MAX_IDENTIFIER_BYTES {
                 long.push((span.start, bare));
             }
+            tokens.push((span, t.token));
+        } else {
+            tokens.push((span, t.token));
         }
     }
     let mut statements = Vec::with_capacity(result.protobuf.stmts.len());
@@ -87,11 +92,23 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
             start + raw.stmt_len as usize
         };
         let span = trim_span(source, start, end);
-        let kind = raw
-            .stmt
-            .as_ref()
-            .and_then(|n| n.node.as_ref())
-            .map_or(StmtKind::Other, reduce);
+        let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
+        let mut kind = node.map_or(StmtKind::Other, reduce);
+        let in_span = {
+            let from = tokens.partition_point(|(s, _)| s.start < span.start);
+            let to = tokens.partition_point(|(s, _)| s.start < span.end);
+            &tokens[from..to]
+        };
+        let clauses = match (node, &kind) {
+            (Some(NodeEnum::AlterTableStmt(a)), StmtKind::AlterTable { actions, .. }) => {
+                alter_clauses(in_span, a.relation.as_ref(), actions.len())
+            }
+            _ => Vec::new(),
+        };
+        if let StmtKind::Update { where_span, .. } | StmtKind::Delete { where_span, .. } = &mut kind
+        {
+            *where_span = where_clause_span(in_span, span);
+        }
         let long_identifiers = long
             .iter()
             .filter(|(at, _)| *at >= span.start && *at < span.end)
@@ -101,11 +118,125 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
             span,
             kind,
             long_identifiers,
+            in_body: None,
+            clauses,
         });
     }
     Ok(Parsed {
         statements,
         comments,
+    })
+}
+
+/// The comments of `source`, found by PostgreSQL's scanner (which PL/pgSQL bodies use too).
+/// Nothing when the scanner refuses the text.
+pub fn comments(source: &str) -> Vec<Comment> {
+    let Ok(scan) = pg_query::scan(source) else {
+        return Vec::new();
+    };
+    scan.tokens
+        .iter()
+        .filter(|t| t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32)
+        .map(|t| {
+            let span = Span {
+                start: t.start as usize,
+                end: t.end as usize,
+            };
+            Comment {
+                span,
+                text: source[span.start..span.end].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Where each command of an ALTER TABLE sits: the commands follow the table's name and are
+/// separated by commas outside parentheses. Empty when the tokens do not give one span per
+/// action (a finding then points at the statement).
+fn alter_clauses(
+    tokens: &[(Span, i32)],
+    relation: Option<&protobuf::RangeVar>,
+    actions: usize,
+) -> Vec<Span> {
+    let Some(rv) = relation else {
+        return Vec::new();
+    };
+    let Some(mut i) = tokens
+        .iter()
+        .position(|(s, _)| s.start == rv.location as usize)
+    else {
+        return Vec::new();
+    };
+    // Past the (possibly qualified) name.
+    i += 1;
+    while tokens
+        .get(i)
+        .is_some_and(|(_, t)| *t == Token::Ascii46 as i32)
+    {
+        i += 2;
+    }
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start: Option<Span> = None;
+    let mut last = Span::default();
+    for (span, t) in tokens.iter().skip(i) {
+        match *t {
+            x if x == Token::Ascii40 as i32 || x == Token::Ascii91 as i32 => depth += 1,
+            x if x == Token::Ascii41 as i32 || x == Token::Ascii93 as i32 => depth -= 1,
+            x if x == Token::Ascii44 as i32 && depth == 0 => {
+                if let Some(s) = start.take() {
+                    out.push(Span {
+                        start: s.start,
+                        end: last.end,
+                    });
+                }
+                continue;
+            }
+            x if x == Token::Ascii59 as i32 => break,
+            _ => {}
+        }
+        start.get_or_insert(*span);
+        last = *span;
+    }
+    if let Some(s) = start {
+        out.push(Span {
+            start: s.start,
+            end: last.end,
+        });
+    }
+    if out.len() == actions {
+        out
+    } else {
+        Vec::new()
+    }
+}
+
+/// From an UPDATE's or DELETE's `WHERE` (outside parentheses) to the end of its condition
+/// (`RETURNING` or the statement's end).
+fn where_clause_span(tokens: &[(Span, i32)], stmt: Span) -> Option<Span> {
+    let mut depth = 0i32;
+    let mut start = None;
+    for (span, t) in tokens {
+        match *t {
+            x if x == Token::Ascii40 as i32 => depth += 1,
+            x if x == Token::Ascii41 as i32 => depth -= 1,
+            x if x == Token::Where as i32 && depth == 0 && start.is_none() => {
+                start = Some(span.start)
+            }
+            x if x == Token::Returning as i32 && depth == 0 => {
+                if let Some(start) = start {
+                    return Some(Span {
+                        start,
+                        end: span.start,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    start.map(|start| Span {
+        start,
+        end: stmt.end,
     })
 }
 
@@ -323,9 +454,18 @@ fn reduce(node: &NodeEnum) -> StmtKind {
                     to: r.newname.clone(),
                 }
             }
+            Ok(ObjectType::ObjectType | ObjectType::ObjectDomain) => StmtKind::RenameType {
+                name: match r.object.as_deref().and_then(|o| o.node.as_ref()) {
+                    Some(NodeEnum::List(l)) => dotted_name(&l.items),
+                    Some(NodeEnum::TypeName(t)) => dotted_name(&t.names),
+                    _ => String::new(),
+                },
+                to: r.newname.clone(),
+            },
             _ => StmtKind::Other,
         },
         NodeEnum::ReindexStmt(r) => StmtKind::Reindex {
+            index: r.kind == ReindexObjectType::ReindexObjectIndex as i32,
             target: match ReindexObjectType::try_from(r.kind) {
                 Ok(
                     ReindexObjectType::ReindexObjectIndex | ReindexObjectType::ReindexObjectTable,
@@ -336,11 +476,34 @@ fn reduce(node: &NodeEnum) -> StmtKind {
         },
         NodeEnum::UpdateStmt(u) => StmtKind::Update {
             table: table_name(u.relation.as_ref()),
+            alias: alias(u.relation.as_ref()),
             has_where: u.where_clause.is_some(),
+            filters: filters(u.where_clause.as_deref()),
+            where_span: None,
         },
         NodeEnum::DeleteStmt(d) => StmtKind::Delete {
             table: table_name(d.relation.as_ref()),
+            alias: alias(d.relation.as_ref()),
             has_where: d.where_clause.is_some(),
+            filters: filters(d.where_clause.as_deref()),
+            where_span: None,
+        },
+        NodeEnum::AlterEnumStmt(e) if !e.old_val.is_empty() => StmtKind::RenameEnumValue {
+            type_name: dotted_name(&e.type_name),
+            from: e.old_val.clone(),
+            to: e.new_val.clone(),
+        },
+        NodeEnum::CreateEnumStmt(e) => StmtKind::CreateType {
+            name: last_name(&e.type_name),
+        },
+        NodeEnum::CreateRangeStmt(r) => StmtKind::CreateType {
+            name: last_name(&r.type_name),
+        },
+        NodeEnum::CreateDomainStmt(d) => StmtKind::CreateType {
+            name: last_name(&d.domainname),
+        },
+        NodeEnum::CompositeTypeStmt(c) => StmtKind::CreateType {
+            name: table_name(c.typevar.as_ref()).name,
         },
         NodeEnum::TruncateStmt(t) => StmtKind::Truncate {
             tables: node_tables(&t.relations),
@@ -350,11 +513,34 @@ fn reduce(node: &NodeEnum) -> StmtKind {
             full: has_option(&v.options, "full"),
             tables: node_tables(&v.rels),
         },
+        NodeEnum::DoStmt(d) => StmtKind::Routine {
+            kind: RoutineKind::Do,
+            language: def_string(&d.args, "language").unwrap_or_else(|| "plpgsql".into()),
+        },
+        NodeEnum::CreateFunctionStmt(f) => StmtKind::Routine {
+            kind: RoutineKind::Function,
+            language: def_string(&f.options, "language").unwrap_or_else(|| "sql".into()),
+        },
         NodeEnum::ClusterStmt(c) => StmtKind::Cluster {
             table: c.relation.as_ref().map(|r| table_name(Some(r))),
         },
         _ => StmtKind::Other,
     }
+}
+
+/// The string value of the `DefElem` called `name` (a routine's `language`).
+fn def_string(options: &[Node], name: &str) -> Option<String> {
+    options.iter().find_map(|o| match o.node.as_ref()? {
+        NodeEnum::DefElem(d) if d.defname == name => match d.arg.as_deref()?.node.as_ref()? {
+            NodeEnum::String(s) => Some(s.sval.to_ascii_lowercase()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+fn alias(rv: Option<&protobuf::RangeVar>) -> Option<String> {
+    rv?.alias.as_ref().map(|a| a.aliasname.clone())
 }
 
 fn const_text(node: &Node) -> Option<String> {
@@ -367,6 +553,34 @@ fn const_text(node: &Node) -> Option<String> {
             a_const::Val::Bsval(b) => b.bsval.clone(),
         }),
         NodeEnum::String(s) => Some(s.sval.clone()),
+        _ => None,
+    }
+}
+
+/// A type as `format_type` prints it (`character varying(255)`, `numeric(10,2)`, `text[]`),
+/// read with the grammar as a cast's target.
+pub fn type_spec_of(text: &str) -> Option<TypeSpec> {
+    let parsed = pg_query::parse(
+        &format!("SELECT NULL::{text}"),
+        pg_query::ParserOptions::DEFAULT,
+    )
+    .ok()?;
+    let NodeEnum::SelectStmt(select) = parsed
+        .protobuf
+        .stmts
+        .first()?
+        .stmt
+        .as_ref()?
+        .node
+        .as_ref()?
+    else {
+        return None;
+    };
+    let NodeEnum::ResTarget(target) = select.target_list.first()?.node.as_ref()? else {
+        return None;
+    };
+    match target.val.as_deref()?.node.as_ref()? {
+        NodeEnum::TypeCast(cast) => Some(type_spec(cast.type_name.as_ref())),
         _ => None,
     }
 }
@@ -398,6 +612,7 @@ fn column(c: &protobuf::ColumnDef) -> ColumnSpec {
         ty: type_spec(c.type_name.as_ref()),
         not_null: c.is_not_null,
         default: c.raw_default.as_deref().map(default_kind),
+        default_sql: c.raw_default.as_deref().and_then(crate::convert::sql::expr),
         primary_key: false,
         generated: false,
         identity: !c.identity.is_empty(),
@@ -411,6 +626,7 @@ fn column(c: &protobuf::ColumnDef) -> ColumnSpec {
             Ok(ConstrType::ConstrNotnull) => spec.not_null = true,
             Ok(ConstrType::ConstrDefault) => {
                 spec.default = con.raw_expr.as_deref().map(default_kind);
+                spec.default_sql = con.raw_expr.as_deref().and_then(crate::convert::sql::expr);
             }
             Ok(ConstrType::ConstrIdentity) => spec.identity = true,
             Ok(ConstrType::ConstrGenerated) => spec.generated = true,
@@ -490,7 +706,79 @@ fn constraint(c: &protobuf::Constraint) -> Option<ConstraintSpec> {
             .map(str::to_string)
             .collect(),
         not_null_of,
+        references: c.pktable.as_ref().map(|rv| {
+            (
+                table_name(Some(rv)),
+                c.pk_attrs
+                    .iter()
+                    .filter_map(string_of)
+                    .map(str::to_string)
+                    .collect(),
+            )
+        }),
+        expr: match c.raw_expr.as_deref() {
+            Some(e) => crate::convert::sql::expr(e),
+            None if !c.fk_attrs.is_empty() => Some(
+                c.fk_attrs
+                    .iter()
+                    .filter_map(string_of)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => None,
+        },
     })
+}
+
+/// The top-level AND terms of a WHERE clause.
+fn filters(clause: Option<&Node>) -> Vec<Filter> {
+    fn column(n: Option<&Node>) -> Option<String> {
+        match n?.node.as_ref()? {
+            NodeEnum::ColumnRef(r) => Some(last_name(&r.fields)),
+            _ => None,
+        }
+    }
+    fn true_const(n: &Node) -> bool {
+        matches!(n.node.as_ref(), Some(NodeEnum::AConst(c))
+            if matches!(c.val, Some(a_const::Val::Boolval(protobuf::Boolean { boolval: true }))))
+    }
+    fn walk(n: &Node, out: &mut Vec<Filter>) {
+        match n.node.as_ref() {
+            Some(NodeEnum::BoolExpr(b)) if b.boolop == protobuf::BoolExprType::AndExpr as i32 => {
+                for arg in &b.args {
+                    walk(arg, out);
+                }
+            }
+            Some(NodeEnum::NullTest(t))
+                if t.nulltesttype == protobuf::NullTestType::IsNull as i32 =>
+            {
+                out.push(match column(t.arg.as_deref()) {
+                    Some(column) => Filter::IsNull { column },
+                    None => Filter::Other,
+                });
+            }
+            Some(NodeEnum::AExpr(e))
+                if e.kind == protobuf::AExprKind::AexprOp as i32 && last_name(&e.name) == "=" =>
+            {
+                let (l, r) = (e.lexpr.as_deref(), e.rexpr.as_deref());
+                out.push(if column(l).is_some() && column(r).is_some() {
+                    Filter::ColumnsEqual
+                } else {
+                    match (l.and_then(const_text), r.and_then(const_text)) {
+                        (Some(a), Some(b)) if a == b => Filter::AlwaysTrue,
+                        _ => Filter::Other,
+                    }
+                });
+            }
+            _ if true_const(n) => out.push(Filter::AlwaysTrue),
+            _ => out.push(Filter::Other),
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(n) = clause {
+        walk(n, &mut out);
+    }
+    out
 }
 
 fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
@@ -511,6 +799,9 @@ fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
         },
         Ok(AlterTableType::AtSetNotNull) => AlterAction::SetNotNull { column: name() },
         Ok(AlterTableType::AtDropNotNull) => AlterAction::DropNotNull { column: name() },
+        Ok(AlterTableType::AtColumnDefault) if def.is_none() => {
+            AlterAction::DropDefault { column: name() }
+        }
         Ok(AlterTableType::AtColumnDefault) => AlterAction::SetDefault { column: name() },
         Ok(AlterTableType::AtAddConstraint) => match def {
             Some(NodeEnum::Constraint(c)) => {

@@ -1,5 +1,6 @@
-//! Renders findings for people (with the source line and a caret), as JSON, as GitHub workflow
-//! annotations, and as SARIF 2.1.0. Pure: returns strings, the binary prints them.
+//! Renders findings for people (with the source line and a caret), one line each (gcc style),
+//! as JSON, as GitHub workflow annotations, and as SARIF 2.1.0; and the rules' Markdown pages
+//! for a terminal. Pure: returns strings, the binary prints them.
 
 use crate::rules::{Level, RULES};
 use crate::Finding;
@@ -46,18 +47,29 @@ pub fn human(reports: &[FileReport]) -> String {
                 "{gutter} |\n{} | {}\n{gutter} | {caret_at}^\n",
                 f.line, f.source_line
             ));
-            if !explained.insert(f.rule.id) {
-                out.push_str(&format!("{gutter} = see {} above\n\n", f.rule.id));
+            let first = explained.insert(f.rule.id);
+            if first {
+                out.push_str(&format!("{gutter} = why: {}\n", f.rule.explanation));
+            }
+            // The SQL written for this statement, every time; the rule's own example once.
+            match &f.instead {
+                Some(sql) => out.push_str(&format!(
+                    "{gutter} = instead:\n{}\n",
+                    indent(sql, &format!("{gutter}     "))
+                )),
+                None if first => out.push_str(&format!(
+                    "{gutter} = instead, for example:\n{}\n",
+                    indent(f.rule.safe_alternative, &format!("{gutter}     "))
+                )),
+                None => {}
+            }
+            if !first {
+                out.push_str(&format!("{gutter} = why: see {} above\n\n", f.rule.id));
                 continue;
             }
-            out.push_str(&format!("{gutter} = why: {}\n", f.rule.explanation));
-            out.push_str(&format!(
-                "{gutter} = instead:\n{}\n",
-                indent(f.rule.safe_alternative, &format!("{gutter}     "))
-            ));
             if let Some(tandem) = f.rule.tandem {
                 out.push_str(&format!(
-                    "{gutter} = with tandem:\n{}\n",
+                    "{gutter} = with tandem, for example:\n{}\n",
                     indent(tandem, &format!("{gutter}     "))
                 ));
                 // Plain SQL only: a migration file is already in tandem's format.
@@ -96,6 +108,134 @@ fn indent(text: &str, prefix: &str) -> String {
         .map(|l| format!("{prefix}{l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// One line per finding, as compilers print them (`file:line:col: severity: RULE message`), and
+/// nothing else: for editors' quickfix lists, grep and terminals.
+pub fn compact(reports: &[FileReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        for f in r.findings {
+            out.push_str(&format!(
+                "{}:{}:{}: {}: {} {}: {}{}\n",
+                r.file,
+                f.line,
+                f.column,
+                f.level.name(),
+                f.rule.id,
+                f.rule.name,
+                f.message,
+                f.origin
+                    .as_ref()
+                    .map(|o| format!(" (in {o})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// A generated Markdown page (`docs::rule_page`, `docs::index`) as plain text for a terminal:
+/// no generator comment, headings underlined, code indented, links and emphasis as text, tables
+/// as aligned columns.
+pub fn terminal(markdown: &str) -> String {
+    let mut out = String::new();
+    let mut in_code = false;
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let flush = |table: &mut Vec<Vec<String>>, out: &mut String| {
+        if table.is_empty() {
+            return;
+        }
+        let widths: Vec<usize> = (0..table[0].len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for row in table.drain(..) {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i + 1 == row.len() {
+                        c.clone()
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            out.push_str(&format!("  {}\n", cells.join("  ").trim_end()));
+        }
+    };
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            out.push_str(&format!("    {line}\n"));
+            continue;
+        }
+        if line.starts_with("<!--") {
+            continue;
+        }
+        if let Some(row) = line.strip_prefix('|') {
+            if row.trim_start().starts_with("---") {
+                continue;
+            }
+            table.push(
+                row.trim_end_matches('|')
+                    .split(" | ")
+                    .map(|c| inline(c.trim()))
+                    .collect(),
+            );
+            continue;
+        }
+        flush(&mut table, &mut out);
+        if let Some(h) = line.strip_prefix("# ") {
+            let h = inline(h);
+            out.push_str(&format!("{h}\n{}\n", "=".repeat(h.chars().count())));
+        } else if let Some(h) = line.strip_prefix("## ") {
+            let h = inline(h);
+            out.push_str(&format!("{h}\n{}\n", "-".repeat(h.chars().count())));
+        } else {
+            out.push_str(&inline(line));
+            out.push('\n');
+        }
+    }
+    flush(&mut table, &mut out);
+    out
+}
+
+/// Markdown inline markup as plain text: `code`, **bold**, [text](link).
+fn inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if rest.starts_with("**") {
+            rest = &rest[2..];
+            continue;
+        }
+        if c == '`' {
+            rest = &rest[1..];
+            continue;
+        }
+        if c == '[' {
+            if let Some(close) = rest.find("](") {
+                if let Some(end) = rest[close..].find(')') {
+                    out.push_str(&rest[1..close]);
+                    rest = &rest[close + end + 1..];
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 pub fn json(reports: &[FileReport]) -> String {

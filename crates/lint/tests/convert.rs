@@ -222,7 +222,7 @@ fn corpus_conversions_reach_the_schema_the_sql_reaches() {
 fn lint_examples_converted_reach_the_schema_the_sql_reaches() {
     let mut tried = 0;
     for rule in tandem_lint::RULES {
-        if !matches!(rule.check, tandem_lint::rules::Check::Statement(_)) {
+        if !rule.is_statement_rule() {
             continue;
         }
         for (which, sql) in [("bad", rule.bad), ("good", rule.good)] {
@@ -353,7 +353,7 @@ fn every_kind_of_note_is_written_where_it_belongs() {
 #[test]
 fn every_lint_example_converts_into_a_file_that_reads_back() {
     for rule in tandem_lint::RULES {
-        if !matches!(rule.check, tandem_lint::rules::Check::Statement(_)) {
+        if !rule.is_statement_rule() {
             continue;
         }
         for (which, sql) in [("bad", rule.bad), ("good", rule.good)] {

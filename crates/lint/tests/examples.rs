@@ -100,7 +100,7 @@ fn sql_examples_run_on_postgres() {
     let sql_rules: Vec<&Rule> = RULES
         .iter()
         .copied()
-        .filter(|r| matches!(r.check, Check::Statement(_) | Check::Linter))
+        .filter(|r| r.is_statement_rule() || matches!(r.check, Check::Linter))
         .collect();
     std::thread::scope(|scope| {
         for chunk in sql_rules.chunks(4) {
@@ -237,7 +237,9 @@ fn traces_confirm_what_the_rules_say() {
                         .map(|f| f.line)
                         .collect();
                     for line in lines {
-                        let t = traces.iter().find(|t| t.line == line).unwrap();
+                        // A finding points at its clause: the statement is the last one that
+                        // starts on or before that line.
+                        let t = traces.iter().rev().find(|t| t.line <= line).unwrap();
                         assert!(t.error.is_none(), "{rule:?}: {t:?}");
                         let seen = match claim {
                             Claim::Blocks => t.locks.iter().any(|l| !l.blocks.is_empty()),

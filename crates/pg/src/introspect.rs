@@ -448,3 +448,20 @@ pub fn view_problems(
     }
     Ok(problems)
 }
+
+/// The planner's row estimate (`pg_class.reltuples`) of each table of `schema` that has one (a
+/// table never vacuumed or analyzed has none). `tandem lint` uses it to say a table is small.
+pub fn row_estimates(
+    client: &mut impl GenericClient,
+    schema: &str,
+) -> Result<BTreeMap<String, i64>> {
+    let rows = client
+        .query(
+            "SELECT c.relname::text, c.reltuples::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.reltuples >= 0",
+            &[&schema],
+        )
+        .context(|| format!("reading the row estimates of schema {schema:?}"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

@@ -5,7 +5,7 @@
 //! why. No IO: the caller passes the text in and prints what comes back (`render.rs`).
 
 mod fold;
-mod names;
+pub(crate) mod names;
 mod render;
 pub mod sql;
 mod statement;

@@ -1,6 +1,6 @@
 //! T003: `ADD COLUMN ... NOT NULL` without a default fails on any table that has rows.
 
-use super::{first_action, Check, Level, Rule};
+use super::{derived_name, each_action, ident, Check, Hit, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -16,19 +16,28 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN team_id bigint NOT NULL;",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN team_id bigint NOT NULL DEFAULT 0;",
     bad_fails_with: Some("contains null values"),
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| {
-        match a {
-        AlterAction::AddColumn(c) if c.not_null && c.default.is_none() && !c.identity && !c.generated => {
-            Some(format!(
-                "column {} is added to {} as NOT NULL without a default: this fails if the table has rows, and breaks INSERTs of the running application",
-                c.name, table.display
-            ))
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, _| match a {
+        AlterAction::AddColumn(c)
+            if c.not_null && c.default.is_none() && !c.identity && !c.generated =>
+        {
+            let t = &table.display;
+            let col = ident(&c.name);
+            let name = ident(&derived_name(table, &c.name, "not_null"));
+            Some(
+                Hit::new(format!(
+                    "column {} is added to {t} as NOT NULL without a default: this fails if the table has rows, and breaks INSERTs of the running application",
+                    c.name
+                ))
+                .instead(format!(
+                    "ALTER TABLE {t} ADD COLUMN {col} {};\n-- the application writes {col}; fill existing rows in batches, then:\nALTER TABLE {t} ADD CONSTRAINT {name} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {name};\nALTER TABLE {t} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {t} DROP CONSTRAINT {name};",
+                    c.ty.display()
+                )),
+            )
         }
         _ => None,
-    }
     })
 }

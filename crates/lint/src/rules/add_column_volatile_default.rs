@@ -1,6 +1,6 @@
 //! T004: a column whose default must be computed per row rewrites the whole table.
 
-use super::{first_action, Check, Level, Rule};
+use super::{each_action, ident, Check, Hit, Level, Rule};
 use crate::model::{AlterAction, DefaultKind};
 use crate::Cx;
 
@@ -16,11 +16,11 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| {
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, _| {
         let AlterAction::AddColumn(c) = a else {
             return None;
         };
@@ -39,9 +39,20 @@ fn check(cx: &Cx) -> Option<String> {
             _ if c.ty.name.ends_with("serial") => format!("{} fills it from a sequence", c.ty.name),
             _ => return None,
         };
-        Some(format!(
+        let hit = Hit::new(format!(
             "adding column {} to {} rewrites the table under an ACCESS EXCLUSIVE lock: {why}",
             c.name, table.display
-        ))
+        ));
+        // The split is the same for every default: add the column bare, set the default for
+        // new rows, fill the old ones in batches.
+        let t = &table.display;
+        let col = ident(&c.name);
+        Some(match (&c.default_sql, c.generated || c.identity || c.ty.name.ends_with("serial")) {
+            (Some(default), false) => hit.instead(format!(
+                "ALTER TABLE {t} ADD COLUMN {col} {};\nALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT {default};\n-- then fill existing rows in batches, each its own transaction:\nUPDATE {t} SET {col} = {default}\nWHERE id IN (SELECT id FROM {t} WHERE {col} IS NULL LIMIT 1000);  -- id: the table's key",
+                c.ty.display()
+            )),
+            _ => hit,
+        })
     })
 }

@@ -1,6 +1,6 @@
 //! T013: a column type change that rewrites the table (and not the ones that don't).
 
-use super::{first_action, Check, Level, Rule};
+use super::{each_action, ident, Check, Hit, Level, Rule};
 use crate::model::{AlterAction, TypeSpec};
 use crate::Cx;
 
@@ -16,35 +16,43 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN org_id TYPE integer;",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN email TYPE varchar;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| {
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, _| {
         let AlterAction::AlterType { column, ty } = a else {
             return None;
         };
+        let t = &table.display;
+        let new = ident(&format!("{column}_new"));
+        let instead = format!(
+            "-- Expand: a new column of the new type, kept in step by a trigger, backfilled in batches\nALTER TABLE {t} ADD COLUMN {new} {};\n-- Contract, once every version reads the new column:\nALTER TABLE {t} DROP COLUMN {};\nALTER TABLE {t} RENAME COLUMN {new} TO {};",
+            ty.display(),
+            ident(column),
+            ident(column)
+        );
         let old = cx
             .state
             .column_types
             .get(&(table.name.clone(), column.clone()));
         match old {
             Some(old) if !rewrites(old, ty) => None,
-            Some(old) => Some(format!(
+            Some(old) => Some(Hit::new(format!(
                 "changing {}.{column} from {} to {} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock",
                 table.display,
                 old.display(),
                 ty.display()
-            )),
+            )).instead(instead)),
             // The file does not say what the column is now. A change to text or to varchar or
             // numeric without a limit is the common widening and rewrites nothing from the types
             // it widens; anything else is reported with what was assumed.
             None if matches!(ty.name.as_str(), "text" | "varchar" | "numeric") && ty.mods.is_empty() && !ty.array => None,
-            None => Some(format!(
+            None => Some(Hit::new(format!(
                 "changing {}.{column} to {} rewrites the table and its indexes under an ACCESS EXCLUSIVE lock, unless the current type is binary-compatible (this file does not show it)",
                 table.display,
                 ty.display()
-            )),
+            )).instead(instead)),
         }
     })
 }

@@ -1,6 +1,6 @@
 //! T005: `CREATE INDEX` without `CONCURRENTLY` blocks writes for the whole build.
 
-use super::{Check, Level, Rule};
+use super::{insert_after_word, Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,21 +16,30 @@ pub const RULE: Rule = Rule {
     bad: "CREATE INDEX users_email_idx ON users (email);",
     good: "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
         StmtKind::CreateIndex {
             table,
             concurrently: false,
             name,
             ..
-        } if !cx.state.is_new(table) => Some(format!(
-            "index {}on {} is built without CONCURRENTLY: writes to the table wait until the build ends",
-            name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
-            table.display
-        )),
-        _ => None,
+        } if !cx.state.is_new(table) => {
+            let hit = Hit::new(format!(
+                "index {}on {} is built without CONCURRENTLY: writes to the table wait until the build ends",
+                name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
+                table.display
+            ));
+            let hit = match insert_after_word(cx.text(), "INDEX", " CONCURRENTLY") {
+                Some(sql) => hit.instead(format!(
+                    "{sql};\n-- outside any transaction block; if it fails, drop the INVALID index and run it again"
+                )),
+                None => hit,
+            };
+            vec![hit]
+        }
+        _ => Vec::new(),
     }
 }

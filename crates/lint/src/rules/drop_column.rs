@@ -1,6 +1,6 @@
 //! T014: dropping a column that the running application may still read.
 
-use super::{first_action, Check, Level, Rule};
+use super::{each_action, ident, Check, Hit, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -16,17 +16,23 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users DROP COLUMN legacy;",
     good: "SET lock_timeout = '2s';\n-- release 42 stopped reading users.legacy\nALTER TABLE users DROP COLUMN legacy; -- tandem-lint: ignore drop-column",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| {
-        match a {
-        AlterAction::DropColumn { column } => Some(format!(
-            "dropping {}.{column} breaks every running query that still uses it, and its data cannot be brought back",
-            table.display
-        )),
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, _| match a {
+        AlterAction::DropColumn { column } => {
+            let t = &table.display;
+            Some(
+                Hit::new(format!(
+                    "dropping {t}.{column} breaks every running query that still uses it, and its data cannot be brought back"
+                ))
+                .instead(format!(
+                    "-- 1. Release an application version that no longer reads or writes {t}.{column}.\n-- 2. Check that nothing reads it (pg_stat_statements), then:\nSET lock_timeout = '2s';\nALTER TABLE {t} DROP COLUMN {};",
+                    ident(column)
+                )),
+            )
+        }
         _ => None,
-    }
     })
 }

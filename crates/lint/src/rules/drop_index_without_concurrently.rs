@@ -1,6 +1,6 @@
 //! T006: `DROP INDEX` without `CONCURRENTLY` locks the table against reads and writes.
 
-use super::{Check, Level, Rule};
+use super::{Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,10 +16,10 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nDROP INDEX users_email_idx;",
     good: "DROP INDEX CONCURRENTLY IF EXISTS users_email_idx;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
         StmtKind::DropIndex {
             names,
@@ -30,13 +30,21 @@ fn check(cx: &Cx) -> Option<String> {
                 .filter(|n| !cx.state.is_new_relation(n))
                 .map(String::as_str)
                 .collect();
-            (!old.is_empty()).then(|| {
-                format!(
-                    "dropping index {} without CONCURRENTLY blocks reads and writes on its table",
-                    old.join(", ")
-                )
-            })
+            if old.is_empty() {
+                return Vec::new();
+            }
+            // DROP INDEX CONCURRENTLY takes one index at a time.
+            let instead = old
+                .iter()
+                .map(|n| format!("DROP INDEX CONCURRENTLY IF EXISTS {n};"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            vec![Hit::new(format!(
+                "dropping index {} without CONCURRENTLY blocks reads and writes on its table",
+                old.join(", ")
+            ))
+            .instead(instead)]
         }
-        _ => None,
+        _ => Vec::new(),
     }
 }

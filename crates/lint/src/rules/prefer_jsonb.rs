@@ -1,6 +1,6 @@
 //! T025: `json` instead of `jsonb`.
 
-use super::{first_column_of_type, Check, Level, Rule};
+use super::{each_column_of_type, Check, Hit, Level, Rule};
 use crate::Cx;
 
 pub const RULE: Rule = Rule {
@@ -15,9 +15,11 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN settings json;",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN settings jsonb;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_column_of_type(cx.stmt, "json").map(|name| format!("column {name} is json: use jsonb"))
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_column_of_type(cx, "json", "jsonb", |name| {
+        format!("column {name} is json: use jsonb")
+    })
 }

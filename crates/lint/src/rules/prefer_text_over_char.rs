@@ -1,6 +1,6 @@
 //! T023: `char(n)` pads with spaces and is no faster than text.
 
-use super::{first_column_of_type, Check, Level, Rule};
+use super::{each_column_of_type, Check, Hit, Level, Rule};
 use crate::Cx;
 
 pub const RULE: Rule = Rule {
@@ -15,11 +15,11 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN country char(2);",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN country text;\nALTER TABLE users ADD CONSTRAINT users_country_len CHECK (length(country) = 2) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_country_len;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_column_of_type(cx.stmt, "bpchar").map(|name| {
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_column_of_type(cx, "bpchar", "text", |name| {
         format!("column {name} is char(n): use text, with a CHECK on its length if it needs one")
     })
 }

@@ -1,6 +1,6 @@
 //! T024: `timestamp without time zone` loses the instant a value means.
 
-use super::{first_column_of_type, Check, Level, Rule};
+use super::{each_column_of_type, Check, Hit, Level, Rule};
 use crate::Cx;
 
 pub const RULE: Rule = Rule {
@@ -15,10 +15,11 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN last_seen timestamp;",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN last_seen timestamptz;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_column_of_type(cx.stmt, "timestamp")
-        .map(|name| format!("column {name} is timestamp without time zone: use timestamptz"))
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_column_of_type(cx, "timestamp", "timestamptz", |name| {
+        format!("column {name} is timestamp without time zone: use timestamptz")
+    })
 }

@@ -1,6 +1,6 @@
 //! T008: `REINDEX` without `CONCURRENTLY` blocks writes and the queries that use the index.
 
-use super::{Check, Level, Rule};
+use super::{insert_after_word, Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,22 +16,31 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nREINDEX INDEX users_email_idx;",
     good: "REINDEX INDEX CONCURRENTLY users_email_idx;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
         StmtKind::Reindex {
             target,
+            index,
             concurrently: false,
-        } if !cx.state.is_new_relation(target) => Some(format!(
-            "REINDEX of {target} without CONCURRENTLY blocks writes, and reads that use the index, until it ends{}",
-            if cx.options.pg_version < 12 {
-                " (REINDEX CONCURRENTLY needs PostgreSQL 12; on older versions build a new index concurrently and swap)"
-            } else {
-                ""
-            }
-        )),
-        _ => None,
+        } if !cx.state.is_new_relation(target) => {
+            let hit = Hit::new(format!(
+                "REINDEX of {}{target} without CONCURRENTLY blocks writes, and reads that use the index, until it ends{}",
+                if *index { "index " } else { "" },
+                if cx.options.pg_version < 12 {
+                    " (REINDEX CONCURRENTLY needs PostgreSQL 12; on older versions build a new index concurrently and swap)"
+                } else {
+                    ""
+                }
+            ));
+            let word = if *index { "INDEX" } else { "TABLE" };
+            vec![match insert_after_word(cx.text(), word, " CONCURRENTLY") {
+                Some(sql) if cx.options.pg_version >= 12 => hit.instead(format!("{sql};")),
+                _ => hit,
+            }]
+        }
+        _ => Vec::new(),
     }
 }

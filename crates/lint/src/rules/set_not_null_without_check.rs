@@ -1,6 +1,6 @@
 //! T011: `SET NOT NULL` scans the table under ACCESS EXCLUSIVE unless a validated CHECK proves it.
 
-use super::{first_action, Check, Level, Rule};
+use super::{derived_name, each_action, ident, Check, Hit, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -16,11 +16,13 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users ALTER COLUMN email SET NOT NULL;",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD CONSTRAINT users_email_not_null CHECK (email IS NOT NULL) NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_email_not_null;\nALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP CONSTRAINT users_email_not_null;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| match a {
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, _| match a {
+        // Already NOT NULL (earlier in the run, or in the starting schema): nothing to scan.
+        AlterAction::SetNotNull { column } if cx.state.is_not_null(table, column) => None,
         AlterAction::SetNotNull { column }
             if cx.options.pg_version < 12
                 || !cx
@@ -28,18 +30,23 @@ fn check(cx: &Cx) -> Option<String> {
                     .validated_not_null
                     .contains(&(table.name.clone(), column.clone())) =>
         {
-            Some(format!(
-                "SET NOT NULL on {}.{column} scans every row under an ACCESS EXCLUSIVE lock{}",
-                table.display,
-                if cx.options.pg_version < 12 {
-                    format!(
-                        " (PostgreSQL {} cannot use a CHECK to skip the scan)",
-                        cx.options.pg_version
-                    )
-                } else {
-                    ": add and validate CHECK ({column} IS NOT NULL) first".to_string()
-                }
-            ))
+            let t = &table.display;
+            let c = ident(column);
+            if cx.options.pg_version < 12 {
+                return Some(Hit::new(format!(
+                    "SET NOT NULL on {t}.{column} scans every row under an ACCESS EXCLUSIVE lock (PostgreSQL {} cannot use a CHECK to skip the scan)",
+                    cx.options.pg_version
+                )));
+            }
+            let name = ident(&derived_name(table, column, "not_null"));
+            Some(
+                Hit::new(format!(
+                    "SET NOT NULL on {t}.{column} scans every row under an ACCESS EXCLUSIVE lock: add and validate CHECK ({c} IS NOT NULL) first"
+                ))
+                .instead(format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {name} CHECK ({c} IS NOT NULL) NOT VALID;\nALTER TABLE {t} VALIDATE CONSTRAINT {name};  -- reads and writes go on\nALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;  -- no scan: the check proves it\nALTER TABLE {t} DROP CONSTRAINT {name};"
+                )),
+            )
         }
         _ => None,
     })

@@ -1,0 +1,2 @@
+ALTER TABLE products DROP CONSTRAINT products_price_positive;
+DROP TABLE products;

@@ -1,0 +1,2 @@
+CREATE INDEX CONCURRENTLY products_title_idx ON products (title);
+CREATE INDEX CONCURRENTLY products_title_lower_idx ON products (lower(title));

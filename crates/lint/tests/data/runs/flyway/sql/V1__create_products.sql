@@ -1,0 +1,5 @@
+CREATE TABLE products (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    title text NOT NULL,
+    price integer
+);

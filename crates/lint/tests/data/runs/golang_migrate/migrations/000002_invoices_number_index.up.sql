@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY invoices_number_idx ON invoices (number);

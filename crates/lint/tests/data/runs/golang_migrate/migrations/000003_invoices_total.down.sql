@@ -1,0 +1,2 @@
+DROP INDEX invoices_total_idx;
+ALTER TABLE invoices ALTER COLUMN total TYPE numeric(10,2);

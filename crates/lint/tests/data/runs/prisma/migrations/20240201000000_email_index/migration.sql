@@ -1,0 +1,2 @@
+-- CreateIndex
+CREATE UNIQUE INDEX CONCURRENTLY "User_email_key" ON "User"("email");
