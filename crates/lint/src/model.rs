@@ -206,7 +206,8 @@ impl TypeSpec {
 pub enum Filter {
     /// `col IS NULL`.
     IsNull { column: String },
-    /// `a.x = b.y`: a comparison of two columns, which a join through FROM/USING makes.
+    /// `a.x = b.y`: columns of two different relations compared, which a join through
+    /// FROM/USING makes.
     ColumnsEqual,
     /// A constant that is true (`true`, `1 = 1`).
     AlwaysTrue,

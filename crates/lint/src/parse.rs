@@ -668,6 +668,15 @@ fn filters(clause: Option<&Node>) -> Vec<Filter> {
             _ => None,
         }
     }
+    /// The relation a qualified column reference names (`o` of `o.id`).
+    fn qualifier(n: Option<&Node>) -> Option<String> {
+        match n?.node.as_ref()? {
+            NodeEnum::ColumnRef(r) if r.fields.len() >= 2 => {
+                string_of(&r.fields[r.fields.len() - 2]).map(str::to_string)
+            }
+            _ => None,
+        }
+    }
     fn true_const(n: &Node) -> bool {
         matches!(n.node.as_ref(), Some(NodeEnum::AConst(c))
             if matches!(c.val, Some(a_const::Val::Boolval(protobuf::Boolean { boolval: true }))))
@@ -691,7 +700,13 @@ fn filters(clause: Option<&Node>) -> Vec<Filter> {
                 if e.kind == protobuf::AExprKind::AexprOp as i32 && last_name(&e.name) == "=" =>
             {
                 let (l, r) = (e.lexpr.as_deref(), e.rexpr.as_deref());
-                out.push(if column(l).is_some() && column(r).is_some() {
+                // A join condition names two relations: `orders.account_id = accounts.id`.
+                // `a = b` within one table selects some rows only.
+                let joins = match (qualifier(l), qualifier(r)) {
+                    (Some(a), Some(b)) => a != b,
+                    _ => false,
+                };
+                out.push(if joins {
                     Filter::ColumnsEqual
                 } else {
                     match (l.and_then(const_text), r.and_then(const_text)) {

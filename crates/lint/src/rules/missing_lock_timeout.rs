@@ -38,6 +38,12 @@ fn check(cx: &Cx) -> Vec<Hit> {
         .into_iter()
         .find(|(_, table)| !cx.state.is_new_relation(table))
         .map(|(mode, table)| (mode, table, true));
+    let also = match (&own, &referenced) {
+        (Some(_), Some((_, other, _))) => format!(
+            " (and for the SHARE ROW EXCLUSIVE lock on {other}, the table its foreign key references)"
+        ),
+        _ => String::new(),
+    };
     let Some((mode, what, via_fk)) = own.or(referenced) else {
         return Vec::new();
     };
@@ -48,7 +54,7 @@ fn check(cx: &Cx) -> Vec<Hit> {
         )
     } else {
         format!(
-            "this statement waits for the {} lock on {what} with no lock_timeout set: while it waits, every query on {what} queues behind it",
+            "this statement waits for the {} lock on {what}{also} with no lock_timeout set: while it waits, every query on {what} queues behind it",
             mode.name()
         )
     };
