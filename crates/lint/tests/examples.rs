@@ -172,6 +172,7 @@ const TRACED_CLAIMS: &[(&str, Claim)] = &[
     ("T020", Claim::Rewrites),
     ("T021", Claim::Blocks),
     ("T026", Claim::Blocks),
+    ("T035", Claim::Blocks),
 ];
 
 /// Rules whose good example is the CONCURRENTLY form, which must block nothing: on any
