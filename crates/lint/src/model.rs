@@ -240,6 +240,10 @@ pub struct ConstraintSpec {
     pub references: Option<(TableName, Vec<String>)>,
     /// The CHECK expression (or a foreign key's local columns, comma-separated), as SQL.
     pub expr: Option<String>,
+    /// For a constraint written inline on an added column: the constraint as a table
+    /// constraint of that column (`FOREIGN KEY (c) REFERENCES t (id) ON DELETE CASCADE`),
+    /// without its name, printed by PostgreSQL's deparser.
+    pub as_table_constraint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

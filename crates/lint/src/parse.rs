@@ -657,7 +657,52 @@ fn constraint(c: &protobuf::Constraint) -> Option<ConstraintSpec> {
             ),
             None => None,
         },
+        as_table_constraint: None,
     })
+}
+
+/// An inline constraint of column `column` written as a table constraint: deparsed as
+/// `ALTER TABLE x ADD <constraint>` from a copy with the column as its key, without its name.
+fn as_table_constraint(column: &str, c: &protobuf::Constraint) -> Option<String> {
+    let mut c = c.clone();
+    c.conname.clear();
+    c.skip_validation = false;
+    c.initially_valid = true;
+    let key = || Node {
+        node: Some(NodeEnum::String(protobuf::String {
+            sval: column.to_string(),
+        })),
+    };
+    match ConstrType::try_from(c.contype).ok()? {
+        ConstrType::ConstrForeign => c.fk_attrs = vec![key()],
+        ConstrType::ConstrCheck => {}
+        _ => return None,
+    }
+    let cmd = protobuf::AlterTableCmd {
+        subtype: AlterTableType::AtAddConstraint as i32,
+        def: Some(Box::new(Node {
+            node: Some(NodeEnum::Constraint(Box::new(c))),
+        })),
+        behavior: DropBehavior::DropRestrict as i32,
+        ..Default::default()
+    };
+    let stmt = protobuf::AlterTableStmt {
+        relation: Some(protobuf::RangeVar {
+            relname: "x".into(),
+            inh: true,
+            relpersistence: "p".into(),
+            ..Default::default()
+        }),
+        cmds: vec![Node {
+            node: Some(NodeEnum::AlterTableCmd(Box::new(cmd))),
+        }],
+        objtype: ObjectType::ObjectTable as i32,
+        missing_ok: false,
+    };
+    let text = NodeEnum::AlterTableStmt(stmt)
+        .deparse(pg_query::DeparseOptions::default())
+        .ok()?;
+    text.strip_prefix("ALTER TABLE x ADD ").map(str::to_string)
 }
 
 /// The top-level AND terms of a WHERE clause.
@@ -731,7 +776,32 @@ fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
     let name = || cmd.name.clone();
     match AlterTableType::try_from(cmd.subtype) {
         Ok(AlterTableType::AtAddColumn) => match def {
-            Some(NodeEnum::ColumnDef(c)) => AlterAction::AddColumn(column(c)),
+            Some(NodeEnum::ColumnDef(c)) => {
+                let mut spec = column(c);
+                // What a rule needs to suggest the constraint on its own, NOT VALID.
+                let inline = c.constraints.iter().filter_map(|n| match n.node.as_ref() {
+                    Some(NodeEnum::Constraint(k))
+                        if matches!(
+                            ConstrType::try_from(k.contype),
+                            Ok(ConstrType::ConstrForeign | ConstrType::ConstrCheck)
+                        ) =>
+                    {
+                        Some(k)
+                    }
+                    _ => None,
+                });
+                for (spec, k) in spec
+                    .constraints
+                    .iter_mut()
+                    .filter(|s| {
+                        matches!(s.kind, ConstraintKind::ForeignKey | ConstraintKind::Check)
+                    })
+                    .zip(inline)
+                {
+                    spec.as_table_constraint = as_table_constraint(&c.colname, k);
+                }
+                AlterAction::AddColumn(spec)
+            }
             _ => AlterAction::Other,
         },
         Ok(AlterTableType::AtDropColumn) => AlterAction::DropColumn { column: name() },

@@ -115,7 +115,14 @@ fn messages_have_no_placeholders_and_name_the_right_object() {
         .any(|f| f.message.contains("the table it references, users")));
     // The instead SQL is written with the statement's own names, not the rule's example.
     let fk = by("T009");
-    assert_eq!(fk.len(), 2, "{fk:#?}");
+    assert_eq!(fk.len(), 3, "{fk:#?}");
+    assert_eq!(
+        fk[2].instead.as_deref().unwrap(),
+        "ALTER TABLE sessions ADD COLUMN account_id bigint;\n\
+ALTER TABLE sessions ADD CONSTRAINT sessions_account_id_fkey FOREIGN KEY (account_id) REFERENCES accounts (id) ON DELETE CASCADE NOT VALID;\n\
+-- then, in a later transaction:\n\
+ALTER TABLE sessions VALIDATE CONSTRAINT sessions_account_id_fkey;"
+    );
     assert!(fk[0].instead.as_deref().unwrap().contains(
         "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;"
     ));
