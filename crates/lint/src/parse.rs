@@ -60,7 +60,7 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
     })?;
     let mut comments = Vec::new();
     let mut long = Vec::new();
-    // The other tokens, for finding clauses in statements.
+    // The tokens other than comments, for finding clauses in statements.
     let mut tokens: Vec<(Span, i32)> = Vec::with_capacity(scan.tokens.len());
     for t in &scan.tokens {
         let span = Span {
@@ -73,15 +73,15 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
                 span,
                 text: text.to_string(),
             });
-        } else if t.token == Token::Ident as i32 {
+            continue;
+        }
+        if t.token == Token::Ident as i32 {
             let bare = text.trim_matches('"').replace("\"\"", "\"");
             if bare.len() > MAX_IDENTIFIER_BYTES {
                 long.push((span.start, bare));
             }
-            tokens.push((span, t.token));
-        } else {
-            tokens.push((span, t.token));
         }
+        tokens.push((span, t.token));
     }
     let mut statements = Vec::with_capacity(result.protobuf.stmts.len());
     for raw in &result.protobuf.stmts {
