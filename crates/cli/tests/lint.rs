@@ -124,6 +124,12 @@ fn json_github_and_sarif_formats() {
         "rename-column"
     );
     assert_eq!(doc["files"][0]["findings"][0]["line"], 2);
+    // The SQL to run instead, written with the statement's own names.
+    let instead = doc["files"][0]["findings"][0]["instead"].as_str().unwrap();
+    assert!(
+        instead.contains("ALTER TABLE users DROP COLUMN name;") && instead.contains("full_name"),
+        "{instead}"
+    );
     assert_eq!(doc["files"][1]["findings"][0]["level"], "warning");
     // --json means the JSON format too, with nothing else on stdout.
     let o = tandem_in(dir.path(), &["--json", "lint", "bad.sql"], None);

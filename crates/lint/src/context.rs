@@ -75,6 +75,8 @@ pub struct State {
     in_body: bool,
     /// The DO block being linted opened the transaction it runs in.
     body_opened_transaction: bool,
+    /// The tables such locks were taken on, including the tables new foreign keys reference.
+    pub locked_without_timeout: HashSet<String>,
     /// Types and domains created earlier in this file.
     pub created_types: HashSet<String>,
     /// Columns earlier statements of this file added to tables it did not create.
@@ -271,18 +273,20 @@ impl State {
             self.statements_after_access_exclusive += 1;
         }
         // A foreign key also locks the table it references.
-        if !self.lock_timeout
-            && crate::locks::referenced_locks(&stmt.kind)
-                .iter()
-                .any(|(_, t)| !self.is_new_relation(t))
-        {
-            self.strong_lock_without_timeout = true;
+        if !self.lock_timeout {
+            for (_, t) in crate::locks::referenced_locks(&stmt.kind) {
+                if !self.is_new_relation(&t) {
+                    self.strong_lock_without_timeout = true;
+                    self.locked_without_timeout.insert(t);
+                }
+            }
         }
         let lock = crate::locks::strongest_lock(&stmt.kind)
             .filter(|(_, table)| !self.is_new_relation(table));
         if let Some((mode, table)) = lock {
             if crate::locks::blocks_application(mode) && !self.lock_timeout {
                 self.strong_lock_without_timeout = true;
+                self.locked_without_timeout.insert(table.clone());
             }
             if self.in_transaction
                 && mode == crate::locks::LockMode::AccessExclusive

@@ -4,7 +4,7 @@
 use crate::rules::{Rule, RULES};
 
 /// The speed the benchmark (`cargo bench -p tandem-lint`) measured, recorded by hand.
-pub const MEASURED_SPEED: &str = "164 ms for the 10,000 statements (530 KiB), about 61,000 statements/s (release build, best of 5 runs, on a 2-core machine shared with other builds)";
+pub const MEASURED_SPEED: &str = "177 ms for the 10,000 statements (530 KiB), about 56,000 statements/s (release build, best of 5 runs, on a 2-core machine shared with other builds)";
 
 /// Every generated file: (path under `docs/lint/`, contents).
 pub fn pages() -> Vec<(String, String)> {
@@ -79,6 +79,10 @@ pub fn index() -> String {
 `tandem lint FILE... | -` reads plain SQL migrations with PostgreSQL's own grammar, and tandem \
 migration files (`.json`, `.yaml`, `.yml`), and reports what would lock or break a running \
 application. Exit code 1 when an error-level rule fires, 4 when a file cannot be parsed.\n\n\
+Each finding points at the offending clause and comes with the SQL to run instead, written for \
+that statement; every violation of a statement is reported. `--format` is `human` (default), \
+`compact` (one line per finding, `file:line:col: severity: RULE name: message`), `json`, \
+`github` or `sarif`; `tandem lint --explain RULE` prints a rule's page for a terminal.\n\n\
 Every rule's bad and good examples run on a real PostgreSQL in the tests, and the locks and \
 rewrites the rules describe are measured there with `tandem trace`'s tracer: the bad example \
 takes the blocking lock (or rewrites the table) the rule names, and the CONCURRENTLY \

@@ -250,7 +250,7 @@ fn check_statement(
 /// table makes short. The rest (renames, drops, locks taken without lock_timeout, CONCURRENTLY
 /// in a transaction) are as harmful on a table of ten rows.
 const SIZE_BOUND_RULES: &[&str] = &[
-    "T004", "T005", "T008", "T009", "T011", "T012", "T013", "T016", "T019", "T020",
+    "T004", "T005", "T008", "T009", "T011", "T012", "T013", "T016", "T019", "T020", "T035",
 ];
 
 /// A note for a finding of a size-bound rule on a table the starting schema's row estimate

@@ -230,7 +230,8 @@ impl TypeSpec {
 pub enum Filter {
     /// `col IS NULL`.
     IsNull { column: String },
-    /// `a.x = b.y`: a comparison of two columns, which a join through FROM/USING makes.
+    /// `a.x = b.y`: columns of two different relations compared, which a join through
+    /// FROM/USING makes.
     ColumnsEqual,
     /// A constant that is true (`true`, `1 = 1`).
     AlwaysTrue,
@@ -263,6 +264,10 @@ pub struct ConstraintSpec {
     pub references: Option<(TableName, Vec<String>)>,
     /// The CHECK expression (or a foreign key's local columns, comma-separated), as SQL.
     pub expr: Option<String>,
+    /// For a constraint written inline on an added column: the constraint as a table
+    /// constraint of that column (`FOREIGN KEY (c) REFERENCES t (id) ON DELETE CASCADE`),
+    /// without its name, printed by PostgreSQL's deparser.
+    pub as_table_constraint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

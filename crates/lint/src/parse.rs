@@ -60,7 +60,7 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
     })?;
     let mut comments = Vec::new();
     let mut long = Vec::new();
-    // The other tokens, for finding clauses in statements.
+    // The tokens other than comments, for finding clauses in statements.
     let mut tokens: Vec<(Span, i32)> = Vec::with_capacity(scan.tokens.len());
     for t in &scan.tokens {
         let span = Span {
@@ -73,15 +73,15 @@ pub fn parse(source: &str) -> Result<Parsed, SyntaxError> {
                 span,
                 text: text.to_string(),
             });
-        } else if t.token == Token::Ident as i32 {
+            continue;
+        }
+        if t.token == Token::Ident as i32 {
             let bare = text.trim_matches('"').replace("\"\"", "\"");
             if bare.len() > MAX_IDENTIFIER_BYTES {
                 long.push((span.start, bare));
             }
-            tokens.push((span, t.token));
-        } else {
-            tokens.push((span, t.token));
         }
+        tokens.push((span, t.token));
     }
     let mut statements = Vec::with_capacity(result.protobuf.stmts.len());
     for raw in &result.protobuf.stmts {
@@ -727,7 +727,52 @@ fn constraint(c: &protobuf::Constraint) -> Option<ConstraintSpec> {
             ),
             None => None,
         },
+        as_table_constraint: None,
     })
+}
+
+/// An inline constraint of column `column` written as a table constraint: deparsed as
+/// `ALTER TABLE x ADD <constraint>` from a copy with the column as its key, without its name.
+fn as_table_constraint(column: &str, c: &protobuf::Constraint) -> Option<String> {
+    let mut c = c.clone();
+    c.conname.clear();
+    c.skip_validation = false;
+    c.initially_valid = true;
+    let key = || Node {
+        node: Some(NodeEnum::String(protobuf::String {
+            sval: column.to_string(),
+        })),
+    };
+    match ConstrType::try_from(c.contype).ok()? {
+        ConstrType::ConstrForeign => c.fk_attrs = vec![key()],
+        ConstrType::ConstrCheck => {}
+        _ => return None,
+    }
+    let cmd = protobuf::AlterTableCmd {
+        subtype: AlterTableType::AtAddConstraint as i32,
+        def: Some(Box::new(Node {
+            node: Some(NodeEnum::Constraint(Box::new(c))),
+        })),
+        behavior: DropBehavior::DropRestrict as i32,
+        ..Default::default()
+    };
+    let stmt = protobuf::AlterTableStmt {
+        relation: Some(protobuf::RangeVar {
+            relname: "x".into(),
+            inh: true,
+            relpersistence: "p".into(),
+            ..Default::default()
+        }),
+        cmds: vec![Node {
+            node: Some(NodeEnum::AlterTableCmd(Box::new(cmd))),
+        }],
+        objtype: ObjectType::ObjectTable as i32,
+        missing_ok: false,
+    };
+    let text = NodeEnum::AlterTableStmt(stmt)
+        .deparse(pg_query::DeparseOptions::default())
+        .ok()?;
+    text.strip_prefix("ALTER TABLE x ADD ").map(str::to_string)
 }
 
 /// The top-level AND terms of a WHERE clause.
@@ -735,6 +780,15 @@ fn filters(clause: Option<&Node>) -> Vec<Filter> {
     fn column(n: Option<&Node>) -> Option<String> {
         match n?.node.as_ref()? {
             NodeEnum::ColumnRef(r) => Some(last_name(&r.fields)),
+            _ => None,
+        }
+    }
+    /// The relation a qualified column reference names (`o` of `o.id`).
+    fn qualifier(n: Option<&Node>) -> Option<String> {
+        match n?.node.as_ref()? {
+            NodeEnum::ColumnRef(r) if r.fields.len() >= 2 => {
+                string_of(&r.fields[r.fields.len() - 2]).map(str::to_string)
+            }
             _ => None,
         }
     }
@@ -761,7 +815,13 @@ fn filters(clause: Option<&Node>) -> Vec<Filter> {
                 if e.kind == protobuf::AExprKind::AexprOp as i32 && last_name(&e.name) == "=" =>
             {
                 let (l, r) = (e.lexpr.as_deref(), e.rexpr.as_deref());
-                out.push(if column(l).is_some() && column(r).is_some() {
+                // A join condition names two relations: `orders.account_id = accounts.id`.
+                // `a = b` within one table selects some rows only.
+                let joins = match (qualifier(l), qualifier(r)) {
+                    (Some(a), Some(b)) => a != b,
+                    _ => false,
+                };
+                out.push(if joins {
                     Filter::ColumnsEqual
                 } else {
                     match (l.and_then(const_text), r.and_then(const_text)) {
@@ -786,7 +846,32 @@ fn alter_action(cmd: &protobuf::AlterTableCmd) -> AlterAction {
     let name = || cmd.name.clone();
     match AlterTableType::try_from(cmd.subtype) {
         Ok(AlterTableType::AtAddColumn) => match def {
-            Some(NodeEnum::ColumnDef(c)) => AlterAction::AddColumn(column(c)),
+            Some(NodeEnum::ColumnDef(c)) => {
+                let mut spec = column(c);
+                // What a rule needs to suggest the constraint on its own, NOT VALID.
+                let inline = c.constraints.iter().filter_map(|n| match n.node.as_ref() {
+                    Some(NodeEnum::Constraint(k))
+                        if matches!(
+                            ConstrType::try_from(k.contype),
+                            Ok(ConstrType::ConstrForeign | ConstrType::ConstrCheck)
+                        ) =>
+                    {
+                        Some(k)
+                    }
+                    _ => None,
+                });
+                for (spec, k) in spec
+                    .constraints
+                    .iter_mut()
+                    .filter(|s| {
+                        matches!(s.kind, ConstraintKind::ForeignKey | ConstraintKind::Check)
+                    })
+                    .zip(inline)
+                {
+                    spec.as_table_constraint = as_table_constraint(&c.colname, k);
+                }
+                AlterAction::AddColumn(spec)
+            }
             _ => AlterAction::Other,
         },
         Ok(AlterTableType::AtDropColumn) => AlterAction::DropColumn { column: name() },

@@ -194,7 +194,8 @@ fn positions_and_long_identifiers() {
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].rule.id, found[0].line, found[0].column),
-        ("T027", 3, 4)
+        ("T027", 3, 17),
+        "at the identifier, not the statement"
     );
     assert!(ids(&format!("CREATE TABLE {} (id bigint);", "b".repeat(63))).is_empty());
 }

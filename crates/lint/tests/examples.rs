@@ -26,6 +26,14 @@ fn bad_examples_fire_their_rule_and_good_ones_do_not() {
             bad.iter().any(|f| f.rule.id == rule.id),
             "{rule:?}: the bad example does not fire it: {bad:#?}"
         );
+        // Messages are written out: no `{column}` left from a template.
+        for f in &bad {
+            assert!(
+                !f.message.contains('{') && !f.message.contains('}'),
+                "{rule:?}: a placeholder is left in {:?}",
+                f.message
+            );
+        }
         let good = lint(rule, rule.good);
         assert!(
             !good.iter().any(|f| f.rule.id == rule.id),
@@ -172,6 +180,7 @@ const TRACED_CLAIMS: &[(&str, Claim)] = &[
     ("T020", Claim::Rewrites),
     ("T021", Claim::Blocks),
     ("T026", Claim::Blocks),
+    ("T035", Claim::Blocks),
 ];
 
 /// Rules whose good example is the CONCURRENTLY form, which must block nothing: on any

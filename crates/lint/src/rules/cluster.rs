@@ -1,6 +1,6 @@
 //! T020: `CLUSTER` rewrites the table under an ACCESS EXCLUSIVE lock.
 
-use super::{Check, Level, Rule};
+use super::{Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,15 +16,24 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nCLUSTER users USING users_pkey;",
     good: "ANALYZE users;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
-        StmtKind::Cluster { table } if !table.as_ref().is_some_and(|t| cx.state.is_new(t)) => Some(format!(
-            "CLUSTER {}rewrites the table under an ACCESS EXCLUSIVE lock: every read and write waits",
-            table.as_ref().map(|t| format!("of {} ", t.display)).unwrap_or_default()
-        )),
-        _ => None,
+        StmtKind::Cluster { table } if !table.as_ref().is_some_and(|t| cx.state.is_new(t)) => {
+            let hit = Hit::new(format!(
+                "CLUSTER {}rewrites the table under an ACCESS EXCLUSIVE lock: every read and write waits",
+                table.as_ref().map(|t| format!("of {} ", t.display)).unwrap_or_default()
+            ));
+            vec![match table {
+                Some(t) => hit.instead(format!(
+                    "-- no online equivalent in core PostgreSQL; keep statistics fresh instead\nANALYZE {};",
+                    t.display
+                )),
+                None => hit,
+            }]
+        }
+        _ => Vec::new(),
     }
 }

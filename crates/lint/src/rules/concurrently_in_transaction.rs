@@ -1,6 +1,6 @@
 //! T007: `CONCURRENTLY` statements cannot run inside a transaction block.
 
-use super::{Check, Level, Rule};
+use super::{Check, Hit, Level, Rule};
 use crate::model::{AlterAction, StmtKind};
 use crate::Cx;
 
@@ -16,12 +16,12 @@ pub const RULE: Rule = Rule {
     bad: "BEGIN;\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);\nCOMMIT;",
     good: "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);",
     bad_fails_with: Some("cannot run inside a transaction block"),
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     if !cx.state.in_transaction {
-        return None;
+        return Vec::new();
     }
     let what = match &cx.stmt.kind {
         StmtKind::CreateIndex {
@@ -41,14 +41,27 @@ fn check(cx: &Cx) -> Option<String> {
         {
             "DETACH PARTITION CONCURRENTLY"
         }
-        _ => return None,
+        _ => return Vec::new(),
     };
-    Some(format!(
-        "{what} runs inside a transaction block{}, where PostgreSQL refuses it",
-        if cx.options.single_transaction {
-            " (the file runs as one transaction)"
-        } else {
-            ""
-        }
+    let (why, instead) = if cx.options.single_transaction {
+        (
+            " (the file runs as one transaction)",
+            format!(
+                "-- in a migration file of its own that the tool runs without a transaction:\n{};",
+                cx.text()
+            ),
+        )
+    } else {
+        (
+            "",
+            format!(
+                "COMMIT;  -- end the transaction first: the statement runs on its own\n{};",
+                cx.text()
+            ),
+        )
+    };
+    vec![Hit::new(format!(
+        "{what} runs inside a transaction block{why}, where PostgreSQL refuses it"
     ))
+    .instead(instead)]
 }

@@ -103,22 +103,8 @@ fn check(cx: &Cx) -> Vec<Hit> {
             let mut validate = String::new();
             for c in &inline {
                 let name = name_of(table, c, Some(&col.name));
-                let def = match (&c.kind, &c.references, &c.expr) {
-                    (ConstraintKind::ForeignKey, Some((other, cols)), _) => format!(
-                        "FOREIGN KEY ({}) REFERENCES {}{}",
-                        ident(&col.name),
-                        other.display,
-                        if cols.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                " ({})",
-                                cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
-                            )
-                        }
-                    ),
-                    (_, _, Some(expr)) => format!("CHECK ({expr})"),
-                    _ => continue,
+                let Some(def) = &c.as_table_constraint else {
+                    continue;
                 };
                 sql.push_str(&format!(
                     "\nALTER TABLE {t} ADD CONSTRAINT {} {def} NOT VALID;",

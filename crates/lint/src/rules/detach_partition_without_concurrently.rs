@@ -1,6 +1,6 @@
 //! T026: `DETACH PARTITION` without `CONCURRENTLY` locks the parent table.
 
-use super::{first_action, Check, Level, Rule};
+use super::{each_action, Check, Hit, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -16,25 +16,34 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE events DETACH PARTITION events_2024;",
     good: "ALTER TABLE events DETACH PARTITION events_2024 CONCURRENTLY;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| match a {
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, clause| match a {
         AlterAction::DetachPartition {
             concurrently: false,
-        } => Some(format!(
-            "DETACH PARTITION without CONCURRENTLY blocks every read and write on {}{}",
-            table.display,
-            if cx.options.pg_version < 14 {
-                format!(
-                    " (CONCURRENTLY needs PostgreSQL 14; this file targets {})",
-                    cx.options.pg_version
-                )
-            } else {
-                String::new()
-            }
-        )),
+        } => {
+            let hit = Hit::new(format!(
+                "DETACH PARTITION without CONCURRENTLY blocks every read and write on {}{}",
+                table.display,
+                if cx.options.pg_version < 14 {
+                    format!(
+                        " (CONCURRENTLY needs PostgreSQL 14; this file targets {})",
+                        cx.options.pg_version
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            Some(match clause.text() {
+                Some(text) if cx.options.pg_version >= 14 => hit.instead(format!(
+                    "-- outside any transaction block\nALTER TABLE {} {text} CONCURRENTLY;",
+                    table.display
+                )),
+                _ => hit,
+            })
+        }
         _ => None,
     })
 }

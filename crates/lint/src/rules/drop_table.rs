@@ -1,6 +1,6 @@
 //! T015: dropping a table that the running application may still use.
 
-use super::{Check, Level, Rule};
+use super::{Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,10 +16,10 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nDROP TABLE legacy_events;",
     good: "CREATE TABLE scratch (id bigint);\nDROP TABLE scratch;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
         StmtKind::DropTable { tables } => {
             let old: Vec<&str> = tables
@@ -27,13 +27,18 @@ fn check(cx: &Cx) -> Option<String> {
                 .filter(|t| !cx.state.is_new(t))
                 .map(|t| t.display.as_str())
                 .collect();
-            (!old.is_empty()).then(|| {
-                format!(
-                    "dropping {} breaks every running query that still uses it, and its data cannot be brought back",
-                    old.join(", ")
-                )
-            })
+            if old.is_empty() {
+                return Vec::new();
+            }
+            let names = old.join(", ");
+            vec![Hit::new(format!(
+                "dropping {names} breaks every running query that still uses it, and its data cannot be brought back"
+            ))
+            .instead(format!(
+                "-- 1. Release an application version that no longer uses {names}.\n-- 2. Check that nothing reads it (pg_stat_user_tables), then:\nSET lock_timeout = '2s';\n{};",
+                cx.text()
+            ))]
         }
-        _ => None,
+        _ => Vec::new(),
     }
 }

@@ -1,6 +1,6 @@
 //! T027: identifiers longer than 63 bytes, which PostgreSQL truncates silently.
 
-use super::{Check, Level, Rule};
+use super::{Check, Hit, Level, Rule};
 use crate::parse::MAX_IDENTIFIER_BYTES;
 use crate::Cx;
 
@@ -16,18 +16,42 @@ pub const RULE: Rule = Rule {
     bad: "CREATE INDEX CONCURRENTLY index_on_users_lower_email_for_the_case_insensitive_login_lookup ON users (lower(email));",
     good: "CREATE INDEX CONCURRENTLY users_email_lower_idx ON users (lower(email));",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    let name = cx.stmt.long_identifiers.first()?;
-    let kept: String = name
-        .char_indices()
-        .take_while(|(i, c)| i + c.len_utf8() <= MAX_IDENTIFIER_BYTES)
-        .map(|(_, c)| c)
-        .collect();
-    Some(format!(
-        "identifier {name:?} is {} bytes long; PostgreSQL keeps only {kept:?}",
-        name.len()
-    ))
+fn check(cx: &Cx) -> Vec<Hit> {
+    let mut seen = Vec::new();
+    let mut hits = Vec::new();
+    for name in &cx.stmt.long_identifiers {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let kept: String = name
+            .char_indices()
+            .take_while(|(i, c)| i + c.len_utf8() <= MAX_IDENTIFIER_BYTES)
+            .map(|(_, c)| c)
+            .collect();
+        let short = tandem_model::ident::shorten_name(name);
+        hits.push(
+            Hit::new(format!(
+                "identifier {name:?} is {} bytes long; PostgreSQL keeps only {kept:?}",
+                name.len()
+            ))
+            .at(cx.text().find(name.as_str()).map(|i| {
+                // At the opening quote of a quoted name.
+                let i = if cx.text()[..i].ends_with('"') {
+                    i - 1
+                } else {
+                    i
+                };
+                cx.stmt.span.start + i
+            }))
+            .instead(format!(
+                "-- a name of at most 63 bytes, chosen by you or shortened as tandem does:\n{};",
+                cx.text().replace(name.as_str(), &short)
+            )),
+        );
+    }
+    hits
 }

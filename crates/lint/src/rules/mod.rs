@@ -211,20 +211,6 @@ pub(crate) fn serialize_rule_id<S: serde::Serializer>(
     st.end()
 }
 
-/// The first message `check` gives for an action of the statement's ALTER TABLE, when the
-/// table existed before this file (a table the file created is not in use yet).
-pub(crate) fn first_action(
-    cx: &Cx,
-    mut check: impl FnMut(&TableName, &AlterAction) -> Option<String>,
-) -> Option<String> {
-    match &cx.stmt.kind {
-        StmtKind::AlterTable { table, actions } if !cx.state.is_new(table) => {
-            actions.iter().find_map(|a| check(table, a))
-        }
-        _ => None,
-    }
-}
-
 /// Every hit `check` gives for the actions of the statement's ALTER TABLE, each pointing at its
 /// command, when the table existed before this file (a table the file created is not in use
 /// yet).

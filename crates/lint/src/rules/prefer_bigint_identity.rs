@@ -1,6 +1,6 @@
 //! T022: serial columns and integer primary keys.
 
-use super::{column_types, Check, Level, Rule};
+use super::{column_types, Check, Hit, Level, Rule};
 use crate::model::{ConstraintKind, StmtKind};
 use crate::Cx;
 
@@ -16,10 +16,10 @@ pub const RULE: Rule = Rule {
     bad: "CREATE TABLE events (\n  id serial PRIMARY KEY,\n  payload jsonb\n);",
     good: "CREATE TABLE events (\n  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n  payload jsonb\n);",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     let table_pk: Vec<&str> = match &cx.stmt.kind {
         StmtKind::CreateTable { constraints, .. } => constraints
             .iter()
@@ -28,7 +28,7 @@ fn check(cx: &Cx) -> Option<String> {
             .collect(),
         _ => Vec::new(),
     };
-    column_types(cx.stmt).into_iter().find_map(|(name, ty, col)| {
+    column_types(cx.stmt).into_iter().filter_map(|(name, ty, col)| {
         if matches!(ty.name.as_str(), "serial" | "serial4" | "smallserial" | "serial2") {
             return Some(format!(
                 "column {name} is {}: use bigint GENERATED ALWAYS AS IDENTITY",
@@ -44,4 +44,6 @@ fn check(cx: &Cx) -> Option<String> {
             )
         })
     })
+    .map(Hit::new)
+    .collect()
 }

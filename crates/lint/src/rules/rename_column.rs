@@ -1,6 +1,6 @@
 //! T001: renaming a column breaks every running query that names it.
 
-use super::{Check, Level, Rule};
+use super::{ident, Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,15 +16,30 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users RENAME COLUMN name TO full_name;",
     good: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN full_name text;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
-        StmtKind::RenameColumn { table, column, to } if !cx.state.is_new(table) => Some(format!(
-            "renaming column {column} of {} to {to} breaks every running query that uses {column}",
-            table.display
-        )),
-        _ => None,
+        StmtKind::RenameColumn { table, column, to } if !cx.state.is_new(table) => {
+            let t = &table.display;
+            let (c, n) = (ident(column), ident(to));
+            let ty = cx
+                .state
+                .column_types
+                .get(&(table.name.clone(), column.clone()))
+                .map(|ty| ty.display());
+            let add = match ty {
+                Some(ty) => format!("ALTER TABLE {t} ADD COLUMN {n} {ty};"),
+                None => format!("-- ALTER TABLE {t} ADD COLUMN {n} with the type of {c};"),
+            };
+            vec![Hit::new(format!(
+                "renaming column {column} of {t} to {to} breaks every running query that uses {column}"
+            ))
+            .instead(format!(
+                "-- Expand: {n} beside {c}, kept in step by a trigger, backfilled in batches\n{add}\n-- Contract, once no running version reads {c}:\nALTER TABLE {t} DROP COLUMN {c};"
+            ))]
+        }
+        _ => Vec::new(),
     }
 }

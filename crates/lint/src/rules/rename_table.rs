@@ -1,6 +1,6 @@
 //! T002: renaming a table breaks every running query that names it.
 
-use super::{Check, Level, Rule};
+use super::{ident, Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,15 +16,22 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nALTER TABLE users RENAME TO accounts;",
     good: "CREATE VIEW accounts AS SELECT * FROM users;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
-        StmtKind::RenameTable { table, to } if !cx.state.is_new(table) => Some(format!(
-            "renaming table {} to {to} breaks every running query that uses {}",
-            table.display, table.name
-        )),
-        _ => None,
+        StmtKind::RenameTable { table, to } if !cx.state.is_new(table) => {
+            let old = &table.display;
+            let new = ident(to);
+            vec![Hit::new(format!(
+                "renaming table {old} to {to} breaks every running query that uses {}",
+                table.name
+            ))
+            .instead(format!(
+                "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE {old} RENAME TO {new};\n-- the old name keeps working for the running version (a simple view is updatable)\nCREATE VIEW {old} AS SELECT * FROM {new};\nCOMMIT;\n-- once no running version uses {old}:\nDROP VIEW {old};"
+            ))]
+        }
+        _ => Vec::new(),
     }
 }

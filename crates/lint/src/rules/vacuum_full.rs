@@ -1,6 +1,6 @@
 //! T019: `VACUUM FULL` rewrites the table under an ACCESS EXCLUSIVE lock.
 
-use super::{Check, Level, Rule};
+use super::{Check, Hit, Level, Rule};
 use crate::model::StmtKind;
 use crate::Cx;
 
@@ -16,20 +16,28 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nVACUUM FULL users;",
     good: "VACUUM (ANALYZE) users;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
+fn check(cx: &Cx) -> Vec<Hit> {
     match &cx.stmt.kind {
         StmtKind::Vacuum { full: true, tables }
             if (tables.is_empty() || !tables.iter().all(|t| cx.state.is_new(t))) =>
         {
             let names: Vec<&str> = tables.iter().map(|t| t.display.as_str()).collect();
-            Some(format!(
+            let list = if names.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", names.join(", "))
+            };
+            vec![Hit::new(format!(
                 "VACUUM FULL {}rewrites the table under an ACCESS EXCLUSIVE lock: every read and write waits",
                 if names.is_empty() { "of every table ".to_string() } else { format!("of {} ", names.join(", ")) }
             ))
+            .instead(format!(
+                "-- reclaims dead rows for reuse without a lock that blocks the application\nVACUUM (ANALYZE){list};"
+            ))]
         }
-        _ => None,
+        _ => Vec::new(),
     }
 }

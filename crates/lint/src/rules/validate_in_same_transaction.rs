@@ -1,6 +1,6 @@
 //! T010: validating a constraint in the transaction that added it NOT VALID keeps the strong lock.
 
-use super::{first_action, Check, Level, Rule};
+use super::{each_action, ident, Check, Hit, Level, Rule};
 use crate::model::AlterAction;
 use crate::Cx;
 
@@ -16,19 +16,25 @@ pub const RULE: Rule = Rule {
     bad: "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE users ADD CONSTRAINT users_email_present CHECK (email <> '') NOT VALID;\nALTER TABLE users VALIDATE CONSTRAINT users_email_present;\nCOMMIT;",
     good: "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE users ADD CONSTRAINT users_email_present CHECK (email <> '') NOT VALID;\nCOMMIT;\nALTER TABLE users VALIDATE CONSTRAINT users_email_present;",
     bad_fails_with: None,
-    check: Check::Statement(check),
+    check: Check::Clauses(check),
 };
 
-fn check(cx: &Cx) -> Option<String> {
-    first_action(cx, |table, a| {
-        match a {
-        AlterAction::ValidateConstraint { name } if cx.state.not_valid_in_transaction.contains(name) => {
-            Some(format!(
-                "constraint {name} on {} is validated in the transaction that added it NOT VALID: the scan runs under the lock the ADD took",
-                table.display
-            ))
+fn check(cx: &Cx) -> Vec<Hit> {
+    each_action(cx, |table, a, _| match a {
+        AlterAction::ValidateConstraint { name }
+            if cx.state.not_valid_in_transaction.contains(name) =>
+        {
+            let t = &table.display;
+            Some(
+                Hit::new(format!(
+                    "constraint {name} on {t} is validated in the transaction that added it NOT VALID: the scan runs under the lock the ADD took"
+                ))
+                .instead(format!(
+                    "COMMIT;  -- release the ADD's lock first\nALTER TABLE {t} VALIDATE CONSTRAINT {};  -- reads and writes go on",
+                    ident(name)
+                )),
+            )
         }
         _ => None,
-    }
     })
 }

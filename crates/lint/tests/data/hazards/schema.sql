@@ -11,3 +11,6 @@ INSERT INTO accounts (name) VALUES ('Acme');
 INSERT INTO orders (user_id, account_id, total, status) VALUES (1, 1, 10, 'sent');
 INSERT INTO sessions (user_id) VALUES (1);
 INSERT INTO bookings (room, during) VALUES (1, tstzrange(now(), now() + interval '1 hour'));
+CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, at date NOT NULL, payload jsonb) PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE audit_log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, entry text);
