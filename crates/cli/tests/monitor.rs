@@ -327,7 +327,29 @@ fn long_queries_and_idle_transactions_are_listed() {
     let sleeping = std::thread::spawn(move || {
         sleeper.batch_execute("SELECT pg_sleep(4)").unwrap();
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    // Until the server says the query has run for longer than --long-query and the idle
+    // transaction has been idle longer than --idle-in-transaction.
+    let mut watcher = db.connect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let ready: bool = watcher
+            .query_one(
+                "SELECT count(*) = 2 FROM pg_stat_activity
+                  WHERE (pid = $1 AND state = 'active' AND now() - query_start > interval '1.2 s')
+                     OR (pid = $2 AND state = 'idle in transaction' AND now() - state_change > interval '1.2 s')",
+                &[&sleeper_pid, &idle_pid],
+            )
+            .unwrap()
+            .get(0);
+        if ready {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sessions never aged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let o = tandem(
         &[
             "--json",

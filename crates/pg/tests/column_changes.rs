@@ -671,9 +671,21 @@ fn both_versions_write_at_once_and_the_new_one_through_complete() {
     env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
     let stop_old = Arc::new(AtomicBool::new(false));
     let stop_new = Arc::new(AtomicBool::new(false));
+    // Writes done, old and new: the test moves on once each has written enough, not after a
+    // fixed time.
+    let old_done = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let new_done = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let wait_for = |done: &std::sync::atomic::AtomicI64, at_least: i64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while done.load(Ordering::Relaxed) < at_least {
+            assert!(std::time::Instant::now() < deadline, "the writers stalled");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
     // The old version owns ids 1..=1500, the new one 1501..=3000: each sets rating to a counter.
     let old_writer = {
         let stop = stop_old.clone();
+        let done = old_done.clone();
         let mut c = env.version("public_01_items");
         std::thread::spawn(move || {
             let update = c
@@ -685,12 +697,14 @@ fn both_versions_write_at_once_and_the_new_one_through_complete() {
                 let id = (1 + n % 1500) as i32;
                 c.execute(&update, &[&(n % 1000).to_string(), &id])
                     .expect("old-version write");
+                done.store(n, Ordering::Relaxed);
             }
             n
         })
     };
     let new_writer = {
         let stop = stop_new.clone();
+        let done = new_done.clone();
         let mut c = env.version("public_02_rating_int");
         std::thread::spawn(move || {
             let update = c
@@ -706,11 +720,14 @@ fn both_versions_write_at_once_and_the_new_one_through_complete() {
                     .expect("new-version write");
                 let back: i32 = c.query_one(&read, &[&id]).expect("new-version read").get(0);
                 assert_eq!(back, value);
+                done.store(n, Ordering::Relaxed);
             }
             n
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Both write over every one of their rows at least once, at the same time.
+    wait_for(&old_done, 1600);
+    wait_for(&new_done, 1600);
     stop_old.store(true, Ordering::Relaxed);
     let old_writes = old_writer.join().unwrap();
     // What each version sees of the other's rows while both are there.
@@ -740,7 +757,9 @@ fn both_versions_write_at_once_and_the_new_one_through_complete() {
         }
     }
     env.complete();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The new version goes on writing through its prepared statements after complete.
+    let after_complete = new_done.load(Ordering::Relaxed);
+    wait_for(&new_done, after_complete + 200);
     stop_new.store(true, Ordering::Relaxed);
     let new_writes = new_writer
         .join()

@@ -145,16 +145,21 @@ fn lock_timeouts_are_retried_and_never_queue_the_application_for_long() {
     let mut holder = env.db.connect();
     let url = env.db.url();
     let (ready, has_lock) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let releaser = std::thread::spawn(move || {
         holder
             .batch_execute("BEGIN; SELECT count(*) FROM users")
             .unwrap();
         ready.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(2500));
+        // Held until start has stepped back from the lock queue three times.
+        let _ = released.recv_timeout(Duration::from_secs(60));
         holder.batch_execute("COMMIT").unwrap();
     });
     has_lock.recv().unwrap();
-    // Meanwhile another client keeps reading; it must never wait much longer than the timeout.
+    // Meanwhile another client keeps reading until start is done; it must never wait much
+    // longer than the timeout.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = std::sync::Arc::clone(&done);
     let reader = std::thread::spawn(move || {
         let mut c: postgres::Client = url
             .parse::<postgres::Config>()
@@ -162,8 +167,7 @@ fn lock_timeouts_are_retried_and_never_queue_the_application_for_long() {
             .connect(postgres::NoTls)
             .unwrap();
         let mut worst = Duration::ZERO;
-        let end = std::time::Instant::now() + Duration::from_millis(3500);
-        while std::time::Instant::now() < end {
+        while !reading.load(std::sync::atomic::Ordering::Relaxed) {
             let t = std::time::Instant::now();
             c.query("SELECT count(*) FROM users", &[]).unwrap();
             worst = worst.max(t.elapsed());
@@ -178,11 +182,26 @@ fn lock_timeouts_are_retried_and_never_queue_the_application_for_long() {
     })
     .unwrap();
     let events = std::sync::Mutex::new(Vec::new());
-    let on_event = |e: &Event| events.lock().unwrap().push(e.clone());
+    let release = std::sync::Mutex::new(Some(release));
+    let on_event = |e: &Event| {
+        let mut events = events.lock().unwrap();
+        events.push(e.clone());
+        if events
+            .iter()
+            .filter(|e| matches!(e, Event::LockRetry { .. }))
+            .count()
+            >= 3
+        {
+            if let Some(r) = release.lock().unwrap().take() {
+                let _ = r.send(());
+            }
+        }
+    };
     let mut engine = Engine::new(&mut client, EngineOptions::default());
     engine
         .start(&migration("02_add", "operations:\n  - add_column: {table: users, column: {name: n, type: int, default: '7'}}\n"), &on_event)
         .unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     releaser.join().unwrap();
     let worst = reader.join().unwrap();
     let retries: Vec<Event> = events

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{count, exec, migration, Env};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use tandem_pg::{ConnectOptions, Engine, EngineOptions, Event, LockTimeout, RetryPolicy};
 
 const LOCK_TIMEOUT: Duration = Duration::from_millis(200);
-const HOLD: Duration = Duration::from_secs(3);
+/// How many times tandem steps back from the reader's lock before the reader ends.
+const RETRIES_BEFORE_RELEASE: usize = 2;
 /// Generous, for a busy 2-core machine: what is asserted is the bound on queueing, not speed.
 const MARGIN: Duration = Duration::from_secs(1);
 
@@ -41,11 +42,27 @@ fn setup() -> Env {
     env
 }
 
-/// A session that reads the table inside a transaction and keeps it open for `HOLD`. Returns
-/// once the lock is held; the handle yields the instant the transaction ended.
-fn hold_access_share(env: &Env) -> JoinHandle<Instant> {
+/// A session that reads the table inside a transaction and keeps it open until told to end it
+/// (or, so that a broken test ends, `GIVE_UP`). Returns once the lock is held; the handle
+/// yields the instant the transaction ended.
+struct Holder {
+    release: mpsc::Sender<()>,
+    handle: JoinHandle<Instant>,
+}
+
+impl Holder {
+    fn end(self) -> Instant {
+        let _ = self.release.send(());
+        self.handle.join().unwrap()
+    }
+}
+
+const GIVE_UP: Duration = Duration::from_secs(60);
+
+fn hold_access_share(env: &Env) -> Holder {
     let mut holder = env.db.connect();
     let (ready, held) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
     let handle = std::thread::spawn(move || {
         holder
             .batch_execute(
@@ -53,12 +70,12 @@ fn hold_access_share(env: &Env) -> JoinHandle<Instant> {
             )
             .unwrap();
         ready.send(()).unwrap();
-        std::thread::sleep(HOLD);
+        let _ = released.recv_timeout(GIVE_UP);
         holder.batch_execute("COMMIT").unwrap();
         Instant::now()
     });
     held.recv().unwrap();
-    handle
+    Holder { release, handle }
 }
 
 /// Application clients: each runs short SELECT, INSERT and UPDATE statements on the base table
@@ -67,11 +84,13 @@ fn clients(
     env: &Env,
     n: usize,
     stop: &Arc<AtomicBool>,
+    counter: &Arc<AtomicU64>,
 ) -> Vec<JoinHandle<(u64, Duration, Vec<String>)>> {
     (0..n)
         .map(|k| {
             let mut c = env.db.connect();
             let stop = Arc::clone(stop);
+            let counter = Arc::clone(counter);
             std::thread::spawn(move || {
                 let statements = [
                     "SELECT count(*) FROM items WHERE id < 100".to_string(),
@@ -90,6 +109,7 @@ fn clients(
                         }
                         worst = worst.max(t.elapsed());
                         ran += 1;
+                        counter.fetch_add(1, Ordering::Relaxed);
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -131,10 +151,26 @@ enum Command<'a> {
 fn under_long_reader(env: &Env, what: &str, command: Command<'_>) {
     let holder = hold_access_share(env);
     let stop = Arc::new(AtomicBool::new(false));
-    let workers = clients(env, 3, &stop);
+    let ran = Arc::new(AtomicU64::new(0));
+    let workers = clients(env, 3, &stop, &ran);
     let mut client = engine_client(env);
     let events = Mutex::new(Vec::new());
-    let on_event = |e: &Event| events.lock().unwrap().push(e.clone());
+    // The reader ends once tandem has stepped back from the lock queue twice, naming it: then
+    // it has been made to wait, which is what this test is about.
+    let release = Mutex::new(Some(holder.release.clone()));
+    let on_event = |e: &Event| {
+        let mut events = events.lock().unwrap();
+        events.push(e.clone());
+        let retries = events
+            .iter()
+            .filter(|e| matches!(e, Event::LockRetry { holders, .. } if holders.contains("long_reader")))
+            .count();
+        if retries >= RETRIES_BEFORE_RELEASE {
+            if let Some(r) = release.lock().unwrap().take() {
+                let _ = r.send(());
+            }
+        }
+    };
     let mut engine = Engine::new(&mut client, options());
     match command {
         Command::Start(m) => {
@@ -149,9 +185,13 @@ fn under_long_reader(env: &Env, what: &str, command: Command<'_>) {
         }
     }
     let done = Instant::now();
-    let released = holder.join().unwrap();
-    // Let the clients run a little after the change too.
-    std::thread::sleep(Duration::from_millis(200));
+    let released = holder.end();
+    // Let the clients run after the change too: until each has run a few more statements.
+    let after = ran.load(Ordering::Relaxed);
+    let deadline = Instant::now() + GIVE_UP;
+    while ran.load(Ordering::Relaxed) < after + 9 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;
     for w in workers {
@@ -284,7 +324,6 @@ fn a_plain_alter_table_blocks_the_application_for_the_whole_transaction() {
     // The version schema's view would stop the ALTER; this test is about the queue only.
     exec(&mut env.db.connect(), "DROP SCHEMA public_01_items CASCADE");
     let holder = hold_access_share(&env);
-    let held_from = Instant::now();
     let mut alter = env.db.connect();
     let alter_thread = std::thread::spawn(move || {
         alter
@@ -309,23 +348,41 @@ fn a_plain_alter_table_blocks_the_application_for_the_whole_transaction() {
         assert!(Instant::now() < deadline, "the ALTER never queued");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A reader asks, and queues behind the ALTER; the long transaction ends only once the
+    // reader has been seen waiting for longer than tandem would ever let it.
     let mut reader = env.db.connect();
-    let asked = Instant::now();
-    reader
-        .batch_execute("SELECT count(*) FROM items WHERE id < 100")
-        .unwrap();
-    let answered = Instant::now();
-    let released = holder.join().unwrap();
+    let reader_thread = std::thread::spawn(move || {
+        let asked = Instant::now();
+        reader
+            .batch_execute(
+                "SET application_name = 'app_reader'; SELECT count(*) FROM items WHERE id < 100",
+            )
+            .unwrap();
+        (asked, Instant::now())
+    });
+    let deadline = Instant::now() + GIVE_UP;
+    let mut waiting_since = None;
+    loop {
+        let waiting = count(
+            &mut watcher,
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE a.application_name = 'app_reader' AND NOT l.granted",
+        );
+        match (waiting > 0, waiting_since) {
+            (true, None) => waiting_since = Some(Instant::now()),
+            (true, Some(since)) if since.elapsed() > LOCK_TIMEOUT + MARGIN => break,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the reader never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let released = holder.end();
+    let (asked, answered) = reader_thread.join().unwrap();
     alter_thread.join().unwrap();
     let waited = answered - asked;
     assert!(
         answered >= released,
         "the reader was answered only after the long transaction ended"
-    );
-    // The reader asked at most about a second into the hold, so it waited most of it.
-    assert!(
-        waited >= HOLD - (asked - held_from) - Duration::from_millis(100),
-        "waited {waited:?} of the {HOLD:?} hold"
     );
     assert!(waited > LOCK_TIMEOUT + MARGIN, "waited {waited:?}");
 }
