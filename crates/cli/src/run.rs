@@ -550,15 +550,16 @@ fn plan_offline(
         ..Default::default()
     };
     for m in migrations {
-        let next = tandem_model::validate(m, &schema)?.schema;
-        let plan = tandem_plan::plan(&tandem_plan::PlanInput {
-            schema: &g.schema,
-            version_schema: &Engine::version_schema_name(&g.schema, m),
-            migration: m,
-            physical: &schema,
-            facts: &facts,
-        })
+        let validated = tandem_model::validate(m, &schema)?;
+        let version_schema = Engine::version_schema_name(&g.schema, m);
+        let plan = tandem_plan::plan(&tandem_plan::PlanInput::new(
+            &g.schema,
+            &version_schema,
+            &validated,
+            &facts,
+        ))
         .map_err(tandem_pg::Error::from)?;
+        let next = validated.schema;
         planned.push(Planned {
             file: m.file.clone(),
             name: m.name.clone(),

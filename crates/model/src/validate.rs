@@ -93,6 +93,22 @@ pub struct Validated {
     /// The schema as the new version will see it.
     pub schema: Schema,
     pub live_checks: Vec<LiveCheck>,
+    /// The migration and the schema it was validated against: only [`validate`] makes a
+    /// `Validated`, so whatever takes one (the planner) sees only migrations that passed.
+    migration: Migration,
+    base: Schema,
+}
+
+impl Validated {
+    /// The migration that passed validation.
+    pub fn migration(&self) -> &Migration {
+        &self.migration
+    }
+
+    /// The schema it was validated against: the physical schema before it.
+    pub fn base(&self) -> &Schema {
+        &self.base
+    }
 }
 
 /// Validates `migration` against `base`, returning the schema the new version will see.
@@ -156,6 +172,8 @@ pub fn validate(migration: &Migration, base: &Schema) -> Result<Validated, Valid
     Ok(Validated {
         schema,
         live_checks,
+        migration: migration.clone(),
+        base: base.clone(),
     })
 }
 

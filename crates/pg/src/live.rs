@@ -18,12 +18,13 @@ const SERIAL_TYPES: &[&str] = &[
     "bigserial",
 ];
 
-/// Validates `migration` against the live `physical` schema; returns the facts the planner needs.
+/// Validates `migration` against the live `physical` schema; returns the validated migration
+/// and the facts the planner needs.
 pub fn validate_live(
     client: &mut Client,
     migration: &Migration,
     physical: &Schema,
-) -> Result<Facts> {
+) -> Result<(tandem_model::Validated, Facts)> {
     let validated = tandem_model::validate(migration, physical)?;
     run_checks(client, migration, physical, &validated.live_checks)?;
     let mut facts = Facts {
@@ -81,7 +82,7 @@ pub fn validate_live(
             }
         }
     }
-    Ok(facts)
+    Ok((validated, facts))
 }
 
 /// Whether a `sql` operation comes before operation `index`: what it creates is unknown, so

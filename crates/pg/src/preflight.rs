@@ -47,17 +47,11 @@ pub fn preflight(
     ours: &[String],
     options: PreflightOptions,
 ) -> Result<Preflighted> {
-    let mut facts = live::validate_live(client, migration, physical)?;
+    let (validated, mut facts) = live::validate_live(client, migration, physical)?;
     if !options.type_changes_in_place {
         facts.in_place_types.clear();
     }
-    let plan = tandem_plan::plan(&PlanInput {
-        schema,
-        version_schema,
-        migration,
-        physical,
-        facts: &facts,
-    })?;
+    let plan = tandem_plan::plan(&PlanInput::new(schema, version_schema, &validated, &facts))?;
     // A view of the user's that complete could not keep working is refused now, before the
     // first change, rather than after the new version has been served for hours.
     live::refuse_views(client, migration, schema, &plan, ours)?;

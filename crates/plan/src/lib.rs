@@ -60,14 +60,34 @@ impl Unfit {
     }
 }
 
+/// What the planner plans from. It is made from a [`tandem_model::Validated`], which only
+/// `tandem_model::validate` produces, so the planner never sees a migration that did not pass
+/// validation against the schema it plans on.
 pub struct PlanInput<'a> {
     /// The schema the application's tables live in, e.g. `public`.
     pub schema: &'a str,
     pub version_schema: &'a str,
-    pub migration: &'a Migration,
+    pub(crate) migration: &'a Migration,
     /// The physical schema before start.
-    pub physical: &'a Schema,
+    pub(crate) physical: &'a Schema,
     pub facts: &'a Facts,
+}
+
+impl<'a> PlanInput<'a> {
+    pub fn new(
+        schema: &'a str,
+        version_schema: &'a str,
+        validated: &'a tandem_model::Validated,
+        facts: &'a Facts,
+    ) -> PlanInput<'a> {
+        PlanInput {
+            schema,
+            version_schema,
+            migration: validated.migration(),
+            physical: validated.base(),
+            facts,
+        }
+    }
 }
 
 /// The name of the session setting a backfill batch sets (`SET LOCAL tandem.backfill = 'on'`)

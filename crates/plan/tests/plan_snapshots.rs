@@ -45,21 +45,20 @@ fn snapshot_dir(dir: &Path, prefix: &str) -> BTreeSet<&'static str> {
             .version_schema
             .clone()
             .unwrap_or_else(|| tandem_model::shorten_name(&format!("public_{}", m.name)));
-        let plan = tandem_plan::plan(&PlanInput {
-            schema: "public",
-            version_schema: &version_schema,
-            migration: &m,
-            physical: &schema,
-            facts: &facts,
-        })
+        let validated = tandem_model::validate(&m, &schema)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let plan = tandem_plan::plan(&PlanInput::new(
+            "public",
+            &version_schema,
+            &validated,
+            &facts,
+        ))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         insta::assert_snapshot!(
             format!("{prefix}__{}", m.name),
             tandem_plan::render::render(&m.file, &plan)
         );
-        schema = tandem_model::validate(&m, &schema)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .schema;
+        schema = validated.schema;
     }
     kinds
 }
