@@ -85,7 +85,7 @@ pub(crate) fn plan(cx: &mut Cx<'_>, op: &AlterColumn) -> Result<(), PlanError> {
     let qcol = quote_ident(&current);
     if in_place_type {
         // The type changes at complete, once the old version is gone: until then both versions
-        // see the old type (see ARCHITECTURE.md, "Type changes in place").
+        // see the old type (see docs/design/type-changes-in-place.md).
         let t = op.data_type.as_deref().expect("a type change has a type");
         let alter = format!("ALTER TABLE {table} ALTER COLUMN {qcol} TYPE {t}");
         cx.contract.push(
