@@ -100,7 +100,8 @@ pub(crate) fn not_null(cx: &mut Cx<'_>, physical_table: &str, column: &str) {
     );
     cx.contract.push(drop.clone());
     cx.rollback(drop_constraint(&table, &check));
-    cx.rollback(drop);
+    // The trigger's WHEN reads the column, so it would hold up the column's own drop.
+    cx.rollback_first(drop);
 }
 
 /// While the migration is active, the new version's writes that leave a column NULL which it
