@@ -157,7 +157,7 @@ pub fn stopped_exit_code(err: &anyhow::Error) -> Option<u8> {
             Some(tandem_pg::Error::BackfillInterrupted { source, .. }) => {
                 matches!(**source, tandem_pg::Error::StopRequested)
             }
-            Some(tandem_pg::Error::StopRequested) => true,
+            Some(tandem_pg::Error::StopRequested | tandem_pg::Error::StoppedBefore { .. }) => true,
             _ => false,
         });
     let signal = stop_signal().filter(|_| stopped)?;

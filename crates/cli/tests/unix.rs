@@ -549,3 +549,69 @@ fn a_stopped_paused_backfill_is_shown_as_the_last_runs_pause_not_as_current() {
     let o = tandem(&["start", &f, "--backfill-batch-size", "100"], Some(&url));
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `migrate` asked to stop while a start without a backfill waits for a lock: the start ends
+/// as usual, and migrate stops at the next migration's edge, saying where it is.
+#[test]
+fn migrate_stops_between_migrations_when_no_backfill_runs() {
+    let db = TestDb::new();
+    let url = db.url();
+    db.execute("CREATE TABLE users (id int PRIMARY KEY, name text)");
+    assert!(tandem(&["init"], Some(&url)).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "01_email.yaml",
+        "operations:\n  - add_column: {table: users, column: {name: email, type: text, nullable: true}}\n",
+    );
+    write(
+        dir.path(),
+        "02_t.yaml",
+        "operations:\n  - create_table: {name: t, columns: [{name: id, type: int, pk: true}]}\n",
+    );
+    let d = dir.path().to_string_lossy().into_owned();
+    let mut holder = db.connect();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE users IN ACCESS SHARE MODE")
+        .unwrap();
+    let mut child = cmd(
+        &["--lock-timeout", "100ms", "migrate", &d, "--sample", "0"],
+        Some(&url),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a lock wait line");
+        if line.starts_with("lock wait: ") {
+            break;
+        }
+    }
+    signal(&child, "INT");
+    holder.batch_execute("COMMIT").unwrap();
+    let (code, text) = finish(child, rx);
+    assert_eq!(code, Some(130), "{text}");
+    assert!(
+        text.contains("error: migrate stopped as asked, before completing 01_email; what it did so far stands, and `tandem migrate` with the same directory goes on from there"),
+        "{text}"
+    );
+    let o = tandem(&["--json", "status"], Some(&url));
+    let st: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(st["active"]["name"], "01_email", "{st:#}");
+    assert_eq!(st["active"]["status"], "active", "{st:#}");
+    let o = tandem(&["migrate", &d, "--sample", "0"], Some(&url));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("02_t is active"), "{}", stdout(&o));
+}

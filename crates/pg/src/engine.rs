@@ -901,13 +901,26 @@ impl<'c> Engine<'c> {
             let n = todo.len();
             for (i, (m, needs_start)) in todo.into_iter().enumerate() {
                 let last = i + 1 == n;
+                // A stop asked for during a step without a backfill (or during a complete) takes
+                // effect here, at the next migration's edge.
+                let backfill = e.opts.backfill;
+                let stop_before = |what: &str| -> Result<()> {
+                    if backfill.stop_requested() {
+                        return Err(Error::StoppedBefore {
+                            what: format!("{what} {}", m.name),
+                        });
+                    }
+                    Ok(())
+                };
                 if needs_start {
+                    stop_before("starting")?;
                     on_event(&Event::Info { message: format!("starting {}", m.name) });
                     e.start_locked(&l, m, on_event)
                         .map_err(|err| err.naming_step(&m.file, &operation_kinds(m)))?;
                     report.started.push(m.name.clone());
                 }
                 if !last || complete_last {
+                    stop_before("completing")?;
                     on_event(&Event::Info { message: format!("completing {}", m.name) });
                     let keep_now: &[String] = if last { &[] } else { &keep };
                     // The same evidence as `complete`, and the same refusal. The version

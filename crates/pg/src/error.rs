@@ -62,6 +62,10 @@ pub enum Error {
     /// The backfill was asked to stop (`BackfillOptions::stop`), and did after its batch.
     #[error("stopped as asked, once its batch in flight had committed")]
     StopRequested,
+    /// `migrate` was asked to stop (`BackfillOptions::stop`) and did between two steps of its
+    /// own: before `what` (`starting 02_x`, `completing 01_x`).
+    #[error("migrate stopped as asked, before {what}; what it did so far stands, and `tandem migrate` with the same directory goes on from there")]
+    StoppedBefore { what: String },
     /// `migrate` stopped while completing a migration; `advice` fits the state it was left in.
     #[error("completing {name:?} failed: {source}\n{advice}")]
     MigrateStopped {
