@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if unix::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
+            unix::say_stopping();
             let code = run::exit_code(&err);
             if err.downcast_ref::<run::ExitWith>().is_some() {
                 return ExitCode::from(code);

@@ -130,13 +130,25 @@ fn announce(flag: Arc<AtomicBool>) {
         while !flag.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let signal = shared_signal().load(Ordering::SeqCst);
-        eprintln!(
-            "\n{}: a backfill stops once its batch in flight commits, and the migration stays resumable; {} again ends tandem at once",
-            signal_name(signal),
-            signal_name(signal)
-        );
+        say_stopping();
     });
+}
+
+/// What tandem does about the signal, said once: by the watching thread as soon as it sees it,
+/// or by `main` before the error, should the run end first.
+pub fn say_stopping() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let Some(signal) = stop_signal() else {
+        return;
+    };
+    if SAID.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    eprintln!(
+        "\n{}: a backfill stops once its batch in flight commits, and the migration stays resumable; {} again ends tandem at once",
+        signal_name(signal),
+        signal_name(signal)
+    );
 }
 
 /// The signal that asked the run to stop, if one did.

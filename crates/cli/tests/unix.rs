@@ -404,11 +404,14 @@ fn backfilling(url: &str, file: &str) -> (Child, mpsc::Receiver<String>) {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("a backfill progress line");
-        if line.starts_with("backfill items (doubled): ") {
-            return (child, rx);
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.starts_with("backfill items (doubled): ") => return (child, rx),
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no backfill progress line: {e}");
+            }
         }
     }
 }
@@ -592,11 +595,14 @@ fn migrate_stops_between_migrations_when_no_backfill_runs() {
         }
     });
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("a lock wait line");
-        if line.starts_with("lock wait: ") {
-            break;
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("lock wait: ") => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no lock wait line: {e}");
+            }
         }
     }
     signal(&child, "INT");
