@@ -1,12 +1,13 @@
 //! Command-line flags. They are converted into the library's options in `run` and go no further.
 
+use crate::duration::{parse_duration, parse_lock_timeout, parse_positive_duration};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tandem",
-    version,
+    version = crate::manual::VERSION,
     about = "Zero-downtime PostgreSQL schema migrations: expand, let old and new versions run side by side, contract."
 )]
 pub struct Args {
@@ -33,7 +34,7 @@ pub struct Global {
     )]
     pub state_schema: String,
     /// How long any statement may wait for a lock before it gives up and retries, e.g. 500ms or 2s; a bare number is milliseconds (pgroll's PGROLL_LOCK_TIMEOUT when TANDEM_LOCK_TIMEOUT is unset).
-    #[arg(long, env = "TANDEM_LOCK_TIMEOUT", default_value = "500ms", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "TANDEM_LOCK_TIMEOUT", default_value = "500ms", value_parser = parse_lock_timeout, global = true)]
     pub lock_timeout: std::time::Duration,
     /// Role to SET ROLE to after connecting (pgroll's PGROLL_ROLE when TANDEM_ROLE is unset).
     #[arg(long, env = "TANDEM_ROLE", global = true)]
@@ -41,6 +42,15 @@ pub struct Global {
     /// Print one JSON document on stdout; progress goes to stderr as JSON lines (TANDEM_JSON: 1, true, yes or on).
     #[arg(long, env = "TANDEM_JSON", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub json: bool,
+    /// Print only the result and errors: no progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print every backfill batch, and each cause of an error on a line of its own.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Colour on standard error: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub color: crate::unix::ColorChoice,
 }
 
 /// pgroll's environment variables, each the fallback of a global flag: the flag comes first,
@@ -112,13 +122,13 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         /// Time between redraws.
-        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        #[arg(long, default_value = "1s", value_parser = parse_positive_duration)]
         interval: std::time::Duration,
         /// List queries running longer than this.
-        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
         long_query: std::time::Duration,
         /// List sessions idle in a transaction longer than this.
-        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
         idle_in_transaction: std::time::Duration,
     },
     /// Apply the pending migrations of a directory in file-name order.
@@ -178,6 +188,10 @@ pub enum Command {
     Plan(CheckArgs),
     /// Print the JSON Schema of the migration file format.
     JsonSchema,
+    /// Print a shell completion script: `tandem completions bash > /etc/bash_completion.d/tandem`.
+    Completions { shell: crate::manual::Shell },
+    /// Print tandem's man page (roff): `tandem man > /usr/local/share/man/man1/tandem.1`.
+    Man,
     /// Lint SQL migrations and tandem migration files for statements that lock or break a running application.
     Lint(LintArgs),
     /// Turn a plain SQL migration into a tandem migration file of safe operations.
@@ -215,7 +229,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4)]
     pub oltp_clients: u32,
     /// How long each run of the OLTP mix lasts.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub oltp_time: std::time::Duration,
     /// Drive the OLTP mix with the built-in generator even when pgbench is found.
     #[arg(long)]
@@ -227,7 +241,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50.0)]
     pub rate: f64,
     /// How long the other session keeps its transaction open (scenario traffic).
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = parse_positive_duration)]
     pub hold: std::time::Duration,
     /// Where the latency chart goes: PATH-ROWS.svg and PATH-ROWS.png per table size.
     #[arg(long, default_value = "tandem-bench")]
@@ -384,17 +398,17 @@ pub struct BackfillArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub backfill_batch_size: Option<u64>,
     /// How long one backfill batch (and so its row locks) should last, e.g. 150ms.
-    #[arg(long, default_value = "150ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "150ms", value_parser = parse_positive_duration)]
     pub backfill_target: std::time::Duration,
     /// Sessions updating backfill batches at once (each on its own key or block range); more
     /// than one uses that many more server cores, for a faster backfill of a large table.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub backfill_workers: u16,
-    /// A pause between backfill batches, e.g. 10ms.
+    /// A pause between backfill batches, e.g. 10ms; 0 for none.
     #[arg(long, value_parser = parse_duration)]
     pub backfill_batch_delay: Option<std::time::Duration>,
     /// Pause the backfill while a standby replays further behind than this (needs pg_monitor to see).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub max_replication_lag: std::time::Duration,
     /// Pause the backfill while a replication slot retains more WAL than this, e.g. 1GB.
     #[arg(long, value_parser = parse_size)]
@@ -418,7 +432,7 @@ pub struct EvidenceArgs {
     /// How long complete watches for sessions on the old version schemas before it contracts.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub sample: std::time::Duration,
-    /// Refuse to complete a migration started less than this long ago (the rollback window), e.g. 24h.
+    /// Refuse to complete a migration started less than this long ago (the rollback window), e.g. 24h or 3d; 0 for none.
     #[arg(long, value_parser = parse_duration)]
     pub min_age: Option<std::time::Duration>,
     /// Complete despite evidence that the old version still runs; the evidence is recorded.
@@ -489,28 +503,6 @@ pub struct PoolArgs {
     /// Port PgBouncer connects to (default: the database URL's).
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
-}
-
-/// Parses `500ms`, `2s`, `1m`, `24h` or a bare number of milliseconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "ms"), |i| (&s[..i], s[i..].trim()));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 500ms or 2s"))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" | "min" => n * 60_000.0,
-        "h" => n * 3_600_000.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if ms <= 0.0 {
-        return Err("must be greater than zero".into());
-    }
-    Ok(std::time::Duration::from_millis(ms as u64))
 }
 
 /// Parses `1GB`, `512MB`, `64kB`, `100B` or a bare number of bytes (units are powers of 1024).

@@ -6,15 +6,21 @@ mod cli;
 mod convert;
 mod create;
 mod demo;
+mod duration;
+mod error_doc;
 mod lint;
+mod manual;
 mod monitor_view;
 mod pgbouncer;
 mod pull;
 mod render;
 mod run;
 mod trace;
+mod unix;
+mod usage;
 mod workflow;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Exit codes, documented in the README.
@@ -37,20 +43,26 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    unix::quiet_on_broken_pipe();
     let args = cli::Args::parse_with_pgroll_fallbacks();
     let json = args.global.json;
+    unix::set_output(args.global.quiet, args.global.verbose, args.global.color);
     match run::run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if unix::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
+            unix::say_stopping();
             let code = run::exit_code(&err);
             if err.downcast_ref::<run::ExitWith>().is_some() {
                 return ExitCode::from(code);
             }
+            let mut stderr = std::io::stderr().lock();
             if json {
-                let doc = serde_json::json!({ "ok": false, "error": format!("{err:#}"), "exit_code": code });
+                let doc = serde_json::json!({ "ok": false, "error": error_doc::error_json(&err), "exit_code": code });
                 println!("{doc}");
             } else {
-                eprintln!("error: {err:#}");
+                let text = unix::error_text(&err, unix::output().verbose);
+                let _ = writeln!(stderr, "{} {text}", unix::paint("1;31", "error:"));
             }
             ExitCode::from(code)
         }

@@ -113,7 +113,7 @@ pub fn draw(s: &MonitorSnapshot) -> String {
                 let total = b.rows_estimate.max(b.rows_done);
                 let percent = (b.rows_done * 100).checked_div(total).unwrap_or(100);
                 let rate = match b.rows_per_second {
-                    Some(r) if !b.done => format!(", {r:.0} rows/s"),
+                    Some(r) if !b.done && p.running => format!(", {r:.0} rows/s"),
                     _ => String::new(),
                 };
                 let eta = match p.eta_seconds {
@@ -327,18 +327,18 @@ mod tests {
             rows_done: done,
             rows_estimate: 1_000_000,
             done: done == 1_000_000,
-            updated_at: "2026-01-01 12:00:00+00".into(),
+            updated_at: "2026-01-01T12:00:00+00:00".into(),
             rows_per_second: Some(25_000.0),
             yield_state: paused.then(|| "paused".into()),
             yield_cause: paused.then(|| "replication_lag".into()),
-            yield_since: paused.then(|| "2026-01-01 11:59:58+00".into()),
+            yield_since: paused.then(|| "2026-01-01T11:59:58+00:00".into()),
             yield_reason: paused.then(|| "standby \"replica1\" replays 14.2 s (73400320 bytes) behind, more than --max-replication-lag 10.0 s; waiting until it catches up".into()),
             ..BackfillCheckpoint::default()
         }
         };
         let paused = checkpoint("users", 400_000, true);
         MonitorSnapshot {
-            taken_at: "2026-01-01 12:00:01+00".into(),
+            taken_at: "2026-01-01T12:00:01+00:00".into(),
             schema: "public".into(),
             user: "deploy".into(),
             sees_all_sessions: true,
@@ -360,7 +360,7 @@ mod tests {
                         running: false,
                     },
                 ],
-                started_at: Some("2026-01-01 11:50:00+00".into()),
+                started_at: Some("2026-01-01T11:50:00+00:00".into()),
             }),
             lock_waits: vec![LockWait {
                 waiting: session(

@@ -1,5 +1,6 @@
 //! Human and JSON rendering of results and progress events.
 
+use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,23 +12,36 @@ use tandem_pg::throttle::YieldAction;
 struct Progress {
     line_open: bool,
     last_plain: Option<Instant>,
+    /// The notes already said in this command.
+    said: BTreeSet<String>,
 }
 
 static PROGRESS: Mutex<Progress> = Mutex::new(Progress {
     line_open: false,
     last_plain: None,
+    said: BTreeSet::new(),
 });
 
 const PLAIN_EVERY: Duration = Duration::from_secs(2);
 
-/// Draws a progress event on stderr.
+/// Draws a progress event on stderr: nothing with `-q`; with `-v`, every backfill batch.
 pub fn event(json: bool, e: &Event) {
+    let output = crate::unix::output();
+    if output.quiet {
+        return;
+    }
     let mut err = std::io::stderr().lock();
     if json {
         let _ = writeln!(err, "{}", serde_json::to_string(e).unwrap_or_default());
         return;
     }
     let mut progress = PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+    // The same note from each backfill of a command (what this role cannot watch) is said once.
+    if let Event::Info { message } = e {
+        if !progress.said.insert(message.clone()) {
+            return;
+        }
+    }
     if let Event::Backfill {
         table,
         column,
@@ -63,7 +77,10 @@ pub fn event(json: bool, e: &Event) {
                 let _ = writeln!(err);
             }
             let _ = err.flush();
-        } else if *done || !matches!(progress.last_plain, Some(t) if t.elapsed() < PLAIN_EVERY) {
+        } else if *done
+            || output.verbose
+            || !matches!(progress.last_plain, Some(t) if t.elapsed() < PLAIN_EVERY)
+        {
             progress.last_plain = Some(Instant::now());
             let _ = writeln!(err, "{text}");
         }
@@ -85,11 +102,16 @@ pub fn event(json: bool, e: &Event) {
         } => match lock {
             Some(l) => writeln!(
                 err,
-                "[{phase:?}] {description}  ({} lock on {})",
+                "{} {description}  ({} lock on {})",
+                crate::unix::paint("36", &format!("[{phase:?}]")),
                 l.mode.name(),
                 l.relation
             ),
-            None => writeln!(err, "[{phase:?}] {description}"),
+            None => writeln!(
+                err,
+                "{} {description}",
+                crate::unix::paint("36", &format!("[{phase:?}]"))
+            ),
         },
         Event::LockRetry {
             description,
@@ -111,7 +133,8 @@ pub fn event(json: bool, e: &Event) {
                 .unwrap_or_else(|| "a lock".into());
             writeln!(
                 err,
-                "lock wait: {description} could not get the {what} within the lock timeout, so it stepped back to let the application through; held by {holders}. Retry {attempt} in {delay_ms} ms."
+                "{} {description} could not get the {what} within the lock timeout, so it stepped back to let the application through; held by {holders}. Retry {attempt} in {delay_ms} ms.",
+                crate::unix::paint("33", "lock wait:")
             )
         }
         Event::Backfill { .. } => Ok(()),

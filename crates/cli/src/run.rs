@@ -18,6 +18,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(ExitWith(code)) = err.downcast_ref::<ExitWith>() {
         return *code;
     }
+    if err.downcast_ref::<crate::usage::UsageError>().is_some() {
+        return exit::USAGE;
+    }
+    if let Some(code) = crate::unix::stopped_exit_code(err) {
+        return code;
+    }
     if err.downcast_ref::<tandem_lint::LintError>().is_some() {
         return exit::INVALID;
     }
@@ -154,10 +160,12 @@ pub fn run(args: Args) -> Result<()> {
             backfill,
             evidence,
         } => {
+            crate::usage::start_file(&file)?;
             let migration = load(&file)?;
             let mut client = connect()?;
             let mut options = engine_options(&g, Some(&backfill));
             options.evidence = evidence_options(&evidence);
+            options.backfill.stop = Some(crate::unix::stop_on_signals());
             let mut engine = Engine::new(&mut client, options);
             let started = engine.start(&migration, &on_event)?;
             let completed = if complete {
@@ -270,6 +278,7 @@ pub fn run(args: Args) -> Result<()> {
             let mut client = connect()?;
             let mut options = engine_options(&g, Some(&backfill));
             options.evidence = evidence_options(&evidence);
+            options.backfill.stop = Some(crate::unix::stop_on_signals());
             let report = Engine::new(&mut client, options).migrate(&files, complete, &on_event)?;
             let human = format!(
                 "started {}, completed {}{}",
@@ -417,6 +426,8 @@ pub fn run(args: Args) -> Result<()> {
         Command::Baseline { name, dir, format } => {
             crate::workflow::baseline(&g, &name, dir.as_deref(), file_format(format), json)?
         }
+        Command::Completions { shell } => crate::manual::completions(shell)?,
+        Command::Man => crate::manual::man()?,
         Command::JsonSchema => {
             println!(
                 "{}",

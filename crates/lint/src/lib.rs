@@ -55,7 +55,7 @@ pub struct Finding {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LintError {
-    #[error("{file}:{line}:{column}: syntax error: {message}")]
+    #[error("{file}:{line}:{column}: {}", syntax_message(.message))]
     Syntax {
         file: String,
         line: usize,
@@ -71,6 +71,15 @@ pub enum LintError {
     /// SQL fragments of a migration file that PostgreSQL's grammar does not accept.
     #[error("{file}: {} SQL fragment(s) do not parse:\n  {}", .errors.len(), .errors.join("\n  "))]
     Fragments { file: String, errors: Vec<String> },
+}
+
+/// PostgreSQL's own message usually begins "syntax error at or near": it is not said twice.
+fn syntax_message(message: &str) -> String {
+    if message.starts_with("syntax error") {
+        message.to_string()
+    } else {
+        format!("syntax error: {message}")
+    }
 }
 
 /// Where statements of a source sit in the file: SQL embedded in a migration file is offset by

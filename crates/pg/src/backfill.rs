@@ -53,6 +53,7 @@ use postgres::types::private::BytesMut;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use postgres::{Client, GenericClient, Statement, Transaction};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tandem_model::{qualified, quote_ident, Schema};
 use tandem_plan::{Backfill, Lock, LockMode, BACKFILL_SETTING};
@@ -85,6 +86,29 @@ pub struct BackfillOptions {
     /// For tests: stop with `Error::BackfillInterrupted` after this many batches of one run.
     #[doc(hidden)]
     pub stop_after_batches: Option<u64>,
+    /// Once this is set (by the binary's SIGINT or SIGTERM handler), the backfill stops after
+    /// the batch in flight has committed, with `Error::BackfillInterrupted` whose source is
+    /// `Error::StopRequested`: the migration stays `backfilling` with its checkpoint.
+    pub stop: Option<&'static AtomicBool>,
+}
+
+impl BackfillOptions {
+    /// Whether `stop` has been set.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Sleeps `pause` (the delay between batches), waking early when a stop is requested.
+    fn pause(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        while !self.stop_requested() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+    }
 }
 
 impl Default for BackfillOptions {
@@ -98,6 +122,7 @@ impl Default for BackfillOptions {
             recheck: Duration::from_millis(500),
             workers: 1,
             stop_after_batches: None,
+            stop: None,
         }
     }
 }
@@ -327,6 +352,23 @@ pub fn run(
             plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
         };
     }
+    // What an earlier run last recorded (a pause, its rate) is not what this run does: until
+    // its first batch commits, the checkpoint says only how far the backfill has come, so
+    // `status` and `monitor` do not show an old pause reason or an ETA from an old rate.
+    if checkpoint.yield_state.is_some() || checkpoint.rows_per_second.is_some() {
+        checkpoint.yield_state = None;
+        checkpoint.yield_cause = None;
+        checkpoint.yield_reason = None;
+        checkpoint.yield_since = None;
+        checkpoint.rows_per_second = None;
+        let mut tx = client.transaction().map_err(db(format!(
+            "clearing the last run's state of the backfill of {table}"
+        )))?;
+        save(&mut tx, checkpoint)?;
+        tx.commit().map_err(db(format!(
+            "clearing the last run's state of the backfill of {table}"
+        )))?;
+    }
     let (walk, cursor) = if backfill.key.is_empty() {
         let walk = Walk::Blocks {
             end: *checkpoint.end_block.get_or_insert(blocks),
@@ -397,10 +439,10 @@ pub fn run(
             max_slot_wal_bytes: opts.max_slot_wal_bytes,
         },
     )?;
+    // The same for every backfill of the run, so it does not name the table: a renderer may
+    // say it once per command.
     for note in watch.blind_spots(client)? {
-        on_event(&Event::Info {
-            message: format!("backfill of {}: {note}", backfill.table),
-        });
+        on_event(&Event::Info { message: note });
     }
     let rate = |walked: u64| walked as f64 / began.elapsed().as_secs_f64().max(1e-3);
     let announce = |action: YieldAction, hold: &Hold| {
@@ -442,6 +484,12 @@ pub fn run(
     }
     let mut attempt = 0;
     loop {
+        if opts.stop_requested() {
+            return Err(interrupted(
+                runner.checkpoint.rows_done,
+                Error::StopRequested,
+            ));
+        }
         yielding
             .wait(
                 client,
@@ -510,7 +558,7 @@ pub fn run(
             ));
         }
         if !opts.delay.is_zero() {
-            std::thread::sleep(opts.delay);
+            opts.pause(opts.delay);
         }
         if let Some(hold) = slow_batch(opts, took) {
             // The server became slow to serve a batch sized for the target: rest as long as

@@ -172,6 +172,7 @@ impl<'c> Engine<'c> {
     /// schema.
     pub fn start(&mut self, migration: &Migration, on_event: OnEvent<'_>) -> Result<StartReport> {
         self.locked(|e, l| e.start_locked(&l, migration, on_event))
+            .map_err(|err| err.naming_step(&migration.file, &operation_kinds(migration)))
     }
 
     fn start_locked(
@@ -547,8 +548,16 @@ impl<'c> Engine<'c> {
             e.require_evidence(on_event, &[])?;
             e.complete_locked(&l, &[], on_event).map_err(|err| {
                 let schema = e.opts.schema.clone();
-                match e.state.active(e.client, &schema) {
-                    Ok(Some(a)) if a.status == MigrationStatus::Active && matches!(err, Error::Db { .. }) => {
+                let active = e.state.active(e.client, &schema);
+                let err = match &active {
+                    Ok(Some(a)) => err.naming_step(&a.name, &stored_operation_kinds(a)),
+                    _ => err,
+                };
+                match active {
+                    Ok(Some(a))
+                        if a.status == MigrationStatus::Active
+                            && matches!(err, Error::Db { .. } | Error::Step(_)) =>
+                    {
                         Error::Other(format!(
                             "{err}\nnothing was changed: {:?} is still active; run `tandem complete` again once the cause is fixed, or `tandem rollback`",
                             a.name
@@ -611,6 +620,13 @@ impl<'c> Engine<'c> {
         let Some(evidence) = self.evidence_excluding(self.opts.evidence.sample, kept)? else {
             return Ok(());
         };
+        // (`kept` leaves out on purpose the version schema migrate keeps: that is not this.)
+        if evidence.old_version_schemas.is_empty() && kept.is_empty() {
+            // Said before anything is decided, so it comes ahead of a refusal too.
+            on_event(&Event::Info {
+                message: first_complete_note(&evidence),
+            });
+        }
         let findings = evidence.findings();
         if findings.is_empty() {
             return Ok(());
@@ -781,7 +797,8 @@ impl<'c> Engine<'c> {
             )?;
             kill_point(Phase::Rollback);
             let todo = rollback_todo(&active, &plan);
-            e.undo(&active.name, &plan, &todo, on_event)?;
+            e.undo(&active.name, &plan, &todo, on_event)
+                .map_err(|err| err.naming_step(&active.name, &stored_operation_kinds(&active)))?;
             Ok(RollbackReport {
                 name: active.name,
                 version_schema: active.version_schema,
@@ -908,14 +925,28 @@ impl<'c> Engine<'c> {
             let n = todo.len();
             for (i, (m, needs_start)) in todo.into_iter().enumerate() {
                 let last = i + 1 == n;
+                // A stop asked for during a step without a backfill (or during a complete) takes
+                // effect here, at the next migration's edge.
+                let backfill = e.opts.backfill;
+                let stop_before = |what: &str| -> Result<()> {
+                    if backfill.stop_requested() {
+                        return Err(Error::StoppedBefore {
+                            what: format!("{what} {}", m.name),
+                        });
+                    }
+                    Ok(())
+                };
                 if needs_start {
+                    stop_before("starting")?;
                     on_event(&Event::Info {
                         message: format!("starting {}", m.name),
                     });
-                    e.start_locked(&l, m, on_event)?;
+                    e.start_locked(&l, m, on_event)
+                        .map_err(|err| err.naming_step(&m.file, &operation_kinds(m)))?;
                     report.started.push(m.name.clone());
                 }
                 if !last || complete_last {
+                    stop_before("completing")?;
                     on_event(&Event::Info {
                         message: format!("completing {}", m.name),
                     });
@@ -929,6 +960,7 @@ impl<'c> Engine<'c> {
                     let unweighed: &[String] = if started_here { keep_now } else { &[] };
                     e.require_evidence(on_event, unweighed)?;
                     if let Err(err) = e.complete_locked(&l, keep_now, on_event) {
+                        let err = err.naming_step(&m.file, &operation_kinds(m));
                         return Err(e.migrate_stopped(&m.name, err, keep_now));
                     }
                     report.completed.push(m.name.clone());
@@ -948,8 +980,8 @@ impl<'c> Engine<'c> {
             Ok(Some(active)) if active.name == name => Some(active.status),
             _ => None,
         };
-        let blocked_by_kept = matches!(&err, Error::Db { source, .. }
-            if source.code() == Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST));
+        let blocked_by_kept = err.postgres().and_then(|e| e.code())
+            == Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST);
         let mut advice = match kept.first() {
             Some(kept) if blocked_by_kept => format!(
                 "The version schema {kept:?} is kept for the application version that was running when migrate began, and it still uses what {name} removes. "
@@ -1012,6 +1044,56 @@ fn rollback_todo(active: &MigrationRecord, plan: &Plan) -> Vec<usize> {
     todo
 }
 
+/// What `complete` says when no older version schema is left to watch, as for the first
+/// migration: its old version uses the base schema's tables, which the new version shares, so
+/// no session can be told apart as the old version's. Only the queries since start
+/// (pg_stat_statements, when readable) and `--min-age` are weighed.
+fn first_complete_note(evidence: &Evidence) -> String {
+    let statements = if evidence.statements.is_some() {
+        "the queries run since start (pg_stat_statements)"
+    } else {
+        "nothing but its age: pg_stat_statements cannot be read"
+    };
+    let age = if evidence.min_age_seconds > 0.0 {
+        format!(
+            "--min-age ({:.0} s) applies as always",
+            evidence.min_age_seconds
+        )
+    } else {
+        "there is no --min-age: `--min-age 24h` keeps a rollback window".to_string()
+    };
+    format!(
+        "{}: there is no older version schema to watch: the old version uses the base schema's tables, which both versions share, so complete cannot see whether it still runs and weighs {statements}; {age}. Complete only once the old version is stopped",
+        evidence.migration
+    )
+}
+
+/// The kinds of a migration's operations, in order (`add_column`, ...), for
+/// [`Error::naming_step`].
+fn operation_kinds(migration: &Migration) -> Vec<String> {
+    migration
+        .operations
+        .iter()
+        .map(|o| o.kind().to_string())
+        .collect()
+}
+
+/// The same, read from the file stored with the state row: complete and rollback have no file.
+fn stored_operation_kinds(record: &MigrationRecord) -> Vec<String> {
+    record.migration["operations"]
+        .as_array()
+        .map(|ops| {
+            ops.iter()
+                .map(|o| {
+                    o.as_object()
+                        .and_then(|o| o.keys().next().cloned())
+                        .unwrap_or_else(|| "?".into())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What `status` says of a migration that is backfilling, e.g. "backfill of t: 40% (400000 of
 /// ~1000000 rows), interrupted; ...".
 fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) -> String {
@@ -1027,8 +1109,12 @@ fn backfill_advice(name: &str, backfills: &[BackfillCheckpoint], running: bool) 
                 } else {
                     0
                 };
+                // A pause recorded by a run that is gone is not the backfill's state now.
                 let yielding = match (&b.yield_state, &b.yield_reason) {
-                    (Some(state), Some(reason)) => format!(", {state}: {reason}"),
+                    (Some(state), Some(reason)) if running => format!(", {state}: {reason}"),
+                    (Some(state), Some(reason)) => {
+                        format!(", {state} when it was last running: {reason}")
+                    }
                     _ => String::new(),
                 };
                 format!(

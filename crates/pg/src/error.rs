@@ -96,6 +96,13 @@ pub enum Error {
         rows_done: u64,
         source: Box<Error>,
     },
+    /// The backfill was asked to stop (`BackfillOptions::stop`), and did after its batch.
+    #[error("stopped as asked, once its batch in flight had committed")]
+    StopRequested,
+    /// `migrate` was asked to stop (`BackfillOptions::stop`) and did between two steps of its
+    /// own: before `what` (`starting 02_x`, `completing 01_x`).
+    #[error("migrate stopped as asked, before {what}; what it did so far stands, and `tandem migrate` with the same directory goes on from there")]
+    StoppedBefore { what: String },
     /// `migrate` stopped while completing a migration; `advice` fits the state it was left in.
     #[error("completing {name:?} failed: {source}\n{advice}")]
     MigrateStopped {
@@ -119,6 +126,9 @@ pub enum Error {
         replica: bool,
         role: String,
     },
+    /// A step of the plan failed, with PostgreSQL's error.
+    #[error("{0}")]
+    Step(Box<StepFailed>),
     #[error("{0}")]
     Other(String),
 }
@@ -130,6 +140,77 @@ fn file_changed_advice(status: MigrationStatus) -> &'static str {
             "start it with the file it was started with, or run `tandem rollback` first"
         }
         _ => "run `tandem rollback` first, then start the new file",
+    }
+}
+
+impl Error {
+    /// PostgreSQL's error, when this is one (a statement of tandem's or a failed step).
+    pub fn postgres(&self) -> Option<&postgres::Error> {
+        match self {
+            Error::Db { source, .. } => Some(source),
+            Error::Step(s) => Some(&s.source),
+            _ => None,
+        }
+    }
+
+    /// A failed step of `migration`'s plan names the file (or the migration) and the operation
+    /// it came from, as validation errors do: `02_x.yaml: operations[1].alter_column: ...`.
+    /// `operations` are the kinds of the migration's operations, in order.
+    pub fn naming_step(self, migration: &str, operations: &[String]) -> Error {
+        match self {
+            Error::Step(mut s) if s.migration.is_none() => {
+                s.migration = Some(migration.to_string());
+                s.operation = s
+                    .operation_index
+                    .and_then(|i| Some(format!("operations[{i}].{}", operations.get(i)?)));
+                Error::Step(s)
+            }
+            Error::MigrateStopped {
+                name,
+                source,
+                advice,
+            } => Error::MigrateStopped {
+                name,
+                source: Box::new(source.naming_step(migration, operations)),
+                advice,
+            },
+            other => other,
+        }
+    }
+}
+
+/// What [`Error::Step`] reports: the step, and where in the migration file it came from.
+#[derive(Debug)]
+pub struct StepFailed {
+    /// The migration's file (or, for complete and rollback, which read the stored plan, its
+    /// name), once the engine has said it.
+    pub migration: Option<String>,
+    /// The operation the step belongs to, by index; `None` for the write-translating triggers
+    /// and the version schema, which serve all of them.
+    pub operation_index: Option<usize>,
+    /// `operations[1].alter_column`.
+    pub operation: Option<String>,
+    pub description: String,
+    /// The first line of the step's SQL.
+    pub sql: String,
+    pub source: postgres::Error,
+}
+
+impl std::fmt::Display for StepFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(m) = &self.migration {
+            write!(f, "{m}: ")?;
+        }
+        if let Some(o) = &self.operation {
+            write!(f, "{o}: ")?;
+        }
+        write!(
+            f,
+            "{} ({}): {}",
+            self.description,
+            self.sql,
+            describe(&self.source)
+        )
     }
 }
 

@@ -385,12 +385,20 @@ fn announce(phase: Phase, step: &Step, on_event: OnEvent<'_>) {
     });
 }
 
-/// A failed step, named by its description and the first line of its SQL.
+/// A failed step, named by its description and the first line of its SQL; the engine adds the
+/// file and the operation (`Error::naming_step`).
 fn step_error(step: &Step, source: postgres::Error) -> Error {
-    Error::Db {
-        context: format!("{} ({})", step.description, first_line(&step.sql)),
+    Error::Step(Box::new(crate::error::StepFailed {
+        migration: None,
+        operation_index: match step.part {
+            Some(tandem_plan::Part::Operation(i)) => Some(i),
+            _ => None,
+        },
+        operation: None,
+        description: step.description.clone(),
+        sql: first_line(&step.sql),
         source,
-    }
+    }))
 }
 
 fn first_line(sql: &str) -> String {

@@ -167,7 +167,7 @@ const HIDDEN: &str = "<insufficient privilege>";
 pub fn snapshot(client: &mut Client, opts: &MonitorOptions) -> Result<MonitorSnapshot> {
     let head = client
         .query_one(
-            "SELECT now()::text, current_user::text,
+            "SELECT to_json(now()) #>> '{}', current_user::text,
                     current_setting('is_superuser') = 'on'
                       OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
                     pg_is_in_recovery()",
@@ -253,8 +253,10 @@ fn active_migration(
         let backfills = state
             .backfills(client, &opts.schema, &active.name)?
             .into_iter()
+            // A backfill that is not running has no time left to guess: its rate is the last
+            // run's.
             .map(|checkpoint| BackfillProgress {
-                eta_seconds: checkpoint.eta_seconds(),
+                eta_seconds: checkpoint.eta_seconds().filter(|_| running),
                 running: running && !checkpoint.done,
                 checkpoint,
             })

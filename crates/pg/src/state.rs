@@ -322,8 +322,10 @@ impl State {
         Ok(())
     }
 
+    /// Timestamps are read in RFC 3339 (`to_json` writes ISO 8601 whatever `DateStyle` is), for
+    /// `--json` readers.
     const COLUMNS: &'static str = "schema, name, version_schema, parent, status, migration, plan,
-        created_at::text, started_at::text, completed_at::text, forced_complete,
+        to_json(created_at) #>> '{}', to_json(started_at) #>> '{}', to_json(completed_at) #>> '{}', forced_complete,
         start_steps, complete_steps, rollback_steps, checksum, baseline";
 
     fn record(row: &postgres::Row) -> Result<MigrationRecord> {
@@ -583,8 +585,8 @@ impl State {
             .query(
                 &format!(
                     "SELECT position, table_name, cutoff_xid, last_key, next_block, end_block,
-                            rows_done, rows_estimate, done, updated_at::text,
-                            rows_per_second, yield_state, yield_cause, yield_reason, yield_since::text
+                            rows_done, rows_estimate, done, to_json(updated_at) #>> '{{}}',
+                            rows_per_second, yield_state, yield_cause, yield_reason, to_json(yield_since) #>> '{{}}'
                        FROM {}.backfills WHERE schema = $1 AND migration = $2 ORDER BY position",
                     self.q()
                 ),

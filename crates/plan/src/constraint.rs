@@ -7,7 +7,7 @@
 
 use crate::step::{LockMode, Step};
 use crate::{Cx, PlanError};
-use tandem_model::{qualified, quote_ident, shorten_name};
+use tandem_model::{qualified, quote_ident, quote_literal, shorten_name};
 
 /// A constraint over physical columns, its SQL already written against them.
 pub(crate) enum NewConstraint {
@@ -88,6 +88,8 @@ pub(crate) fn not_null(cx: &mut Cx<'_>, physical_table: &str, column: &str) {
         )
         .lock(LockMode::AccessExclusive, table.clone()),
     );
+    let (create, drop) = not_null_trigger(cx, physical_table, column);
+    cx.start_checks.push(create);
     cx.after_backfill.push(validate(&table, &check));
     cx.contract.push(
         Step::tx(
@@ -96,7 +98,70 @@ pub(crate) fn not_null(cx: &mut Cx<'_>, physical_table: &str, column: &str) {
         )
         .lock(LockMode::AccessExclusive, table.clone()),
     );
+    cx.contract.push(drop.clone());
     cx.rollback(drop_constraint(&table, &check));
+    // The trigger's WHEN reads the column, so it would hold up the column's own drop.
+    cx.rollback_first(drop);
+}
+
+/// While the migration is active, the new version's writes that leave a column NULL which it
+/// sees as NOT NULL fail as a NOT NULL column would: SQLSTATE 23502 (not_null_violation), with
+/// PostgreSQL's own wording and the column and table as the new version names them, rather than
+/// with the CHECK's internal name. A trigger does it, called only for such a write (its `WHEN`
+/// tests the column and the session's version before the function runs). It leaves the old
+/// version's writes, whose value `up` computes in the table's trigger, to the CHECK: which
+/// trigger fires first is a matter of names, and this one must not judge a row before `up`
+/// has filled it. No trigger the user wrote before the migration can fill the column either, as
+/// it is new to this migration (or, for a second column, tandem's own). Returns the step that
+/// creates it and the one that drops it.
+fn not_null_trigger(cx: &Cx<'_>, physical_table: &str, column: &str) -> (Step, Step) {
+    let table = qualified(cx.schema(), physical_table);
+    let shown_table = cx
+        .tables
+        .iter()
+        .find(|(_, physical)| physical.as_str() == physical_table)
+        .map_or(physical_table, |(name, _)| name.as_str());
+    let shown_column = cx
+        .columns
+        .get(physical_table)
+        .and_then(|cols| {
+            cols.iter()
+                .find(|(_, physical)| physical.as_str() == column)
+        })
+        .map_or(column, |(name, _)| name.as_str());
+    let name = shorten_name(&format!("_tandem_{physical_table}_{column}_nn"));
+    let function = qualified(cx.schema(), &name);
+    let message = format!(
+        "null value in column \"{shown_column}\" of relation \"{shown_table}\" violates not-null constraint"
+    );
+    let body = format!(
+        "BEGIN\n  RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = {}, COLUMN = {}, TABLE = {}, SCHEMA = {};\nEND;\n",
+        quote_literal(&message),
+        quote_literal(shown_column),
+        quote_literal(shown_table),
+        quote_literal(cx.input.version_schema),
+    );
+    let tag = crate::trigger::dollar_tag(&body);
+    let create = Step::tx(
+        format!("create NOT NULL trigger {name} on {physical_table}.{column} for the new version"),
+        format!(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {tag}\n{body}{tag};\n\
+             CREATE TRIGGER {qname} BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW WHEN (NEW.{qcol} IS NULL AND (current_schemas(false))[1] IS NOT DISTINCT FROM {vs}) EXECUTE FUNCTION {function}()",
+            qname = quote_ident(&name),
+            qcol = quote_ident(column),
+            vs = quote_literal(cx.input.version_schema),
+        ),
+    )
+    .lock(LockMode::ShareRowExclusive, table.clone());
+    let drop = Step::tx(
+        format!("drop NOT NULL trigger {name} on {physical_table}"),
+        format!(
+            "DROP TRIGGER IF EXISTS {} ON {table};\nDROP FUNCTION IF EXISTS {function}()",
+            quote_ident(&name)
+        ),
+    )
+    .lock(LockMode::AccessExclusive, table);
+    (create, drop)
 }
 
 /// A unique index built concurrently once the backfill is done; `attach` is the contract step

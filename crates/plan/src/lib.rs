@@ -459,6 +459,15 @@ impl<'a> Cx<'a> {
         self.tables.values().any(|p| p == name) || self.hidden_tables.contains(name)
     }
 
+    /// Adds a rollback step of this operation that runs before those added so far: what
+    /// depends on a column must go before the column does.
+    pub fn rollback_first(&mut self, step: Step) {
+        self.rollback_groups
+            .last_mut()
+            .expect("one group per operation")
+            .insert(0, step);
+    }
+
     pub fn rollback(&mut self, step: Step) {
         self.rollback_groups
             .last_mut()

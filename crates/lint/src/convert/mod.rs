@@ -112,6 +112,34 @@ impl Conversion {
     }
 }
 
+/// Whether a statement certainly changes no schema: a query or a data change, a setting, a
+/// transaction's bounds, maintenance. A SELECT that calls a function may change the schema
+/// (`SELECT create_hypertable(...)`), and so may DO and CALL, so they count as changing it.
+fn leaves_schema_alone(node: &pg_query::NodeEnum, text: &str) -> bool {
+    use pg_query::NodeEnum as N;
+    match node {
+        N::SelectStmt(_) => pg_query::parse(text, pg_query::ParserOptions::DEFAULT)
+            .is_ok_and(|p| p.functions().is_empty()),
+        N::InsertStmt(_)
+        | N::UpdateStmt(_)
+        | N::DeleteStmt(_)
+        | N::MergeStmt(_)
+        | N::CopyStmt(_)
+        | N::VariableSetStmt(_)
+        | N::VariableShowStmt(_)
+        | N::TransactionStmt(_)
+        | N::ExplainStmt(_)
+        | N::VacuumStmt(_)
+        | N::LockStmt(_)
+        | N::NotifyStmt(_)
+        | N::ListenStmt(_)
+        | N::UnlistenStmt(_)
+        | N::DiscardStmt(_)
+        | N::CheckPointStmt(_) => true,
+        _ => false,
+    }
+}
+
 /// Converts one SQL source; `file` names it in notes and errors.
 pub fn convert(file: &str, source: &str) -> Result<Conversion, LintError> {
     let parsed = pg_query::parse(source, pg_query::ParserOptions::DEFAULT).map_err(|e| {
@@ -126,6 +154,9 @@ pub fn convert(file: &str, source: &str) -> Result<Conversion, LintError> {
         }
     })?;
     let mut cx = statement::Cx::new(source);
+    // A file of queries and data changes alone (SELECT, INSERT, UPDATE, ...) changes no schema:
+    // it is not a schema migration, and is refused as one that has nothing to convert.
+    let mut changes_schema = false;
     for raw in &parsed.protobuf.stmts {
         let start = raw.stmt_location as usize;
         let end = if raw.stmt_len == 0 {
@@ -135,8 +166,14 @@ pub fn convert(file: &str, source: &str) -> Result<Conversion, LintError> {
         };
         let span = crate::parse::trim_span(source, start, end);
         if let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            changes_schema |= !leaves_schema_alone(node, &source[span.start..span.end]);
             cx.statement(span, node);
         }
+    }
+    if !changes_schema {
+        return Err(LintError::NothingToConvert {
+            file: file.to_string(),
+        });
     }
     let (items, dropped) = cx.finish();
     let items = fold::fold(items);

@@ -232,7 +232,7 @@ fn coordinate(
             }
             in_flight += 1;
             if !opts.delay.is_zero() {
-                std::thread::sleep(opts.delay);
+                opts.pause(opts.delay);
             }
         }
         if in_flight == 0 {
@@ -300,6 +300,11 @@ fn coordinate(
         ));
         // Test-only: a crash between batches (see `locks::kill_point`).
         crate::locks::kill_point(tandem_plan::Phase::Start);
+        if opts.stop_requested() && stop.is_none() {
+            // Asked to stop: the batches in flight finish, and no new one is handed out.
+            stop = Some(Error::StopRequested);
+            hooked = true;
+        }
         if opts.stop_after_batches == Some(batches) && stop.is_none() {
             stop = Some(Error::Other(format!(
                 "stopped by the test hook after {batches} batches"
