@@ -250,26 +250,7 @@ fn contains_key(v: &Value, key: &str) -> bool {
 
 /// The value of an expression that is one string constant (`'CREATE INDEX ...'`, `$q$...$q$`).
 fn constant_string(expr: &str) -> Option<String> {
-    let parsed =
-        pg_query::parse(&format!("SELECT {expr}"), pg_query::ParserOptions::DEFAULT).ok()?;
-    let NodeEnum::SelectStmt(select) = parsed
-        .protobuf
-        .stmts
-        .first()?
-        .stmt
-        .as_ref()?
-        .node
-        .as_ref()?
-    else {
-        return None;
-    };
-    if select.target_list.len() != 1 {
-        return None;
-    }
-    let NodeEnum::ResTarget(target) = select.target_list[0].node.as_ref()? else {
-        return None;
-    };
-    match target.val.as_deref()?.node.as_ref()? {
+    match crate::parse::select_expression(expr)? {
         NodeEnum::AConst(c) => match c.val.as_ref()? {
             pg_query::protobuf::a_const::Val::Sval(s) => Some(s.sval.clone()),
             _ => None,

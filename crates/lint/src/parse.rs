@@ -557,14 +557,11 @@ fn const_text(node: &Node) -> Option<String> {
     }
 }
 
-/// A type as `format_type` prints it (`character varying(255)`, `numeric(10,2)`, `text[]`),
-/// read with the grammar as a cast's target.
-pub fn type_spec_of(text: &str) -> Option<TypeSpec> {
-    let parsed = pg_query::parse(
-        &format!("SELECT NULL::{text}"),
-        pg_query::ParserOptions::DEFAULT,
-    )
-    .ok()?;
+/// `expr` read with the grammar as the one expression of `SELECT expr`; `None` when it is not
+/// exactly one expression.
+pub(crate) fn select_expression(expr: &str) -> Option<NodeEnum> {
+    let parsed =
+        pg_query::parse(&format!("SELECT {expr}"), pg_query::ParserOptions::DEFAULT).ok()?;
     let NodeEnum::SelectStmt(select) = parsed
         .protobuf
         .stmts
@@ -576,10 +573,19 @@ pub fn type_spec_of(text: &str) -> Option<TypeSpec> {
     else {
         return None;
     };
-    let NodeEnum::ResTarget(target) = select.target_list.first()?.node.as_ref()? else {
+    if select.target_list.len() != 1 {
+        return None;
+    }
+    let NodeEnum::ResTarget(target) = select.target_list[0].node.as_ref()? else {
         return None;
     };
-    match target.val.as_deref()?.node.as_ref()? {
+    target.val.as_deref()?.node.clone()
+}
+
+/// A type as `format_type` prints it (`character varying(255)`, `numeric(10,2)`, `text[]`),
+/// read with the grammar as a cast's target.
+pub fn type_spec_of(text: &str) -> Option<TypeSpec> {
+    match select_expression(&format!("NULL::{text}"))? {
         NodeEnum::TypeCast(cast) => Some(type_spec(cast.type_name.as_ref())),
         _ => None,
     }

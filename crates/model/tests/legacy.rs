@@ -9,43 +9,8 @@ use tandem_model::{validate, Schema};
 
 /// The tables the fixtures change, as pgroll's examples left them.
 fn base() -> Schema {
-    let m = Migration::parse(
-        "operations:
-  - create_table:
-      name: fruits
-      columns:
-        - {name: id, type: serial, pk: true}
-        - {name: name, type: text}
-        - {name: price, type: int}
-  - create_table:
-      name: reviews
-      columns:
-        - {name: id, type: serial, pk: true}
-        - {name: username, type: text}
-        - {name: product, type: text}
-        - {name: review, type: text, nullable: true}
-        - {name: stars, type: text, nullable: true}
-        - {name: rating, type: text, nullable: true}
-  - create_table:
-      name: users
-      columns:
-        - {name: id, type: serial, pk: true}
-  - create_table:
-      name: posts
-      columns:
-        - {name: id, type: serial, pk: true}
-        - {name: title, type: text}
-        - {name: user_id, type: int, nullable: true}
-        - {name: author_id, type: int, nullable: true}
-        - {name: body, type: text, nullable: true}
-      constraints:
-        - {name: title_length, type: check, check: length(title) > 3}
-",
-        Format::Yaml,
-        "base.yaml",
-        "base",
-    )
-    .unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/legacy-base/00_tables.yaml");
+    let m = Migration::load(&path).unwrap();
     validate(&m, &Schema::new("public")).unwrap().schema
 }
 
