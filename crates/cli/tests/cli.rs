@@ -1,17 +1,11 @@
 //! The binary as users run it: exit codes, JSON output, messages that name the file and field,
 //! the shipped JSON Schema, `latest`, and the demo.
 
+mod common;
+use common::tandem;
+
 use std::process::{Command, Output};
 use tandem_testkit::TestDb;
-
-fn tandem(args: &[&str], url: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.args(args).env_remove("DATABASE_URL");
-    if let Some(u) = url {
-        cmd.env("DATABASE_URL", u);
-    }
-    cmd.output().expect("run tandem")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -7,7 +7,9 @@
 //! neither the URL nor the pooler carries it, and survives session mode's reset query, which
 //! undoes `connect_query`.
 
-use std::process::{Command, Output};
+mod common;
+use common::tandem;
+
 use std::time::Duration;
 
 use tandem_model::migration::Format;
@@ -30,19 +32,6 @@ const ITEMS: &str = "operations:
 const QTY_BIGINT: &str = "operations:
   - alter_column: {table: items, column: qty, type: bigint, up: qty::bigint, down: qty::int}
 ";
-
-fn tandem(args: &[&str], url: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGHOST")
-        .env_remove("PGPORT")
-        .env_remove("PGDATABASE");
-    if let Some(u) = url {
-        cmd.env("DATABASE_URL", u);
-    }
-    cmd.output().expect("run tandem")
-}
 
 /// Runs tandem and returns its stdout, trimmed; panics with stderr when it fails.
 fn ok(args: &[&str], url: Option<&str>) -> String {

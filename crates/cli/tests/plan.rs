@@ -1,20 +1,10 @@
 //! `tandem plan`: what start, complete and rollback would run, planned on Pagila's live schema
 //! through the same preflight as start (so its refusals too), changing nothing; and offline.
 
-use std::process::{Command, Output};
-use tandem_testkit::TestDb;
+mod common;
+use common::tandem;
 
-fn tandem(args: &[&str], url: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGHOST")
-        .env_remove("PGDATABASE");
-    if let Some(u) = url {
-        cmd.env("DATABASE_URL", u);
-    }
-    cmd.output().expect("run tandem")
-}
+use tandem_testkit::TestDb;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

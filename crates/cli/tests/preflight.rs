@@ -2,20 +2,11 @@
 //! grammar does not accept, and what the planner refuses, each with exit code 4 and the file,
 //! operation and field.
 
-use std::process::{Command, Output};
-use tandem_testkit::TestDb;
+mod common;
+use common::tandem;
 
-fn tandem(args: &[&str], url: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGHOST")
-        .env_remove("PGDATABASE");
-    if let Some(u) = url {
-        cmd.env("DATABASE_URL", u);
-    }
-    cmd.output().expect("run tandem")
-}
+use std::process::Output;
+use tandem_testkit::TestDb;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

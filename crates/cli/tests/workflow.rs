@@ -2,21 +2,12 @@
 //! PostgreSQL: `create`, `pull`, `baseline`, `status DIR`, `migrate` refusing an applied file
 //! edited since, and files in the older forms of pgroll's format.
 
-use std::path::Path;
-use std::process::{Command, Output};
-use tandem_testkit::TestDb;
+mod common;
+use common::tandem;
 
-fn tandem(args: &[&str], url: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.args(args).env_remove("DATABASE_URL");
-    for var in ["PGHOST", "PGDATABASE", "PGSERVICE", "TANDEM_JSON"] {
-        cmd.env_remove(var);
-    }
-    if let Some(u) = url {
-        cmd.env("DATABASE_URL", u);
-    }
-    cmd.output().expect("run tandem")
-}
+use std::path::Path;
+use std::process::Output;
+use tandem_testkit::TestDb;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
