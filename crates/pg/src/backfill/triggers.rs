@@ -109,7 +109,10 @@ pub fn firing(
 ) -> Result<Vec<Firing>> {
     let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
     // tandem's own triggers, by the names the planner gives them (a partition's clone of a
-    // trigger on its parent carries the parent's trigger's name).
+    // trigger on its parent carries the parent's trigger's name): the table's trigger, its
+    // UPDATE half, and every other trigger tandem makes, all named `_tandem_...` (the new
+    // version's NOT NULL triggers, `_tandem_<table>_<column>_nn`, shortened like the rest when
+    // long). The prefix is tandem's, as it is for the columns it adds.
     let own: Vec<String> = tables
         .iter()
         .flat_map(|t| [trigger_name(t), update_trigger_name(t)])
@@ -138,6 +141,7 @@ pub fn firing(
                     AND (tg.tgtype & 1 <> 0 OR t.named)
                     AND cardinality(tg.tgattr::int2[]) = 0
                     AND tg.tgname <> ALL ($3::text[])
+                    AND tg.tgname NOT LIKE '\\_tandem\\_%'
                     AND tg.tgenabled::text = ANY ($4::text[])
                  UNION ALL
                  SELECT r.oid, 0::oid, c.relname::text, r.rulename::text, 0, r.ev_enabled::text, true
