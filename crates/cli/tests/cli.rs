@@ -2,24 +2,10 @@
 //! the shipped JSON Schema, `latest`, and the demo.
 
 mod common;
-use common::tandem;
+use common::{stderr, stdout, tandem, write};
 
 use std::process::{Command, Output};
 use tandem_testkit::TestDb;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
-}
 
 #[test]
 fn usage_errors_exit_2() {

@@ -2,6 +2,9 @@
 //! older version schema to watch, the new version's INSERT that leaves out a NOT NULL column
 //! fails as a NOT NULL column would, and a role without pg_monitor is told so once per command.
 
+mod common;
+use common::{stderr, write};
+
 use std::process::{Command, Output};
 use tandem_testkit::{Access, TestDb};
 
@@ -11,16 +14,6 @@ fn tandem(args: &[&str], url: &str) -> Output {
         .env("DATABASE_URL", url)
         .output()
         .expect("run tandem")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
 }
 
 #[test]

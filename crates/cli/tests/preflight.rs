@@ -3,20 +3,9 @@
 //! operation and field.
 
 mod common;
-use common::tandem;
+use common::{stderr, tandem, write};
 
-use std::process::Output;
 use tandem_testkit::TestDb;
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
-}
 
 const BROKEN: &str = "operations:
   - add_column:

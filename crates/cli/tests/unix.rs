@@ -3,40 +3,14 @@
 //! timestamps, causes said once, failed steps named by file and operation, and the commands
 //! that point to the right one.
 
+mod common;
+use common::{command as cmd, stderr, stdout, tandem, write};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tandem_testkit::TestDb;
-
-fn cmd(args: &[&str], url: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("NO_COLOR");
-    if let Some(u) = url {
-        cmd.env("DATABASE_URL", u);
-    }
-    cmd
-}
-
-fn tandem(args: &[&str], url: Option<&str>) -> Output {
-    cmd(args, url).output().expect("run tandem")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
-}
 
 /// Runs tandem with its standard output on a pipe whose reading end is already closed, so the
 /// first write fails with EPIPE whatever the timing.

@@ -3,19 +3,10 @@
 //! edited since, and files in the older forms of pgroll's format.
 
 mod common;
-use common::tandem;
+use common::{stderr, stdout, tandem};
 
 use std::path::Path;
-use std::process::Output;
 use tandem_testkit::TestDb;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn ok(args: &[&str], url: &str) -> String {
     let o = tandem(args, Some(url));

@@ -13,6 +13,7 @@ const AMBIENT: &[&str] = &[
     "PGDATABASE",
     "PGSERVICE",
     "TANDEM_JSON",
+    "NO_COLOR",
 ];
 
 /// `tandem ARGS` with `DATABASE_URL` set to `url` (or unset), and no other PG* settings.
@@ -31,4 +32,19 @@ pub fn command(args: &[&str], url: Option<&str>) -> Command {
 /// Runs [`command`] to its end.
 pub fn tandem(args: &[&str], url: Option<&str>) -> Output {
     command(args, url).output().expect("run tandem")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
 }
