@@ -39,8 +39,11 @@ pub struct BackfillSpeed {
     pub plain_update_under_trigger_rows_per_s: f64,
     /// backfill ÷ that UPDATE.
     pub ratio_under_trigger: f64,
-    /// Sessions the parallel backfill used (`--backfill-workers`, at least 2).
+    /// Sessions the parallel backfill used at most (`--backfill-workers`, at least 2): all of
+    /// them from the first batch with `--fixed-backfill-workers`, else as many as paid
+    /// (`parallel_fixed` false).
     pub parallel_workers: usize,
+    pub parallel_fixed: bool,
     /// Median of the runs of the same backfill with `parallel_workers` sessions updating
     /// disjoint ranges at once.
     pub parallel_backfill_rows_per_s: f64,
@@ -160,6 +163,7 @@ pub(crate) fn speed(
         plain_update_under_trigger_rows_per_s,
         ratio_under_trigger: backfill_rows_per_s / plain_update_under_trigger_rows_per_s,
         parallel_workers: workers,
+        parallel_fixed: fx.backfill.fixed_workers,
         parallel_backfill_rows_per_s,
         parallel_ratio: parallel_backfill_rows_per_s / plain_update_rows_per_s,
         batches,

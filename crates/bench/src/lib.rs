@@ -10,6 +10,7 @@ pub mod backfill;
 pub mod chart;
 pub mod error;
 mod fixture;
+pub mod indexed;
 pub mod render;
 pub mod traffic;
 pub mod triggers;
@@ -42,14 +43,18 @@ pub enum Scenario {
     Traffic,
     /// 4: backfill rows/s across table sizes.
     Scaling,
+    /// 5: int → bigint of an indexed column by tandem, against one plain UPDATE and the
+    /// blocking ALTER, with clients running (`indexed`).
+    Indexed,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Backfill,
         Scenario::Triggers,
         Scenario::Traffic,
         Scenario::Scaling,
+        Scenario::Indexed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +63,7 @@ impl Scenario {
             Scenario::Triggers => "triggers",
             Scenario::Traffic => "traffic",
             Scenario::Scaling => "scaling",
+            Scenario::Indexed => "indexed",
         }
     }
 
@@ -110,6 +116,7 @@ pub struct Report {
     pub traffic: Vec<traffic::TrafficRun>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<backfill::Scaling>,
+    pub indexed: Vec<indexed::IndexedChange>,
     pub charts: Vec<chart::ChartFiles>,
 }
 
@@ -182,6 +189,7 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
         triggers: Vec::new(),
         traffic: Vec::new(),
         scaling: None,
+        indexed: Vec::new(),
         charts: Vec::new(),
     };
     let mut points = Vec::new();
@@ -216,6 +224,15 @@ pub fn run(opts: &BenchOptions, progress: Progress<'_>) -> Result<Report> {
                 report.charts.push(files);
             }
             report.traffic.extend(runs);
+        }
+        if wants(Scenario::Indexed) {
+            report.indexed.push(indexed::measure(
+                &mut fx,
+                rows,
+                opts.repeat,
+                &opts.traffic,
+                progress,
+            )?);
         }
     }
     if wants(Scenario::Scaling) {

@@ -37,8 +37,9 @@ pub fn table(r: &Report) -> String {
                 format!("{:.2}", b.ratio_under_trigger),
                 b.batches.to_string(),
                 format!(
-                    "{} ({} workers)",
+                    "{} ({}{} sessions)",
                     thousands(b.parallel_backfill_rows_per_s),
+                    if b.parallel_fixed { "" } else { "up to " },
                     b.parallel_workers
                 ),
                 format!("{:.2}", b.parallel_ratio),
@@ -187,6 +188,48 @@ pub fn table(r: &Report) -> String {
         ) {
             out.push_str(&format!(
                 "the same for one plain UPDATE: {plain:.2}, and for the parallel backfill: {parallel:.2}\n"
+            ));
+        }
+    }
+    if !r.indexed.is_empty() {
+        out.push_str(
+            "\n5. int → bigint of an indexed column, with clients running: tandem against one plain UPDATE into an added column and the blocking ALTER\n",
+        );
+        let mut rows = vec![header(&[
+            "rows",
+            "how",
+            "wall s",
+            "fill rows/s",
+            "WAL MB",
+            "sessions",
+            "clients p50 / p99 / max ms",
+            "client errors",
+        ])];
+        for x in &r.indexed {
+            for a in &x.arms {
+                rows.push(vec![
+                    thousands(x.rows as f64),
+                    a.arm.title().to_string(),
+                    format!("{:.1}", a.seconds),
+                    thousands(a.fill_rows_per_s),
+                    thousands(a.wal_bytes / 1e6),
+                    a.sessions.map_or_else(|| "—".into(), |n| n.to_string()),
+                    format!(
+                        "{:.1} / {:.1} / {:.1}",
+                        a.clients.p50_ms, a.clients.p99_ms, a.clients.max_ms
+                    ),
+                    a.clients.errors.to_string(),
+                ]);
+            }
+        }
+        out.push_str(&align(&rows));
+        for x in &r.indexed {
+            out.push_str(&format!(
+                "{} rows: backfill ÷ plain UPDATE rows/s {:.2}; wall time, plain UPDATE ÷ tandem {:.2}, blocking ALTER ÷ tandem {:.2}\n",
+                thousands(x.rows as f64),
+                x.backfill_over_plain_update,
+                x.plain_update_seconds_over_tandem,
+                x.alter_seconds_over_tandem
             ));
         }
     }

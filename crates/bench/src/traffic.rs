@@ -198,7 +198,13 @@ pub(crate) fn measure(
 
 /// The clients' statements against the table as their `search_path` shows it: a read by key,
 /// an update of the changed column, and an insert of a row of their own.
-fn workload(name: &str, search_path: &str, index: usize, rows: u64, rate: f64) -> Workload {
+pub(crate) fn workload(
+    name: &str,
+    search_path: &str,
+    index: usize,
+    rows: u64,
+    rate: f64,
+) -> Workload {
     let key = move |n: u64| Value::Int(1 + ((n * 7919 + index as u64 * 104_729) % rows) as i64);
     let protocol = if index.is_multiple_of(2) {
         Protocol::Prepared

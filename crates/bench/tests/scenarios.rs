@@ -21,6 +21,8 @@ fn options(db: &TestDb, rows: &[u64], scenarios: &[Scenario]) -> BenchOptions {
         // Several batches even on a small table.
         backfill: BackfillOptions {
             batch_size: Some(500),
+            // Not the default ceiling, so the report shows the option reached the run.
+            workers: 3,
             ..BackfillOptions::default()
         },
         oltp_clients: 2,
@@ -89,7 +91,7 @@ fn backfill_speed_and_scaling_at_each_size() {
             b.backfill_rows_per_s / b.plain_update_under_trigger_rows_per_s
         );
         assert_eq!(b.plain_update_under_trigger_runs.len(), 1);
-        assert_eq!(b.parallel_workers, 2, "{b:?}");
+        assert_eq!(b.parallel_workers, 3, "{b:?}");
         assert!(positive(b.parallel_backfill_rows_per_s), "{b:?}");
         assert_eq!(
             b.parallel_ratio,

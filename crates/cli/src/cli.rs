@@ -36,6 +36,9 @@ pub struct Global {
     /// How long any statement may wait for a lock before it gives up and retries, e.g. 500ms or 2s; a bare number is milliseconds (pgroll's PGROLL_LOCK_TIMEOUT when TANDEM_LOCK_TIMEOUT is unset).
     #[arg(long, env = "TANDEM_LOCK_TIMEOUT", default_value = "500ms", value_parser = parse_lock_timeout, global = true)]
     pub lock_timeout: std::time::Duration,
+    /// The statement timeout of the steps that run long by design and block neither reads nor writes (CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT, DROP INDEX CONCURRENTLY), instead of the session's own statement_timeout, e.g. 2h; 0 is no limit.
+    #[arg(long, env = "TANDEM_LONG_STATEMENT_TIMEOUT", default_value = "0", value_parser = parse_duration, global = true)]
+    pub long_statement_timeout: std::time::Duration,
     /// Role to SET ROLE to after connecting (pgroll's PGROLL_ROLE when TANDEM_ROLE is unset).
     #[arg(long, env = "TANDEM_ROLE", global = true)]
     pub role: Option<String>,
@@ -269,6 +272,8 @@ pub enum BenchScenario {
     Traffic,
     /// 4: backfill rows/s across the table sizes.
     Scaling,
+    /// 5: int → bigint of an indexed column: tandem against one plain UPDATE and the blocking ALTER, with clients running.
+    Indexed,
 }
 
 /// A migration name, as `tandem_model::migration::invalid_name` accepts it.
@@ -400,10 +405,14 @@ pub struct BackfillArgs {
     /// How long one backfill batch (and so its row locks) should last, e.g. 150ms.
     #[arg(long, default_value = "150ms", value_parser = parse_positive_duration)]
     pub backfill_target: std::time::Duration,
-    /// Sessions updating backfill batches at once (each on its own key or block range); more
-    /// than one uses that many more server cores, for a faster backfill of a large table.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// The most sessions updating backfill batches at once (each on its own key or block range).
+    /// The backfill starts with one and adds one while that makes it faster and nobody waits on
+    /// its locks; 1 keeps it to one session.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub backfill_workers: u16,
+    /// Run exactly --backfill-workers sessions from the first batch on, without adapting.
+    #[arg(long)]
+    pub fixed_backfill_workers: bool,
     /// A pause between backfill batches, e.g. 10ms; 0 for none.
     #[arg(long, value_parser = parse_duration)]
     pub backfill_batch_delay: Option<std::time::Duration>,

@@ -50,6 +50,7 @@ pub fn event(json: bool, e: &Event) {
         rows_per_second,
         eta_seconds,
         batch_size,
+        sessions,
         done,
     } = e
     {
@@ -61,7 +62,12 @@ pub fn event(json: bool, e: &Event) {
             None => String::new(),
         };
         let text = format!(
-            "backfill {table} ({column}): {percent}% ({rows_done} of ~{rows_total_estimate} rows), {rows_per_second} rows/s{eta}, batch {batch_size}"
+            "backfill {table} ({column}): {percent}% ({rows_done} of ~{rows_total_estimate} rows), {rows_per_second} rows/s{eta}, batch {batch_size}{}",
+            if *sessions > 1 {
+                format!(", {sessions} sessions")
+            } else {
+                String::new()
+            }
         );
         if err.is_terminal() {
             let width = 20;

@@ -12,7 +12,7 @@ use tandem_model::{Migration, Schema};
 use tandem_pg::backfill::BackfillOptions;
 use tandem_pg::evidence::EvidenceOptions;
 use tandem_pg::preflight::PreflightOptions;
-use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout};
+use tandem_pg::{ConnectOptions, Engine, EngineOptions, LockTimeout, LongStatementTimeout};
 
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(ExitWith(code)) = err.downcast_ref::<ExitWith>() {
@@ -82,6 +82,7 @@ pub(crate) fn engine_options(g: &Global, backfill: Option<&BackfillArgs>) -> Eng
     EngineOptions {
         schema: g.schema.clone(),
         state_schema: g.state_schema.clone(),
+        long_statement_timeout: LongStatementTimeout(g.long_statement_timeout),
         backfill: backfill.map_or_else(BackfillOptions::default, backfill_options),
         type_changes_in_place: backfill.is_some_and(|b| b.type_changes_in_place),
         backfill_fires_triggers: backfill.is_some_and(|b| b.backfill_fires_triggers),
@@ -106,6 +107,7 @@ fn backfill_options(b: &BackfillArgs) -> BackfillOptions {
         max_replication_lag: b.max_replication_lag,
         max_slot_wal_bytes: b.max_slot_wal,
         workers: b.backfill_workers.into(),
+        fixed_workers: b.fixed_backfill_workers,
         ..BackfillOptions::default()
     }
 }
@@ -477,6 +479,7 @@ pub fn run(args: Args) -> Result<()> {
                         BenchScenario::Triggers => tandem_bench::Scenario::Triggers,
                         BenchScenario::Traffic => tandem_bench::Scenario::Traffic,
                         BenchScenario::Scaling => tandem_bench::Scenario::Scaling,
+                        BenchScenario::Indexed => tandem_bench::Scenario::Indexed,
                     })
                     .collect()
             };

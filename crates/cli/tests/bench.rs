@@ -31,7 +31,11 @@ fn bench_json_on_a_scratch_database() {
         .output()
         .expect("run tandem");
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
+    assert!(
+        o.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
     assert_eq!(doc["target"], "database");
     let sizes = |key: &str| -> Vec<u64> {
@@ -45,6 +49,24 @@ fn bench_json_on_a_scratch_database() {
     assert_eq!(sizes("backfill"), [1000, 2000]);
     assert_eq!(sizes("triggers"), [1000, 2000]);
     assert_eq!(doc["scaling"]["points"].as_array().unwrap().len(), 2);
+    assert_eq!(sizes("indexed"), [1000, 2000]);
+    for x in doc["indexed"].as_array().unwrap() {
+        let arms: Vec<&str> = x["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["arm"].as_str().unwrap())
+            .collect();
+        assert_eq!(arms, ["tandem", "plain_update", "blocking_alter"], "{x}");
+        for a in x["arms"].as_array().unwrap() {
+            assert!(a["fill_rows_per_s"].as_f64().unwrap() > 0.0, "{a}");
+            assert!(a["wal_bytes"].as_f64().unwrap() > 0.0, "{a}");
+        }
+        assert!(
+            x["backfill_over_plain_update"].as_f64().unwrap() > 0.0,
+            "{x}"
+        );
+    }
     let traffic = doc["traffic"].as_array().expect("traffic");
     assert_eq!(traffic.len(), 16, "8 runs per size");
     for t in traffic.iter().filter(|t| t["method"] == "tandem") {

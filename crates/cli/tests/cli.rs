@@ -287,6 +287,7 @@ fn a_killed_backfill_continues_with_start() {
             "20ms",
             "--backfill-workers",
             "3",
+            "--fixed-backfill-workers",
         ])
         .env("DATABASE_URL", &url)
         .stderr(std::process::Stdio::piped())
@@ -328,7 +329,16 @@ fn a_killed_backfill_continues_with_start() {
         .map(|r| r.get(0))
         .collect();
 
-    let o = tandem(&["start", &f, "--backfill-workers", "2"], Some(&url));
+    let o = tandem(
+        &[
+            "start",
+            &f,
+            "--backfill-workers",
+            "2",
+            "--fixed-backfill-workers",
+        ],
+        Some(&url),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("continuing from its checkpoint")

@@ -40,6 +40,8 @@ pub enum Event {
         eta_seconds: Option<u64>,
         /// Rows (or, on a table without a key, blocks) the next batch will take.
         batch_size: u64,
+        /// Sessions updating batches at once right now (`backfill::sessions`).
+        sessions: usize,
         done: bool,
     },
     /// The backfill of a table paused or slowed down because of `hold`, or (`resumed`) went on

@@ -30,5 +30,5 @@ pub use connect::{connect, ConnectOptions};
 pub use engine::{Engine, EngineOptions, Status};
 pub use error::{Error, Result};
 pub use events::{Event, OnEvent};
-pub use locks::{LockTimeout, RetryPolicy};
+pub use locks::{LockTimeout, LongStatementTimeout, RetryPolicy};
 pub use status::MigrationStatus;

@@ -24,6 +24,30 @@ impl Default for LockTimeout {
     }
 }
 
+/// The statement timeout of the steps that must run long by design and block neither reads
+/// nor writes (`Step::runs_long`: `CREATE INDEX CONCURRENTLY`, `VALIDATE CONSTRAINT`, `DROP
+/// INDEX CONCURRENTLY`). They run under it instead of the session's own `statement_timeout`
+/// (the role's or the database's, often 30 s in production, which would cancel them on a big
+/// table); the session's value is put back after each. Zero, the default, is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LongStatementTimeout(pub Duration);
+
+impl LongStatementTimeout {
+    /// The value for `SET statement_timeout`, in milliseconds (`0` is no limit).
+    fn setting(self) -> String {
+        format!("{}ms", self.0.as_millis())
+    }
+}
+
+/// How one run's steps are run: the phase they belong to, how their lock timeouts are retried,
+/// and the statement timeout of those that run long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepRules {
+    pub phase: Phase,
+    pub retry: RetryPolicy,
+    pub long_statement_timeout: LongStatementTimeout,
+}
+
 /// How often and how patiently lock timeouts are retried.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -86,129 +110,6 @@ pub fn lock_holders(client: &mut Client, relation: &str) -> String {
     }
 }
 
-/// State bookkeeping that runs inside a transaction of [`run_steps`].
-pub type Finish<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>) -> Result<()>;
-
-/// Saves, in the state row, the indexes of steps that have run (see [`Progress::save`]).
-pub type Save<'f> = &'f mut dyn FnMut(&mut postgres::Transaction<'_>, &[usize]) -> Result<()>;
-
-/// What [`run_steps`] reports about the steps it runs, as they run.
-#[derive(Default)]
-pub struct Progress<'a> {
-    /// Receives the index of every step whose effect may have stayed, even when a later step
-    /// fails: those of committed transactions, and each step run outside a transaction once
-    /// attempted (a failed `CREATE INDEX CONCURRENTLY` leaves an invalid index behind).
-    pub ran: Option<&'a mut Vec<usize>>,
-    /// Records step indexes in the state row, so that a run interrupted by a crash can be
-    /// told what already happened: inside the transaction of each group, with that group's
-    /// steps, so the record commits with them; for a step that runs outside a transaction, in
-    /// a transaction of its own, before the step when `save_lone_before` is set (start: the
-    /// step's effect may stay even if it fails half-way), after it otherwise (complete and
-    /// rollback: a rerun skips only what surely finished, and those steps can run twice).
-    pub save: Option<Save<'a>>,
-    pub save_lone_before: bool,
-}
-
-/// Runs steps in order: consecutive transactional steps share one transaction (retried as a
-/// whole on a lock timeout); the others run on their own. `begin`, when given, runs inside the
-/// first transaction, before its steps (in a transaction of its own when the first step runs
-/// outside one), so that the state row recording a change commits with the first part of it;
-/// `finish`, when given, runs inside the last transaction so the state bookkeeping commits with
-/// the change. `progress` says which steps ran (see [`Progress`]).
-#[allow(clippy::too_many_arguments)]
-pub fn run_steps(
-    client: &mut Client,
-    phase: Phase,
-    steps: &[Step],
-    policy: &RetryPolicy,
-    on_event: OnEvent<'_>,
-    mut begin: Option<Finish<'_>>,
-    mut finish: Option<Finish<'_>>,
-    mut progress: Progress<'_>,
-) -> Result<()> {
-    let mut i = 0;
-    while i < steps.len() {
-        if !steps[i].transactional {
-            let before = progress.save_lone_before;
-            if begin.is_some() || (before && progress.save.is_some()) {
-                let save = progress.save.as_mut().filter(|_| before);
-                run_group(
-                    client,
-                    phase,
-                    &[],
-                    &[i],
-                    policy,
-                    on_event,
-                    begin.take(),
-                    save,
-                    None,
-                )?;
-                kill_point(phase);
-            }
-            if let Some(ran) = progress.ran.as_mut() {
-                ran.push(i);
-            }
-            run_alone(client, phase, &steps[i], policy, on_event)?;
-            kill_point(phase);
-            if let Some(save) = progress.save.as_mut().filter(|_| !before) {
-                run_group(
-                    client,
-                    phase,
-                    &[],
-                    &[i],
-                    policy,
-                    on_event,
-                    None,
-                    Some(save),
-                    None,
-                )?;
-            }
-            i += 1;
-            continue;
-        }
-        let end = steps[i..]
-            .iter()
-            .position(|s| !s.transactional)
-            .map_or(steps.len(), |p| i + p);
-        let last_group = end == steps.len();
-        let group = &steps[i..end];
-        let indexes: Vec<usize> = (i..end).collect();
-        let f = if last_group { finish.take() } else { None };
-        let save = progress.save.as_mut();
-        run_group(
-            client,
-            phase,
-            group,
-            &indexes,
-            policy,
-            on_event,
-            begin.take(),
-            save,
-            f,
-        )?;
-        if let Some(ran) = progress.ran.as_mut() {
-            ran.extend(i..end);
-        }
-        kill_point(phase);
-        i = end;
-    }
-    if begin.is_some() || finish.is_some() {
-        run_group(
-            client,
-            phase,
-            &[],
-            &[],
-            policy,
-            on_event,
-            begin,
-            None,
-            finish,
-        )?;
-        kill_point(phase);
-    }
-    Ok(())
-}
-
 /// **Test-only.** The environment variable that makes the process kill itself with SIGKILL at
 /// a step boundary, so that tests can interrupt a command at every point where its work is
 /// partly committed, deterministically. `TANDEM_TEST_KILL_AT=start:3` kills at the third
@@ -246,19 +147,18 @@ pub fn kill_point(phase: Phase) {
     }
 }
 
-/// Runs `steps` in one transaction, with `begin` before them, and `save` (given `indexes`, the
-/// steps it records) and `finish` after them.
-#[allow(clippy::too_many_arguments)]
-fn run_group(
+/// Runs `steps` in one transaction, retried as a whole after a lock timeout. `before` and
+/// `after` run in the same transaction, before and after the steps, on every attempt: they are
+/// the state bookkeeping that must commit with the steps or not at all. A step that runs long
+/// runs under the rules' long statement timeout, set for it alone (`SET LOCAL`, then the
+/// transaction's value put back).
+pub(crate) fn run_in_transaction(
     client: &mut Client,
-    phase: Phase,
+    rules: &StepRules,
     steps: &[Step],
-    indexes: &[usize],
-    policy: &RetryPolicy,
     on_event: OnEvent<'_>,
-    mut begin: Option<Finish<'_>>,
-    mut save: Option<&mut Save<'_>>,
-    mut finish: Option<Finish<'_>>,
+    mut before: impl FnMut(&mut postgres::Transaction<'_>) -> Result<()>,
+    mut after: impl FnMut(&mut postgres::Transaction<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut attempt = 0;
     loop {
@@ -266,60 +166,84 @@ fn run_group(
         let mut tx = client
             .transaction()
             .context(|| "beginning a transaction".into())?;
-        if let Some(b) = begin.as_mut() {
-            b(&mut tx)?;
-        }
+        before(&mut tx)?;
         let mut failed: Option<(&Step, postgres::Error)> = None;
         for step in steps {
-            announce(phase, step, on_event);
-            if let Err(e) = tx.batch_execute(&step.sql) {
+            announce(rules.phase, step, on_event);
+            if let Err(e) = execute(&mut tx, rules, step, true) {
                 failed = Some((step, e));
                 break;
             }
         }
         match failed {
             None => {
-                if let Some(s) = save.as_mut() {
-                    s(&mut tx, indexes)?;
-                }
-                if let Some(f) = finish.as_mut() {
-                    f(&mut tx)?;
-                }
+                after(&mut tx)?;
                 tx.commit().context(|| "committing".into())?;
                 return Ok(());
             }
             Some((step, e)) if is_lock_timeout(&e) => {
                 drop(tx);
-                backoff(client, step, attempt, policy, on_event)?;
+                backoff(client, step, attempt, &rules.retry, on_event)?;
             }
             Some((step, e)) => return Err(step_error(step, e)),
         }
     }
 }
 
-fn run_alone(
+/// Runs one step outside a transaction, retried after a lock timeout (first running its
+/// `cleanup_before_retry`, since a failed statement of this kind may leave something behind).
+/// A step that runs long runs under the rules' long statement timeout, set on the session for
+/// it and the session's own value put back after it, whether it succeeded or not.
+pub(crate) fn run_alone(
     client: &mut Client,
-    phase: Phase,
+    rules: &StepRules,
     step: &Step,
-    policy: &RetryPolicy,
     on_event: OnEvent<'_>,
 ) -> Result<()> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        announce(phase, step, on_event);
-        match client.batch_execute(&step.sql) {
+        announce(rules.phase, step, on_event);
+        match execute(client, rules, step, false) {
             Ok(()) => return Ok(()),
             Err(e) if is_lock_timeout(&e) => {
                 if let Some(cleanup) = &step.cleanup_before_retry {
                     // Cleanup takes locks too; it is retried by the next round if it times out.
                     let _ = client.batch_execute(cleanup);
                 }
-                backoff(client, step, attempt, policy, on_event)?;
+                backoff(client, step, attempt, &rules.retry, on_event)?;
             }
             Err(e) => return Err(step_error(step, e)),
         }
     }
+}
+
+/// Runs `step`'s SQL. A step that runs long runs with `statement_timeout` set to the rules'
+/// long statement timeout, then the value it had put back: for the transaction (`local`) or
+/// for the session. In a transaction that failed, nothing can be put back, nor needs to be:
+/// its rollback undoes the `SET LOCAL`.
+fn execute<C: postgres::GenericClient>(
+    client: &mut C,
+    rules: &StepRules,
+    step: &Step,
+    local: bool,
+) -> std::result::Result<(), postgres::Error> {
+    if !step.runs_long() {
+        return client.batch_execute(&step.sql);
+    }
+    let before: String = client
+        .query_one(
+            "SELECT current_setting('statement_timeout'), set_config('statement_timeout', $1, $2)",
+            &[&rules.long_statement_timeout.setting(), &local],
+        )?
+        .get(0);
+    let ran = client.batch_execute(&step.sql);
+    let put_back = client.execute(
+        "SELECT set_config('statement_timeout', $1, $2)",
+        &[&before, &local],
+    );
+    ran?;
+    put_back.map(|_| ())
 }
 
 fn backoff(

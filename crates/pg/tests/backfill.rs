@@ -371,6 +371,7 @@ fn old_version_writes_during(workers: usize) {
             batch_size: Some(25),
             delay: Duration::from_millis(2),
             workers,
+            fixed_workers: true,
             ..BackfillOptions::default()
         },
         ..env.options.clone()
@@ -609,6 +610,7 @@ fn lock_waits_are_reported_and_retried_with(workers: usize) {
     let options = EngineOptions {
         backfill: BackfillOptions {
             workers,
+            fixed_workers: true,
             ..fixed(100, None)
         },
         ..env.options.clone()
@@ -660,6 +662,7 @@ fn an_interrupted_parallel_backfill_resumes_without_redoing_rows() {
         &m,
         BackfillOptions {
             workers: 3,
+            fixed_workers: true,
             ..fixed(100, Some(4))
         },
     );
@@ -694,6 +697,7 @@ fn an_interrupted_parallel_backfill_resumes_without_redoing_rows() {
         &m,
         BackfillOptions {
             workers: 2,
+            fixed_workers: true,
             ..fixed(100, None)
         },
     );
@@ -750,6 +754,7 @@ fn parallel_workers_walk_the_block_ranges_of_a_table_without_key() {
         &m,
         BackfillOptions {
             workers: 2,
+            fixed_workers: true,
             ..fixed(300, None)
         },
     );
@@ -763,4 +768,193 @@ fn parallel_workers_walk_the_block_ranges_of_a_table_without_key() {
         ),
         0
     );
+}
+
+#[test]
+fn batches_assign_one_column_of_each_index_to_itself_where_that_fires_and_changes_nothing() {
+    // Each index gets the first column it reads assigned to itself, so PostgreSQL does not
+    // tell it the batch left it unchanged (see `backfill::walk`): `a` for (a), `b` for
+    // (lower(b)), `d` for (d, a). Never chosen: the identity key (GENERATED ALWAYS may not be
+    // assigned), the generated column, and `c`, which a trigger fires for when it is assigned
+    // (ENABLE ALWAYS, so even replica mode would fire it).
+    let mut env = env_with(
+        "CREATE TABLE public.things (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             a int NOT NULL, b text NOT NULL, c int, d int,
+             g int GENERATED ALWAYS AS (a * 2) STORED);
+         CREATE INDEX ON public.things (a);
+         CREATE INDEX ON public.things (lower(b));
+         CREATE INDEX ON public.things (c);
+         CREATE INDEX ON public.things (g);
+         CREATE INDEX ON public.things (d, a);
+         CREATE TABLE public.audit (n int);
+         CREATE FUNCTION public.audit() RETURNS trigger LANGUAGE plpgsql AS
+             $$BEGIN INSERT INTO public.audit VALUES (1); RETURN NEW; END$$;
+         CREATE TRIGGER audit_c BEFORE UPDATE OF c ON public.things
+             FOR EACH ROW EXECUTE FUNCTION public.audit();
+         ALTER TABLE public.things ENABLE ALWAYS TRIGGER audit_c;
+         INSERT INTO public.things (a, b, c, d)
+             SELECT g % 97, 'B' || g, g % 13, g % 7 FROM generate_series(1, 3000) g;",
+    );
+    let mut c = env.db.connect();
+    let chosen = |c: &mut postgres::Client, assigned: &[&str]| {
+        let assigned: Vec<String> = assigned.iter().map(|s| s.to_string()).collect();
+        tandem_pg::backfill::self_assigned_columns(c, "public.things", &assigned).unwrap()
+    };
+    assert_eq!(chosen(&mut c, &["label"]), ["a", "b", "d"]);
+    // An index the batch already assigns a column of needs nothing more.
+    assert_eq!(chosen(&mut c, &["a"]), ["b"]);
+
+    let rows =
+        "SELECT md5(string_agg(row(id, a, b, c, d, g)::text, ',' ORDER BY id)) FROM public.things";
+    let before: String = c.query_one(rows, &[]).unwrap().get(0);
+    let m = add_column("things", "label", "b || '-' || a");
+    let (result, _) = start(&mut env, &m, fixed(500, None));
+    result.unwrap_or_else(|e| panic!("start: {e}"));
+    Engine::new(&mut env.client, env.options.clone())
+        .complete(&tandem_pg::events::ignore)
+        .unwrap();
+    let after: String = c.query_one(rows, &[]).unwrap().get(0);
+    assert_eq!(
+        before, after,
+        "the columns assigned to themselves kept their values"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM public.things WHERE label IS DISTINCT FROM b || '-' || a"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM public.audit"),
+        0,
+        "the UPDATE OF c trigger never fired"
+    );
+}
+
+/// By default the backfill starts with one session and, after a window of at least 4 s, tries
+/// one more (up to `workers`), says so, and then says whether it kept it. Whichever it decides
+/// (that depends on the machine), it never runs more sessions than the ceiling, every progress
+/// event says how many ran, and every row is filled once.
+#[test]
+fn an_adaptive_backfill_says_each_change_of_its_sessions_within_its_ceiling() {
+    let mut env = env_with(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO public.t SELECT g, g FROM generate_series(1, 9000) g;",
+    );
+    let m = add_column("t", "w", "(v * 3)::text");
+    let (result, events) = start(
+        &mut env,
+        &m,
+        BackfillOptions {
+            batch_size: Some(50),
+            // 180 batches at least 30 ms apart: five seconds or more, so a window ends.
+            delay: Duration::from_millis(30),
+            workers: 2,
+            ..BackfillOptions::default()
+        },
+    );
+    result.unwrap_or_else(|e| panic!("start: {e}"));
+    let said: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Info { message } if message.starts_with("backfill of t: ") => {
+                Some(message.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        said.first()
+            .is_some_and(|s| s.contains("tries 2 sessions") && s.contains("at most 2")),
+        "{said:?}"
+    );
+    assert!(
+        said.get(1)
+            .is_none_or(|s| s.contains("keeps 2 sessions") || s.contains("back to 1 session")),
+        "{said:?}"
+    );
+    let sessions: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Backfill { sessions, .. } => Some(*sessions),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sessions.first(), Some(&1), "it starts with one");
+    assert!(sessions.iter().all(|n| (1..=2).contains(n)), "{sessions:?}");
+    assert!(
+        sessions.contains(&2),
+        "it ran two once it tried: {sessions:?}"
+    );
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM public.t WHERE w IS DISTINCT FROM (v * 3)::text"
+        ),
+        0
+    );
+}
+
+/// A `statement_timeout` shorter than a batch (production roles often have one) does not stop
+/// the backfill: the batch that ran into it is cut smaller and run again, and it says so. The
+/// engine's session has it from the connection, the workers' sessions from the database.
+#[test]
+fn batches_shrink_under_a_statement_timeout_instead_of_stopping() {
+    for workers in [1, 2] {
+        let mut env = env_with(
+            "CREATE FUNCTION public.slow(int) RETURNS int LANGUAGE sql AS 'SELECT $1 FROM pg_sleep(0.001)';
+             CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);
+             INSERT INTO public.t SELECT g, g FROM generate_series(1, 3000) g;",
+        );
+        let db = env.database();
+        exec(
+            &mut env.client,
+            &format!("ALTER DATABASE \"{db}\" SET statement_timeout = '300ms'; SET statement_timeout = '300ms'"),
+        );
+        let m = add_column("t", "w", "public.slow(v)::text");
+        let (result, events) = start(
+            &mut env,
+            &m,
+            BackfillOptions {
+                // About 2 s a batch: far over the timeout.
+                batch_size: Some(2000),
+                workers,
+                fixed_workers: true,
+                ..BackfillOptions::default()
+            },
+        );
+        result.unwrap_or_else(|e| panic!("start with {workers} sessions: {e}"));
+        let said: Vec<&String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Info { message }
+                    if message.contains("ran longer than statement_timeout (300 ms)") =>
+                {
+                    Some(message)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            said.first()
+                .is_some_and(|m| m.contains("a batch of 2000 rows")
+                    && m.contains("batches are now 500 rows")),
+            "{workers} sessions: {said:?}"
+        );
+        exec(&mut env.client, "RESET statement_timeout");
+        env.complete();
+        let mut c = env.db.connect();
+        assert_eq!(
+            count(
+                &mut c,
+                "SELECT count(*) FROM public.t WHERE w IS DISTINCT FROM v::text"
+            ),
+            0,
+            "{workers} sessions"
+        );
+    }
 }

@@ -646,3 +646,80 @@ fn migrate_stopped_by_the_kept_version_schema_says_why_and_what_next() {
         .unwrap();
     assert_eq!(report.completed, vec!["03_b"]);
 }
+
+/// The steps that run long by design and block neither reads nor writes (`CREATE INDEX
+/// CONCURRENTLY`, `VALIDATE CONSTRAINT`) run under tandem's own statement timeout, not the
+/// database's 200 ms, which would cancel them: here each row costs 100 ms in the index's
+/// predicate and in the check. Everything else keeps the session's timeout, which is put back
+/// after each; and a long statement timeout that is set does cancel them.
+#[test]
+fn long_steps_run_under_their_own_statement_timeout_and_put_the_sessions_back() {
+    let mut env = Env::new();
+    let db = env.database();
+    exec(
+        &mut env.client,
+        &format!(
+            "CREATE FUNCTION public.slow_ok(int) RETURNS bool IMMUTABLE LANGUAGE sql
+               AS 'SELECT pg_sleep(0.1) IS NOT NULL';
+             CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);
+             INSERT INTO public.t SELECT g, g FROM generate_series(1, 5) g;
+             ALTER DATABASE \"{db}\" SET statement_timeout = '200ms'"
+        ),
+    );
+    let yaml = |name: &str| {
+        format!(
+            "operations:
+  - create_index: {{name: {name}_idx, table: t, columns: [v], predicate: 'public.slow_ok(v)'}}
+  - alter_column: {{table: t, column: v, check: {{name: {name}_ok, constraint: 'public.slow_ok(v)'}}, up: v, down: v}}
+"
+        )
+    };
+    let timeout = |c: &mut postgres::Client| -> String {
+        c.query_one("SHOW statement_timeout", &[]).unwrap().get(0)
+    };
+
+    // With no timeout of the session's own, a long statement timeout shorter than the steps
+    // cancels them: it is the one they run under.
+    exec(&mut env.client, "SET statement_timeout = 0");
+    env.options.long_statement_timeout = tandem_pg::LongStatementTimeout(Duration::from_millis(50));
+    let err = env
+        .start(&migration("02_short", &yaml("short")))
+        .expect_err("the index build runs longer than 50 ms");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("statement timeout") && text.contains("short_idx"),
+        "{text}"
+    );
+    assert_eq!(timeout(&mut env.client), "0", "put back after a failure");
+    exec(&mut env.client, "SET statement_timeout = '200ms'");
+
+    // The default, no limit: both steps run to the end although each takes 0.5 s or more.
+    env.options.long_statement_timeout = tandem_pg::LongStatementTimeout::default();
+    env.start(&migration("02_long", &yaml("long")))
+        .unwrap_or_else(|e| panic!("start: {e:#}"));
+    assert_eq!(timeout(&mut env.client), "200ms", "put back after success");
+    env.complete();
+    let mut c = env.db.connect();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+              WHERE x.relname = 'long_idx' AND i.indisvalid"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'long_ok' AND convalidated"
+        ),
+        1
+    );
+    // The database's timeout applies to the rest: a plain statement of 0.3 s is cancelled.
+    let err = c.batch_execute("SELECT pg_sleep(0.3)").unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::QUERY_CANCELED),
+        "{err:?}"
+    );
+}

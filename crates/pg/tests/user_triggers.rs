@@ -103,6 +103,7 @@ fn options(env: &Env, workers: usize, stop: Option<u64>, accept: bool) -> Engine
         backfill: BackfillOptions {
             batch_size: Some(150),
             workers,
+            fixed_workers: true,
             stop_after_batches: stop,
             ..BackfillOptions::default()
         },

@@ -68,6 +68,12 @@ fn section(out: &mut String, title: &str, steps: &[Step]) {
                 lock.mode.blocks()
             );
         }
+        if step.runs_long() {
+            let _ = writeln!(
+                out,
+                "     runs long by design, so under --long-statement-timeout instead of the session's statement_timeout"
+            );
+        }
         for line in step.sql.trim_end().lines() {
             let _ = writeln!(out, "     | {line}");
         }

@@ -89,6 +89,18 @@ pub struct Step {
 }
 
 impl Step {
+    /// Whether the step may run long by design: it takes locks, and none of them blocks reads
+    /// or writes (CREATE INDEX CONCURRENTLY, VALIDATE CONSTRAINT, DROP INDEX CONCURRENTLY scan
+    /// or wait under SHARE UPDATE EXCLUSIVE at most). The executor runs such steps under
+    /// tandem's own statement timeout instead of the session's.
+    pub fn runs_long(&self) -> bool {
+        !self.locks.is_empty()
+            && self
+                .locks
+                .iter()
+                .all(|l| l.mode <= LockMode::ShareUpdateExclusive)
+    }
+
     pub fn tx(description: impl Into<String>, sql: impl Into<String>) -> Step {
         Step {
             description: description.into(),

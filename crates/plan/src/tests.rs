@@ -165,3 +165,36 @@ fn views_over_replaced_columns_are_saved_and_recreated_in_one_transaction() {
     let p = plan_for("operations:\n  - alter_column: {table: t, column: a, name: c, type: integer, up: CAST(a AS integer), down: CAST(c AS text)}\n");
     assert_eq!(p.view_columns[0].replaced_by.as_deref(), Some("c"));
 }
+
+/// The steps that run long by design (they block neither reads nor writes) are told apart from
+/// the short lock-taking ones, so the executor can lift the session's statement timeout for
+/// them alone.
+#[test]
+fn scans_that_block_nobody_run_long_and_lock_taking_steps_do_not() {
+    let p = plan_of(
+        "operations:
+  - create_table: {name: t, columns: [{name: id, type: int, pk: true}, {name: a, type: int, nullable: true}]}
+  - create_index: {name: t_a, table: t, columns: [a]}
+",
+    );
+    let all: Vec<&crate::Step> = p.start.iter().chain(&p.after_backfill).collect();
+    let build = all
+        .iter()
+        .find(|s| s.sql.contains("CREATE INDEX CONCURRENTLY"))
+        .expect("a concurrent build");
+    assert!(build.runs_long(), "{build:?}");
+    assert!(
+        all.iter()
+            .filter(|s| s.sql.starts_with("CREATE TABLE"))
+            .all(|s| !s.runs_long()),
+        "CREATE TABLE takes no lock on an existing table and is no long scan"
+    );
+    let blocking = crate::Step {
+        locks: vec![crate::Lock {
+            mode: crate::LockMode::ShareRowExclusive,
+            relation: "t".into(),
+        }],
+        ..crate::Step::tx("narrow", "CREATE TRIGGER ...")
+    };
+    assert!(!blocking.runs_long());
+}

@@ -17,49 +17,31 @@
 //! it yields to the same conditions (work in flight finishes), retries a batch that could not
 //! get its row locks, rests after a slow batch, and adapts the size from each batch's time.
 
-use super::{
-    begin_batch, progress_event, resumable_or, slow_batch, update_range, yield_to, BackfillOptions,
-    BatchSize, Cut, Range, Runner, TriggerMode, Yielding,
+use super::sessions::Sessions;
+use super::sql::{begin_batch, update_range, BatchSql};
+use super::walk::{BatchSize, Cut, Range, Walker};
+use super::yielding::{
+    is_statement_timeout, slow_batch, statement_timeout_said, yield_to, Yielding,
 };
+use super::{Run, TriggerMode};
 use crate::connect::{connect, ConnectOptions};
 use crate::error::{Error, Result};
-use crate::events::OnEvent;
-use crate::locks::{is_lock_timeout, wait_before_retry, RetryPolicy};
+use crate::events::Event;
+use crate::locks::{is_lock_timeout, wait_before_retry};
 use crate::state::BackfillCheckpoint;
-use crate::throttle::{Hold, YieldAction};
-use postgres::{Client, Statement, Transaction};
+use postgres::{Client, Statement};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tandem_plan::Lock;
-
-/// What the coordinator works with: the run's position, and the options, callbacks and session
-/// of `backfill::run`, with its way of reporting (`rate`, `announce`, `interrupted`).
-pub(super) struct Coordinator<'c, 'r, 'w> {
-    pub client: &'c mut Client,
-    pub runner: &'c mut Runner<'r>,
-    pub yielding: &'c mut Yielding<'w>,
-    pub size: &'c mut BatchSize,
-    pub opts: &'c BackfillOptions,
-    pub policy: &'c RetryPolicy,
-    pub on_event: OnEvent<'c>,
-    pub save: &'c mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
-    pub table: &'c str,
-    pub columns: &'c str,
-    /// `backfill of <table>`, for messages and lock retries.
-    pub what: &'c str,
-    pub lock: &'c Lock,
-    /// Rows/s of this run after walking this many rows.
-    pub rate: &'c dyn Fn(u64) -> f64,
-    pub announce: &'c dyn Fn(YieldAction, &Hold),
-    pub interrupted: &'c dyn Fn(i64, Error) -> Error,
-}
 
 /// One batch handed to a worker.
 struct Job {
     index: u64,
     range: Range,
+    /// Run without `statement_timeout`: the batch ran into it once, and its range was cut
+    /// before the size shrank.
+    untimed: bool,
 }
 
 /// What a worker did with a job.
@@ -69,39 +51,40 @@ struct Outcome {
     took: Duration,
 }
 
-/// Runs the backfill with `opts.workers` sessions opened with `connect`.
-pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions) -> Result<u64> {
-    let sessions = (0..c.opts.workers)
-        .map(|_| connect(connect_options))
-        .collect::<Result<Vec<Client>>>()?;
-    let (cutoff, mode) = (c.runner.checkpoint.cutoff_xid, c.runner.mode);
-    let (table, set, keys) = (
-        c.runner.table.clone(),
-        c.runner.set.clone(),
-        c.runner.walk.keys().to_string(),
+/// Runs the backfill with up to `run.opts.workers` sessions opened with `connect_options`, as
+/// many at a time as `sessions::Sessions` allows; the engine's own session (`client`)
+/// coordinates them.
+pub(super) fn drive(
+    client: &mut Client,
+    walker: &mut Walker<'_>,
+    yielding: &mut Yielding<'_>,
+    run: &mut Run<'_>,
+    connect_options: &ConnectOptions,
+) -> Result<u64> {
+    let (cutoff, mode, sql) = (
+        walker.checkpoint.cutoff_xid,
+        walker.mode,
+        walker.sql.clone(),
     );
     let (jobs, job_queue) = channel::<Job>();
     let job_queue = Mutex::new(job_queue);
     let (outcomes, finished) = channel::<Outcome>();
     std::thread::scope(|scope| {
-        for mut session in sessions {
-            let (outcomes, job_queue) = (outcomes.clone(), &job_queue);
-            let (table, set, keys) = (&table, &set, &keys);
-            scope.spawn(move || {
-                work(
-                    &mut session,
-                    cutoff,
-                    mode,
-                    table,
-                    set,
-                    keys,
-                    job_queue,
-                    &outcomes,
-                )
-            });
-        }
-        drop(outcomes);
-        let result = coordinate(c, &jobs, &finished);
+        // Opens one more worker session; returns its backend's pid.
+        let mut open = || -> Result<i32> {
+            let mut session = connect(connect_options)?;
+            let pid: i32 = session
+                .query_one("SELECT pg_backend_pid()", &[])
+                .map_err(|source| Error::Db {
+                    context: "backfill: opening a worker session".into(),
+                    source,
+                })?
+                .get(0);
+            let (outcomes, job_queue, sql) = (outcomes.clone(), &job_queue, &sql);
+            scope.spawn(move || work(&mut session, cutoff, mode, sql, job_queue, &outcomes));
+            Ok(pid)
+        };
+        let result = coordinate(client, walker, yielding, run, &jobs, &finished, &mut open);
         // The queue closes, and the workers end once their batch (if any) is done.
         drop(jobs);
         result
@@ -109,14 +92,11 @@ pub(super) fn drive(c: Coordinator<'_, '_, '_>, connect_options: &ConnectOptions
 }
 
 /// A worker: runs each job it takes as one batch transaction, until the queue closes.
-#[allow(clippy::too_many_arguments)]
 fn work(
     client: &mut Client,
     cutoff: i64,
     mode: TriggerMode,
-    table: &str,
-    set: &str,
-    keys: &str,
+    sql: &BatchSql,
     queue: &Mutex<Receiver<Job>>,
     outcomes: &Sender<Outcome>,
 ) {
@@ -129,16 +109,11 @@ fn work(
         let t = Instant::now();
         let result = (|| {
             let mut tx = client.transaction()?;
+            if job.untimed {
+                tx.batch_execute("SET LOCAL statement_timeout = 0")?;
+            }
             let since_cutoff = begin_batch(&mut statements, &mut tx, cutoff, mode)?;
-            let updated = update_range(
-                &mut statements,
-                &mut tx,
-                table,
-                set,
-                keys,
-                &job.range,
-                since_cutoff,
-            )?;
+            let updated = update_range(&mut statements, &mut tx, sql, &job.range, since_cutoff)?;
             tx.commit()?;
             Ok(updated)
         })();
@@ -153,61 +128,68 @@ fn work(
     }
 }
 
+/// Hands out batches to the workers and follows them with the checkpoint, until the walk is done
+/// or something stops it.
 fn coordinate(
-    c: Coordinator<'_, '_, '_>,
+    client: &mut Client,
+    walker: &mut Walker<'_>,
+    yielding: &mut Yielding<'_>,
+    run: &mut Run<'_>,
     jobs: &Sender<Job>,
     finished: &Receiver<Outcome>,
+    open: &mut dyn FnMut() -> Result<i32>,
 ) -> Result<u64> {
-    let Coordinator {
-        client,
-        runner,
-        yielding,
-        size,
-        opts,
-        policy,
-        on_event,
-        save,
-        table,
-        columns,
-        what,
-        lock,
-        rate,
-        announce,
-        interrupted,
-    } = c;
-    let mut cursor = runner.cursor.clone();
+    let opts = run.opts;
+    let mut size = BatchSize::new(opts, walker.statement_timeout);
+    let mut sessions = Sessions::new(opts);
+    let mut pids: Vec<i32> = Vec::new();
+    let mut cursor = walker.cursor.clone();
     // Batches handed out and not yet part of the checkpoint, with the rows each updated once
     // it has committed.
     let mut ledger: BTreeMap<u64, (Cut, Option<u64>)> = BTreeMap::new();
     let mut retry: VecDeque<Job> = VecDeque::new();
     let mut exhausted = false;
-    let (mut next_index, mut in_flight, mut batches, mut walked, mut attempt) =
-        (0u64, 0, 0u64, 0u64, 0);
+    let (mut next_index, mut in_flight, mut attempt) = (0u64, 0, 0);
     // Progress counts every committed batch, ahead of the checkpoint or not, on top of what
     // earlier runs did.
-    let done_before = runner.checkpoint.rows_done.max(0) as u64;
+    let done_before = walker.checkpoint.rows_done.max(0) as u64;
     let mut stop: Option<Error> = None;
     let mut hooked = false;
     let mut rest_until: Option<Instant> = None;
     loop {
-        while stop.is_none() && in_flight < opts.workers && (!retry.is_empty() || !exhausted) {
+        while stop.is_none() && pids.len() < sessions.active {
+            match open() {
+                Ok(pid) => pids.push(pid),
+                Err(e) if pids.is_empty() => stop = Some(e),
+                Err(e) => {
+                    // The server has no room for another session: stay with those there are.
+                    let why = format!("another session could not be opened ({e})");
+                    sessions.trouble(&why);
+                    sessions.active = pids.len();
+                    (run.on_event)(&Event::Info {
+                        message: format!(
+                            "{}: stays at {} sessions, because {why}",
+                            run.what,
+                            pids.len()
+                        ),
+                    });
+                }
+            }
+        }
+        while stop.is_none()
+            && in_flight < sessions.active.min(pids.len())
+            && (!retry.is_empty() || !exhausted)
+        {
             if let Some(until) = rest_until.take() {
                 std::thread::sleep(until.saturating_duration_since(Instant::now()));
             }
-            if let Err(e) = yielding.wait(
-                client,
-                runner.checkpoint,
-                rate(walked),
-                save,
-                announce,
-                opts.recheck,
-            ) {
+            if let Err(e) = yielding.wait(client, walker.checkpoint, run) {
                 stop = Some(e);
                 break;
             }
             let job = match retry.pop_front() {
                 Some(job) => job,
-                None => match runner.cut(client, &mut cursor, size.rows) {
+                None => match walker.cut(client, &mut cursor, size.rows) {
                     Ok((range, cut)) => {
                         exhausted = cut.last;
                         ledger.insert(next_index, (cut, None));
@@ -215,11 +197,12 @@ fn coordinate(
                         Job {
                             index: next_index - 1,
                             range,
+                            untimed: false,
                         }
                     }
                     Err(source) => {
                         stop = Some(Error::Db {
-                            context: format!("{what}: finding the batch's upper key"),
+                            context: format!("{}: finding the batch's upper key", run.what),
                             source,
                         });
                         break;
@@ -227,7 +210,7 @@ fn coordinate(
                 },
             };
             if jobs.send(job).is_err() {
-                stop = Some(Error::Other(format!("{what}: its workers stopped")));
+                stop = Some(Error::Other(format!("{}: its workers stopped", run.what)));
                 break;
             }
             in_flight += 1;
@@ -239,29 +222,57 @@ fn coordinate(
             break;
         }
         let Ok(Outcome { job, result, took }) = finished.recv() else {
-            stop.get_or_insert(Error::Other(format!("{what}: its workers stopped")));
+            stop.get_or_insert(Error::Other(format!("{}: its workers stopped", run.what)));
             break;
         };
         in_flight -= 1;
+        if opts.stop_requested() && stop.is_none() {
+            // Asked to stop: what is in flight finishes; nothing is handed out or retried, so a
+            // batch waiting out a lock does not keep the run going.
+            stop = Some(Error::StopRequested);
+            hooked = true;
+        }
         let updated = match result {
             Ok(updated) => updated,
-            Err(source) if is_lock_timeout(&source) && stop.is_none() => {
-                attempt += 1;
-                if attempt == 1 {
-                    if let Err(e) = yielding.lock_wait(
-                        client,
-                        &runner.table,
-                        runner.checkpoint,
-                        rate(walked),
-                        save,
-                        announce,
-                    ) {
+            Err(source)
+                if is_statement_timeout(&source, took, walker.statement_timeout)
+                    && !job.untimed
+                    && stop.is_none() =>
+            {
+                // Later batches are cut smaller; this one, already cut, runs once more
+                // without the timeout.
+                match statement_timeout_said(run, &mut size, walker.statement_timeout) {
+                    Ok(said) => (run.on_event)(&Event::Info { message: said }),
+                    Err(e) => {
                         stop = Some(e);
                         continue;
                     }
                 }
-                match wait_before_retry(client, what, Some(lock.clone()), attempt, policy, on_event)
-                {
+                retry.push_front(Job {
+                    untimed: true,
+                    ..job
+                });
+                continue;
+            }
+            Err(source) if is_lock_timeout(&source) && stop.is_none() => {
+                attempt += 1;
+                if let Some(said) = sessions.trouble("a batch could not get its row locks") {
+                    say(run, &said);
+                }
+                if attempt == 1 {
+                    if let Err(e) = yielding.lock_wait(client, walker.checkpoint, run) {
+                        stop = Some(e);
+                        continue;
+                    }
+                }
+                match wait_before_retry(
+                    client,
+                    &run.what,
+                    Some(run.lock.clone()),
+                    attempt,
+                    run.policy,
+                    run.on_event,
+                ) {
                     Ok(()) => retry.push_back(job),
                     Err(e) => stop = Some(e),
                 }
@@ -269,35 +280,34 @@ fn coordinate(
             }
             Err(source) => {
                 stop.get_or_insert(Error::Db {
-                    context: format!("{what}: updating a batch"),
+                    context: format!("{}: updating a batch", run.what),
                     source,
                 });
                 continue;
             }
         };
         attempt = 0;
-        yielding.resume(announce);
-        batches += 1;
+        yielding.resume(run);
+        run.batches += 1;
         let (cut, done) = ledger
             .get_mut(&job.index)
             .expect("a job handed out has its entry");
         *done = Some(updated);
-        walked += cut.walked(updated);
+        run.walked += cut.walked(updated);
         if !cut.last {
             size.adapt(took);
         }
-        if let Err(e) = advance(client, runner.checkpoint, &mut ledger, rate(walked), save) {
+        sessions.committed(cut.walked(updated));
+        if let Err(e) = advance(client, walker.checkpoint, &mut ledger, run) {
             stop.get_or_insert(e);
             continue;
         }
-        on_event(&progress_event(
-            table,
-            columns,
-            runner.checkpoint,
-            done_before + walked,
-            rate(walked),
+        run.progress(
+            walker.checkpoint,
+            done_before + run.walked,
             size.rows,
-        ));
+            sessions.active,
+        );
         // Test-only: a crash between batches (see `locks::kill_point`).
         crate::locks::kill_point(tandem_plan::Phase::Start);
         if opts.stop_requested() && stop.is_none() {
@@ -305,21 +315,28 @@ fn coordinate(
             stop = Some(Error::StopRequested);
             hooked = true;
         }
-        if opts.stop_after_batches == Some(batches) && stop.is_none() {
+        if opts.stop_after_batches == Some(run.batches) && stop.is_none() {
             stop = Some(Error::Other(format!(
-                "stopped by the test hook after {batches} batches"
+                "stopped by the test hook after {} batches",
+                run.batches
             )));
             hooked = true;
         }
+        if sessions.window_done() && stop.is_none() {
+            match waiters(client, &pids) {
+                Ok(n) => {
+                    if let Some(said) = sessions.review(n) {
+                        say(run, &said);
+                    }
+                }
+                Err(e) => stop = Some(e),
+            }
+        }
         if let Some(hold) = slow_batch(opts, took) {
-            if let Err(e) = yield_to(
-                client,
-                runner.checkpoint,
-                &hold,
-                rate(walked),
-                save,
-                announce,
-            ) {
+            if let Some(said) = sessions.trouble("a batch took far longer than its target") {
+                say(run, &said);
+            }
+            if let Err(e) = yield_to(client, walker.checkpoint, &hold, run) {
                 stop.get_or_insert(e);
                 continue;
             }
@@ -327,16 +344,17 @@ fn coordinate(
         }
     }
     match stop {
-        None if runner.checkpoint.done => Ok(walked),
-        None => Err(interrupted(
-            runner.checkpoint.rows_done,
+        None if walker.checkpoint.done => Ok(run.walked),
+        None => Err(run.interrupted(
+            walker.checkpoint.rows_done,
             Error::Other(format!(
-                "{what}: the walk ended before its last batch committed"
+                "{}: the walk ended before its last batch committed",
+                run.what
             )),
         )),
         // Interrupted with the checkpoint as it stands once the batches in flight finished.
-        Some(e) if hooked => Err(interrupted(runner.checkpoint.rows_done, e)),
-        Some(e) => Err(resumable_or(e, interrupted, runner.checkpoint.rows_done)),
+        Some(e) if hooked => Err(run.interrupted(walker.checkpoint.rows_done, e)),
+        Some(e) => Err(run.resumable_or(e, walker.checkpoint.rows_done)),
     }
 }
 
@@ -346,8 +364,7 @@ fn advance(
     client: &mut Client,
     checkpoint: &mut BackfillCheckpoint,
     ledger: &mut BTreeMap<u64, (Cut, Option<u64>)>,
-    rate: f64,
-    save: &mut dyn FnMut(&mut Transaction<'_>, &BackfillCheckpoint) -> Result<()>,
+    run: &mut Run<'_>,
 ) -> Result<()> {
     let mut next = checkpoint.clone();
     let mut moved = false;
@@ -361,20 +378,35 @@ fn advance(
     if !moved {
         return Ok(());
     }
-    next.rows_per_second = Some(rate);
+    next.rows_per_second = Some(run.rate());
     next.yield_state = None;
     next.yield_cause = None;
     next.yield_reason = None;
-    let context = || format!("backfill of {}: saving its checkpoint", next.table);
-    let mut tx = client.transaction().map_err(|source| Error::Db {
-        context: context(),
-        source,
-    })?;
-    save(&mut tx, &next)?;
-    tx.commit().map_err(|source| Error::Db {
-        context: context(),
-        source,
-    })?;
+    run.save_alone(client, &next, "saving its checkpoint")?;
     *checkpoint = next;
     Ok(())
+}
+
+/// Says a change in the number of sessions.
+fn say(run: &Run<'_>, said: &str) {
+    (run.on_event)(&Event::Info {
+        message: format!("{}: {said}", run.what),
+    });
+}
+
+/// How many other sessions wait right now for a lock one of the workers (`pids`) holds.
+fn waiters(client: &mut Client, pids: &[i32]) -> Result<usize> {
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND pid <> ALL ($1)
+                AND pg_blocking_pids(pid) && $1",
+            &[&pids],
+        )
+        .map_err(|source| Error::Db {
+            context: "backfill: looking for sessions waiting on its batches".into(),
+            source,
+        })?
+        .get(0);
+    Ok(n as usize)
 }

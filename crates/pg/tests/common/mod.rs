@@ -119,6 +119,14 @@ impl Env {
             .connect_as_with_search_path(&self.app, &format!("\"{version_schema}\", public"))
     }
 
+    /// The name of the test's database, for `ALTER DATABASE`.
+    pub fn database(&mut self) -> String {
+        self.client
+            .query_one("SELECT current_database()", &[])
+            .unwrap()
+            .get(0)
+    }
+
     pub fn status(&mut self) -> tandem_pg::Status {
         self.engine().status().expect("status")
     }
