@@ -137,33 +137,19 @@ pub fn body(source: &str, stmt: &Statement) -> Option<Body> {
 /// The body string of a DO or CREATE FUNCTION statement and the byte offset in `text` where it
 /// starts (after its opening quote).
 fn body_text(text: &str) -> Option<(String, usize)> {
-    let parsed = pg_query::parse(text, pg_query::ParserOptions::DEFAULT).ok()?;
-    let node = parsed
-        .protobuf
-        .stmts
-        .first()?
-        .stmt
-        .as_ref()?
-        .node
-        .as_ref()?;
-    let options = match node {
+    let node = crate::tree::first_statement(text)?;
+    let options = match &node {
         NodeEnum::DoStmt(d) => &d.args,
         NodeEnum::CreateFunctionStmt(f) => &f.options,
         _ => return None,
     };
-    options.iter().find_map(|o| {
-        let NodeEnum::DefElem(d) = o.node.as_ref()? else {
-            return None;
-        };
+    let found = crate::tree::def_elems(options).find_map(|d| {
         if d.defname != "as" {
             return None;
         }
         let body = match d.arg.as_deref()?.node.as_ref()? {
             NodeEnum::String(s) => s.sval.clone(),
-            NodeEnum::List(l) => match l.items.first()?.node.as_ref()? {
-                NodeEnum::String(s) => s.sval.clone(),
-                _ => return None,
-            },
+            NodeEnum::List(l) => crate::tree::string_of(l.items.first()?)?.to_string(),
             _ => return None,
         };
         let at = usize::try_from(d.arg_location).ok()?;
@@ -174,7 +160,8 @@ fn body_text(text: &str) -> Option<(String, usize)> {
             quote.find('\'')? + 1
         };
         Some((body, at + open))
-    })
+    });
+    found
 }
 
 /// The byte offset of line `lineno` of a body that starts at `body_start` (line 1 is the rest
@@ -250,11 +237,5 @@ fn contains_key(v: &Value, key: &str) -> bool {
 
 /// The value of an expression that is one string constant (`'CREATE INDEX ...'`, `$q$...$q$`).
 fn constant_string(expr: &str) -> Option<String> {
-    match crate::parse::select_expression(expr)? {
-        NodeEnum::AConst(c) => match c.val.as_ref()? {
-            pg_query::protobuf::a_const::Val::Sval(s) => Some(s.sval.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
+    crate::tree::string_constant(&crate::tree::select_expression(expr)?)
 }

@@ -20,6 +20,7 @@ pub mod parse;
 pub mod render;
 pub mod rules;
 pub mod runner;
+mod tree;
 
 pub use config::Config;
 pub use context::Options;

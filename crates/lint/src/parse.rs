@@ -3,6 +3,7 @@
 //! identifiers longer than PostgreSQL's limit.
 
 use crate::model::*;
+use crate::tree::{self, const_text, def_string, dotted_name, has_option, last_name, string_of};
 use pg_query::protobuf::{
     self, a_const, AlterTableType, ConstrType, DropBehavior, ObjectType, ReindexObjectType, Token,
     TransactionStmtKind, VariableSetKind,
@@ -317,38 +318,6 @@ fn node_tables(nodes: &[Node]) -> Vec<TableName> {
         .collect()
 }
 
-fn string_of(node: &Node) -> Option<&str> {
-    match node.node.as_ref()? {
-        NodeEnum::String(s) => Some(&s.sval),
-        _ => None,
-    }
-}
-
-/// The last part of a possibly qualified name given as a list of `String` nodes.
-fn last_name(nodes: &[Node]) -> String {
-    nodes
-        .iter()
-        .rev()
-        .find_map(string_of)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn dotted_name(nodes: &[Node]) -> String {
-    nodes
-        .iter()
-        .filter_map(string_of)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn has_option(params: &[Node], name: &str) -> bool {
-    params.iter().any(|p| {
-        matches!(p.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname.eq_ignore_ascii_case(name)
-            && !matches!(d.arg.as_deref().and_then(|a| a.node.as_ref()), Some(NodeEnum::Boolean(b)) if !b.boolval))
-    })
-}
-
 fn reduce(node: &NodeEnum) -> StmtKind {
     match node {
         NodeEnum::TransactionStmt(t) => match TransactionStmtKind::try_from(t.kind) {
@@ -528,64 +497,14 @@ fn reduce(node: &NodeEnum) -> StmtKind {
     }
 }
 
-/// The string value of the `DefElem` called `name` (a routine's `language`).
-fn def_string(options: &[Node], name: &str) -> Option<String> {
-    options.iter().find_map(|o| match o.node.as_ref()? {
-        NodeEnum::DefElem(d) if d.defname == name => match d.arg.as_deref()?.node.as_ref()? {
-            NodeEnum::String(s) => Some(s.sval.to_ascii_lowercase()),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
 fn alias(rv: Option<&protobuf::RangeVar>) -> Option<String> {
     rv?.alias.as_ref().map(|a| a.aliasname.clone())
-}
-
-fn const_text(node: &Node) -> Option<String> {
-    match node.node.as_ref()? {
-        NodeEnum::AConst(c) => Some(match c.val.as_ref()? {
-            a_const::Val::Ival(i) => i.ival.to_string(),
-            a_const::Val::Fval(f) => f.fval.clone(),
-            a_const::Val::Boolval(b) => b.boolval.to_string(),
-            a_const::Val::Sval(s) => s.sval.clone(),
-            a_const::Val::Bsval(b) => b.bsval.clone(),
-        }),
-        NodeEnum::String(s) => Some(s.sval.clone()),
-        _ => None,
-    }
-}
-
-/// `expr` read with the grammar as the one expression of `SELECT expr`; `None` when it is not
-/// exactly one expression.
-pub(crate) fn select_expression(expr: &str) -> Option<NodeEnum> {
-    let parsed =
-        pg_query::parse(&format!("SELECT {expr}"), pg_query::ParserOptions::DEFAULT).ok()?;
-    let NodeEnum::SelectStmt(select) = parsed
-        .protobuf
-        .stmts
-        .first()?
-        .stmt
-        .as_ref()?
-        .node
-        .as_ref()?
-    else {
-        return None;
-    };
-    if select.target_list.len() != 1 {
-        return None;
-    }
-    let NodeEnum::ResTarget(target) = select.target_list[0].node.as_ref()? else {
-        return None;
-    };
-    target.val.as_deref()?.node.clone()
 }
 
 /// A type as `format_type` prints it (`character varying(255)`, `numeric(10,2)`, `text[]`),
 /// read with the grammar as a cast's target.
 pub fn type_spec_of(text: &str) -> Option<TypeSpec> {
-    match select_expression(&format!("NULL::{text}"))? {
+    match tree::select_expression(&format!("NULL::{text}"))? {
         NodeEnum::TypeCast(cast) => Some(type_spec(cast.type_name.as_ref())),
         _ => None,
     }
@@ -618,7 +537,7 @@ fn column(c: &protobuf::ColumnDef) -> ColumnSpec {
         ty: type_spec(c.type_name.as_ref()),
         not_null: c.is_not_null,
         default: c.raw_default.as_deref().map(default_kind),
-        default_sql: c.raw_default.as_deref().and_then(crate::convert::sql::expr),
+        default_sql: c.raw_default.as_deref().and_then(tree::expr),
         primary_key: false,
         generated: false,
         identity: !c.identity.is_empty(),
@@ -632,7 +551,7 @@ fn column(c: &protobuf::ColumnDef) -> ColumnSpec {
             Ok(ConstrType::ConstrNotnull) => spec.not_null = true,
             Ok(ConstrType::ConstrDefault) => {
                 spec.default = con.raw_expr.as_deref().map(default_kind);
-                spec.default_sql = con.raw_expr.as_deref().and_then(crate::convert::sql::expr);
+                spec.default_sql = con.raw_expr.as_deref().and_then(tree::expr);
             }
             Ok(ConstrType::ConstrIdentity) => spec.identity = true,
             Ok(ConstrType::ConstrGenerated) => spec.generated = true,
@@ -650,31 +569,15 @@ fn column(c: &protobuf::ColumnDef) -> ColumnSpec {
     spec
 }
 
-/// Whether a default expression calls a volatile function, found by walking the expression's
-/// serialised tree for function calls.
+/// Whether a default expression calls a volatile function anywhere in it.
 fn default_kind(expr: &Node) -> DefaultKind {
-    fn walk(v: &serde_json::Value) -> Option<String> {
-        match v {
-            serde_json::Value::Object(map) => {
-                if let Some(call) = map.get("FuncCall") {
-                    let name = call["funcname"]
-                        .as_array()
-                        .and_then(|parts| parts.last())
-                        .and_then(|p| p.pointer("/node/String/sval"))
-                        .and_then(|s| s.as_str())
-                        .unwrap_or_default()
-                        .to_ascii_lowercase();
-                    if VOLATILE_FUNCTIONS.contains(&name.as_str()) {
-                        return Some(name);
-                    }
-                }
-                map.values().find_map(walk)
-            }
-            serde_json::Value::Array(items) => items.iter().find_map(walk),
-            _ => None,
-        }
-    }
-    match serde_json::to_value(expr).ok().as_ref().and_then(walk) {
+    let volatile = tree::nodes_of_kind(expr, "FuncCall")
+        .into_iter()
+        .find_map(|call| {
+            let name = tree::json_last_name(&call["funcname"])?.to_ascii_lowercase();
+            VOLATILE_FUNCTIONS.contains(&name.as_str()).then_some(name)
+        });
+    match volatile {
         Some(name) => DefaultKind::Volatile(name),
         None => DefaultKind::NonVolatile,
     }
@@ -705,32 +608,15 @@ fn constraint(c: &protobuf::Constraint) -> Option<ConstraintSpec> {
         name: (!c.conname.is_empty()).then(|| c.conname.clone()),
         not_valid: c.skip_validation,
         using_index: (!c.indexname.is_empty()).then(|| c.indexname.clone()),
-        columns: c
-            .keys
-            .iter()
-            .filter_map(string_of)
-            .map(str::to_string)
-            .collect(),
+        columns: tree::strings(&c.keys),
         not_null_of,
-        references: c.pktable.as_ref().map(|rv| {
-            (
-                table_name(Some(rv)),
-                c.pk_attrs
-                    .iter()
-                    .filter_map(string_of)
-                    .map(str::to_string)
-                    .collect(),
-            )
-        }),
+        references: c
+            .pktable
+            .as_ref()
+            .map(|rv| (table_name(Some(rv)), tree::strings(&c.pk_attrs))),
         expr: match c.raw_expr.as_deref() {
-            Some(e) => crate::convert::sql::expr(e),
-            None if !c.fk_attrs.is_empty() => Some(
-                c.fk_attrs
-                    .iter()
-                    .filter_map(string_of)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+            Some(e) => tree::expr(e),
+            None if !c.fk_attrs.is_empty() => Some(tree::strings(&c.fk_attrs).join(", ")),
             None => None,
         },
         as_table_constraint: None,
@@ -775,10 +661,9 @@ fn as_table_constraint(column: &str, c: &protobuf::Constraint) -> Option<String>
         objtype: ObjectType::ObjectTable as i32,
         missing_ok: false,
     };
-    let text = NodeEnum::AlterTableStmt(stmt)
-        .deparse(pg_query::DeparseOptions::default())
-        .ok()?;
-    text.strip_prefix("ALTER TABLE x ADD ").map(str::to_string)
+    tree::statement(&NodeEnum::AlterTableStmt(stmt))?
+        .strip_prefix("ALTER TABLE x ADD ")
+        .map(str::to_string)
 }
 
 /// The top-level AND terms of a WHERE clause.

@@ -7,7 +7,6 @@
 mod fold;
 pub(crate) mod names;
 mod render;
-pub mod sql;
 mod statement;
 
 use crate::LintError;

@@ -20,7 +20,7 @@ impl Cx<'_> {
                 one.cmds = vec![Node {
                     node: Some(NodeEnum::AlterTableCmd(cmd.clone())),
                 }];
-                sql::statement(&NodeEnum::AlterTableStmt(one)).unwrap_or_default()
+                tree::statement(&NodeEnum::AlterTableStmt(one)).unwrap_or_default()
             };
             let text = if several { alone() } else { self.text(span) };
             if let Err(why) = self.alter_action(span, &table, cmd, &text, a.missing_ok) {
@@ -125,7 +125,7 @@ impl Cx<'_> {
                 let ty = col
                     .type_name
                     .as_ref()
-                    .and_then(sql::type_name)
+                    .and_then(tree::type_name)
                     .ok_or("the new type could not be read")?;
                 let mut op = alter(&column);
                 op.data_type = Some(ty);
@@ -133,7 +133,7 @@ impl Cx<'_> {
                 let mut notes = Vec::new();
                 match using {
                     Some(u) if !is_plain_cast_of(u, &column) => {
-                        op.up = sql::expr(u).ok_or("the USING expression could not be read")?;
+                        op.up = tree::expr(u).ok_or("the USING expression could not be read")?;
                         op.down = format!("{} {TODO_DOWN}", crate::convert::PLACEHOLDER);
                         notes.push((NoteKind::Todo, format!("write `down`: the old value of {column:?} computed from the new one (the inverse of `up`), which the old version reads for rows the new version writes")));
                     }
@@ -155,7 +155,7 @@ impl Cx<'_> {
                     Some(_) => Nullable::Value(
                         cmd.def
                             .as_deref()
-                            .and_then(sql::expr)
+                            .and_then(tree::expr)
                             .ok_or("the default could not be read")?,
                     ),
                 };

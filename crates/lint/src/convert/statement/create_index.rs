@@ -27,10 +27,10 @@ impl Cx<'_> {
                 continue;
             }
             names.push(e.name.clone());
-            let opclass = sql::strings(&e.opclass);
+            let opclass = tree::strings(&e.opclass);
             columns.push(IndexField {
                 column: e.name.clone(),
-                collate: sql::strings(&e.collation).join("."),
+                collate: tree::strings(&e.collation).join("."),
                 sort: match SortByDir::try_from(e.ordering) {
                     Ok(SortByDir::SortbyAsc) => Some(SortOrder::Asc),
                     Ok(SortByDir::SortbyDesc) => Some(SortOrder::Desc),
@@ -63,7 +63,7 @@ impl Cx<'_> {
             "brin" => Some(IndexMethod::Brin),
             _ => None,
         };
-        let storage = sql::storage_parameters(&i.options);
+        let storage = tree::storage_parameters(&i.options);
         let why = if !plain {
             Some("an index on expressions has no tandem operation (create_index takes columns)")
         } else if !i.index_including_params.is_empty() {
@@ -81,7 +81,7 @@ impl Cx<'_> {
             let mut concurrent = i.clone();
             concurrent.idxname = name.clone();
             concurrent.concurrent = !self.created.contains_key(&table);
-            let up = sql::statement(&NodeEnum::IndexStmt(Box::new(concurrent)))
+            let up = tree::statement(&NodeEnum::IndexStmt(Box::new(concurrent)))
                 .unwrap_or_else(|| self.text(span));
             let down = if self.created.contains_key(&table) {
                 String::new()
@@ -101,7 +101,7 @@ impl Cx<'_> {
                 predicate: i
                     .where_clause
                     .as_deref()
-                    .and_then(sql::expr)
+                    .and_then(tree::expr)
                     .unwrap_or_default(),
                 storage_parameters: storage.unwrap_or_default(),
             }),

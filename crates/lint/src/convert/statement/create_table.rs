@@ -112,7 +112,7 @@ impl Cx<'_> {
         let data_type = col
             .type_name
             .as_ref()
-            .and_then(sql::type_name)
+            .and_then(tree::type_name)
             .ok_or("the column's type could not be read")?;
         let mut def = ColumnDef {
             name: col.colname.clone(),
@@ -120,7 +120,7 @@ impl Cx<'_> {
             nullable: !col.is_not_null,
             pk: false,
             unique: false,
-            default: col.raw_default.as_deref().and_then(sql::expr),
+            default: col.raw_default.as_deref().and_then(tree::expr),
             check: None,
             references: None,
             comment: None,
@@ -148,7 +148,7 @@ impl Cx<'_> {
                 ConstrType::ConstrNull => def.nullable = true,
                 ConstrType::ConstrNotnull => def.nullable = false,
                 ConstrType::ConstrDefault => {
-                    def.default = con.raw_expr.as_deref().and_then(sql::expr);
+                    def.default = con.raw_expr.as_deref().and_then(tree::expr);
                 }
                 ConstrType::ConstrIdentity => {
                     if !con.options.is_empty() {
@@ -171,7 +171,7 @@ impl Cx<'_> {
                     let expression = con
                         .raw_expr
                         .as_deref()
-                        .and_then(sql::expr)
+                        .and_then(tree::expr)
                         .ok_or("the generation expression could not be read")?;
                     def.generated = Some(Generated {
                         expression,
@@ -219,7 +219,7 @@ impl Cx<'_> {
                     let constraint = con
                         .raw_expr
                         .as_deref()
-                        .and_then(sql::expr)
+                        .and_then(tree::expr)
                         .ok_or("the check expression could not be read")?;
                     let name = if con.conname.is_empty() {
                         self.names.choose(table, Some(&def.name), "check")
@@ -238,7 +238,7 @@ impl Cx<'_> {
                 ConstrType::ConstrForeign => {
                     let target = con.pktable.as_ref().map(|r| r.relname.clone());
                     let target = target.ok_or("REFERENCES without a table")?;
-                    let column = match sql::strings(&con.pk_attrs).as_slice() {
+                    let column = match tree::strings(&con.pk_attrs).as_slice() {
                         [one] => one.clone(),
                         [] => match self.created.get(&target).map(Vec::as_slice) {
                             Some([pk]) => pk.clone(),
@@ -301,11 +301,11 @@ impl Cx<'_> {
         con: &protobuf::Constraint,
     ) -> Result<TableConstraint, String> {
         let kind = ConstrType::try_from(con.contype).map_err(|_| "unknown constraint")?;
-        let keys = sql::strings(&con.keys);
+        let keys = tree::strings(&con.keys);
         let parameters = |con: &protobuf::Constraint| -> Result<Option<IndexParameters>, String> {
             let storage_parameters =
-                sql::storage_parameters(&con.options).ok_or("WITH options could not be read")?;
-            let include_columns = sql::strings(&con.including);
+                tree::storage_parameters(&con.options).ok_or("WITH options could not be read")?;
+            let include_columns = tree::strings(&con.including);
             if !con.indexspace.is_empty() {
                 return Err("USING INDEX TABLESPACE has no field".into());
             }
@@ -349,7 +349,7 @@ impl Cx<'_> {
             },
             ConstrType::ConstrCheck => {
                 let expr = con.raw_expr.as_deref().ok_or("CHECK without expression")?;
-                let refs = sql::column_refs(expr);
+                let refs = tree::column_refs(expr);
                 let name = if con.conname.is_empty() {
                     let one = (refs.len() == 1).then(|| refs[0].clone());
                     self.names.choose(table, one.as_deref(), "check")
@@ -361,18 +361,18 @@ impl Cx<'_> {
                     kind: ConstraintType::Check,
                     columns: refs,
                     no_inherit: con.is_no_inherit,
-                    check: sql::expr(expr).ok_or("the check expression could not be read")?,
+                    check: tree::expr(expr).ok_or("the check expression could not be read")?,
                     ..empty_constraint()
                 }
             }
             ConstrType::ConstrForeign => {
-                let columns = sql::strings(&con.fk_attrs);
+                let columns = tree::strings(&con.fk_attrs);
                 let target = con
                     .pktable
                     .as_ref()
                     .map(|r| r.relname.clone())
                     .ok_or("FOREIGN KEY without a table")?;
-                let mut target_columns = sql::strings(&con.pk_attrs);
+                let mut target_columns = tree::strings(&con.pk_attrs);
                 if target_columns.is_empty() {
                     target_columns = self
                         .created
@@ -393,7 +393,7 @@ impl Cx<'_> {
                         match_type: match_type(&con.fk_matchtype),
                         on_delete: fk_action(&con.fk_del_action),
                         on_update: fk_action(&con.fk_upd_action),
-                        on_delete_set_columns: sql::strings(&con.fk_del_set_cols),
+                        on_delete_set_columns: tree::strings(&con.fk_del_set_cols),
                     }),
                     ..empty_constraint()
                 }

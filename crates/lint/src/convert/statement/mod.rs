@@ -3,9 +3,9 @@
 //! constraint `USING INDEX`), or a `sql` operation with a note saying why.
 
 use super::names::{columns_part, Taken};
-use super::sql;
 use super::{Converted, Note, NoteKind};
 use crate::model::Span;
+use crate::tree;
 use pg_query::protobuf::{
     self, AlterTableType, ConstrType, DropBehavior, ObjectType, SortByDir, SortByNulls,
     TransactionStmtKind,
@@ -254,9 +254,7 @@ impl<'a> Cx<'a> {
         }
         match node {
             NodeEnum::VacuumStmt(v) => {
-                let full = v.options.iter().any(|o| {
-                    matches!(o.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname.eq_ignore_ascii_case("full"))
-                });
+                let full = tree::has_option(&v.options, "full");
                 let message = if !v.is_vacuumcmd {
                     return self.keep(span, "no tandem operation does this; it runs as written at start", String::new());
                 } else if full {
@@ -362,8 +360,8 @@ fn fk_action(s: &str) -> FkAction {
 /// name: a column's or function's name, else `expr`.
 fn index_column_name(node: &Node) -> String {
     match node.node.as_ref() {
-        Some(NodeEnum::ColumnRef(r)) => sql::strings(&r.fields).pop(),
-        Some(NodeEnum::FuncCall(f)) => sql::strings(&f.funcname).pop(),
+        Some(NodeEnum::ColumnRef(r)) => tree::strings(&r.fields).pop(),
+        Some(NodeEnum::FuncCall(f)) => tree::strings(&f.funcname).pop(),
         Some(NodeEnum::TypeCast(c)) => c.arg.as_deref().map(index_column_name),
         _ => None,
     }
@@ -374,7 +372,7 @@ fn index_column_name(node: &Node) -> String {
 fn is_plain_cast_of(node: &Node, column: &str) -> bool {
     match node.node.as_ref() {
         Some(NodeEnum::ColumnRef(r)) => {
-            sql::strings(&r.fields).last().map(String::as_str) == Some(column)
+            tree::strings(&r.fields).last().map(String::as_str) == Some(column)
         }
         Some(NodeEnum::TypeCast(c)) => c
             .arg
@@ -402,10 +400,10 @@ fn inferred_down(node: &NodeEnum) -> String {
         })
     };
     let made = match node {
-        NodeEnum::CreateEnumStmt(e) => Some(("TYPE", qualified_name(&sql::strings(&e.type_name)))),
+        NodeEnum::CreateEnumStmt(e) => Some(("TYPE", qualified_name(&tree::strings(&e.type_name)))),
         NodeEnum::CompositeTypeStmt(c) => range(c.typevar.as_ref()).map(|n| ("TYPE", n)),
         NodeEnum::CreateDomainStmt(d) => {
-            Some(("DOMAIN", qualified_name(&sql::strings(&d.domainname))))
+            Some(("DOMAIN", qualified_name(&tree::strings(&d.domainname))))
         }
         NodeEnum::CreateExtensionStmt(e) => Some(("EXTENSION", quote_ident(&e.extname))),
         NodeEnum::CreateSeqStmt(s) => range(s.sequence.as_ref()).map(|n| ("SEQUENCE", n)),

@@ -16,7 +16,7 @@ impl Cx<'_> {
             let Some(NodeEnum::List(l)) = o.node.as_ref() else {
                 continue;
             };
-            let name = sql::strings(&l.items).pop().unwrap_or_default();
+            let name = tree::strings(&l.items).pop().unwrap_or_default();
             let op = if kind == ObjectType::ObjectIndex {
                 Operation::DropIndex(DropIndex { name })
             } else {
@@ -89,7 +89,7 @@ impl Cx<'_> {
     pub(super) fn comment(&mut self, span: Span, c: &protobuf::CommentStmt) {
         let kind = ObjectType::try_from(c.objtype).unwrap_or(ObjectType::Undefined);
         let names = match c.object.as_deref().and_then(|o| o.node.as_ref()) {
-            Some(NodeEnum::List(l)) => sql::strings(&l.items),
+            Some(NodeEnum::List(l)) => tree::strings(&l.items),
             _ => Vec::new(),
         };
         let comment = (!c.comment.is_empty()).then(|| c.comment.clone());
@@ -142,7 +142,7 @@ impl Cx<'_> {
                 Some(NodeEnum::ResTarget(r)) if r.indirection.is_empty() => r
                     .val
                     .as_deref()
-                    .and_then(sql::expr)
+                    .and_then(tree::expr)
                     .map(|v| (r.name.clone(), v)),
                 _ => None,
             },
@@ -156,7 +156,7 @@ impl Cx<'_> {
                 {
                     match t.arg.as_deref().and_then(|a| a.node.as_ref()) {
                         Some(NodeEnum::ColumnRef(r))
-                            if sql::strings(&r.fields).last().map(String::as_str)
+                            if tree::strings(&r.fields).last().map(String::as_str)
                                 == Some(column) =>
                         {
                             Some(true)
