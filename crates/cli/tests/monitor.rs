@@ -324,13 +324,12 @@ fn long_queries_and_idle_transactions_are_listed() {
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
         .get(0);
-    let sleeping = std::thread::spawn(move || {
-        sleeper.batch_execute("SELECT pg_sleep(4)").unwrap();
-    });
+    // The query runs until the test cancels it, however long the checks below take.
+    let sleeping = std::thread::spawn(move || sleeper.batch_execute("SELECT pg_sleep(600)"));
     // Until the server says the query has run for longer than --long-query and the idle
     // transaction has been idle longer than --idle-in-transaction.
     let mut watcher = db.connect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let ready: bool = watcher
             .query_one(
@@ -384,6 +383,14 @@ fn long_queries_and_idle_transactions_are_listed() {
         !pids("long_queries").contains(&i64::from(idle_pid)),
         "{snap:#}"
     );
-    sleeping.join().unwrap();
+    watcher
+        .execute("SELECT pg_cancel_backend($1)", &[&sleeper_pid])
+        .unwrap();
+    let cancelled = sleeping.join().unwrap().unwrap_err();
+    assert_eq!(
+        cancelled.code(),
+        Some(&postgres::error::SqlState::QUERY_CANCELED),
+        "{cancelled}"
+    );
     idle.batch_execute("ROLLBACK").unwrap();
 }

@@ -548,8 +548,10 @@ fn old_version_writes_during_the_backfill_are_kept() {
         "INSERT INTO items (name, rating) SELECT 'bulk ' || g, (g % 5)::text FROM generate_series(1, 30000) g",
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let writer = {
         let stop = stop.clone();
+        let done = done.clone();
         let mut old = env.version("public_01_items");
         std::thread::spawn(move || {
             let mut n = 0i64;
@@ -562,6 +564,7 @@ fn old_version_writes_during_the_backfill_are_kept() {
                     n % 3
                 ))
                 .expect("old-version write");
+                done.store(n, Ordering::Relaxed);
             }
             n
         })
@@ -573,10 +576,16 @@ fn old_version_writes_during_the_backfill_are_kept() {
 ",
     );
     env.start(&m).unwrap_or_else(|e| panic!("start: {e}"));
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Writes of the old version once the new one is active too, not only during the backfill.
+    let after_start = done.load(Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while done.load(Ordering::Relaxed) < after_start + 20 {
+        assert!(std::time::Instant::now() < deadline, "the writer stalled");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
-    assert!(writes > 0);
+    assert!(writes > after_start);
     let mut new = env.version("public_02_rating_int");
     let mut old = env.version("public_01_items");
     let expected: Vec<(i32, String)> = old

@@ -112,10 +112,51 @@ fn the_files_transactions_hold_locks_until_commit() {
     db.execute("SELECT b FROM t LIMIT 1");
 }
 
+fn backend_pid(c: &mut postgres::Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0)
+}
+
 #[test]
 fn concurrent_statements_are_sampled_while_they_run() {
     let db = setup();
     let (mut target, mut observer) = (db.connect(), db.connect());
+    let (target_pid, observer_pid) = (backend_pid(&mut target), backend_pid(&mut observer));
+    // A transaction holding a snapshot: the index build waits for it at its end, its lock held,
+    // and the transaction ends only once the sampler has run a whole sample during that wait,
+    // so the test never depends on how fast the build or the sampler is.
+    let mut holder = db.connect();
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .unwrap();
+    let mut watcher = db.connect();
+    let releaser = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut poll = |what: &str, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]| loop {
+            if let Some(row) = watcher.query_opt(sql, params).unwrap() {
+                return row.get::<_, String>(0);
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let waiting = poll(
+            "the build never waited with its lock held",
+            "SELECT clock_timestamp()::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.pid = $1 AND l.relation = 't'::regclass AND l.granted
+                AND l.mode = 'ShareUpdateExclusiveLock' AND a.wait_event_type = 'Lock'",
+            &[&target_pid],
+        );
+        // The sampler's first query to start after that, then the next: the first has ended.
+        let mut since = waiting;
+        for _ in 0..2 {
+            since = poll(
+                "the sampler took no sample",
+                "SELECT query_start::text FROM pg_stat_activity
+                  WHERE pid = $1 AND query_start > $2::text::timestamptz",
+                &[&observer_pid, &since],
+            );
+        }
+        holder.batch_execute("COMMIT").unwrap();
+    });
     let out = trace(
         &mut target,
         &mut observer,
@@ -123,6 +164,7 @@ fn concurrent_statements_are_sampled_while_they_run() {
         TraceMode::Commit,
     )
     .unwrap();
+    releaser.join().unwrap();
     assert_eq!(out[0].error, None);
     let modes: Vec<_> = out[0].locks.iter().map(|l| l.mode.as_str()).collect();
     assert!(modes.contains(&"ShareUpdateExclusiveLock"), "{modes:?}");
