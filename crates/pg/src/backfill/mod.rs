@@ -18,30 +18,13 @@
 //! binary form and are bound back unchanged, so they compare in their own type; the checkpoint
 //! keeps them as text, cast back to the column's type on resume.
 //!
-//! # Rows the trigger already wrote are skipped, and why that is sound
+//! # Rows the trigger already wrote are skipped
 //!
-//! Right after the start steps commit, the engine records `X = pg_snapshot_xmax(
-//! pg_current_snapshot())`: every transaction id from `X` on was assigned after the trigger was
-//! committed. A batch assigns its own xid `B` first and updates only rows with
-//! `age(xmin) > B - X`, that is rows whose creating transaction is older than `X` (frozen rows
-//! have age 2^31-1 and are always updated). A row version with `xmin >= X` came from a
-//! transaction that wrote the table after the trigger existed: CREATE TRIGGER takes SHARE ROW
-//! EXCLUSIVE, which conflicts with the ROW EXCLUSIVE every writer takes, so any writer that held
-//! its lock before the trigger was created had finished (with an xid below `X`) before the
-//! trigger committed; a writer that takes its lock later processes the catalog invalidations on
-//! acquiring it and so fires the trigger, which computed the new columns from the same
-//! expressions. Such rows hold their final values and are left alone. Rows written by an
-//! earlier batch of this backfill have `xmin >= X` too, which is what lets a walk by blocks
-//! ignore the new row versions its own updates leave further along the table. A transaction
-//! that got its xid before `X` but wrote the table after the trigger existed is merely redone,
-//! which is harmless. A row locked by a concurrent writer makes the batch wait (under
-//! `lock_timeout`) and re-check the new version, which that writer's trigger filled. The cutoff
-//! is stored with the checkpoint, because the trigger stays in place across an interruption.
-//! VACUUM FULL and CLUSTER keep each row's xmin (or freeze it, which only makes a batch redo
-//! the row). What the argument does not cover is a rewriting `ALTER TABLE` run by someone else
-//! during the backfill, which gives every row the rewriting transaction's xmin; tandem assumes,
-//! as it does everywhere, that nobody else changes the table's schema while a migration is
-//! active.
+//! Right after the start steps commit, the engine records the cutoff xid `X` (the snapshot's
+//! xmax) with the checkpoints; a batch updates only rows whose xmin is older than `X`, since
+//! every row written since went through the trigger. Why that is sound, and what it does not
+//! cover (a rewriting `ALTER TABLE` run by someone else during the backfill), is argued in
+//! `docs/design/backfill-cutoff.md`.
 
 //!
 //! # The files

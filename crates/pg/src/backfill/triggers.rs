@@ -9,24 +9,9 @@
 //! and by `validate` with a database, before anything changes, unless the user accepts it
 //! (`EngineOptions::backfill_fires_triggers`).
 //!
-//! # Why replica mode is safe for the backfill
-//!
-//! It switches off, for the batch, the foreign-key (RI) triggers as well. On the columns the
-//! backfill does not write they have nothing to do anyway: PostgreSQL queues no RI check for an
-//! UPDATE that leaves a key unchanged, and the backfill never changes an existing column. The
-//! columns it writes are the ones tandem added, and every constraint tandem puts on them is
-//! added `NOT VALID` and validated (`after_backfill`) once the backfill is done, which scans
-//! every row and does not depend on triggers; a constraint the user left `NOT VALID` is copied
-//! `NOT VALID` and stays so, promising of old rows no more than before. The one thing replica
-//! mode gives up is the row lock an RI check takes on the referenced row: a referenced row
-//! deleted while the batch that fills a reference to it is in flight is then caught by that
-//! validation, which fails `start` (and undoes it) instead of making the two wait for each
-//! other. CHECK, NOT NULL, unique and exclusion constraints are not triggers and hold as ever.
-//! Rules enabled the default way are not applied to the batch's UPDATE either, which is what
-//! the backfill wants (an `ON UPDATE DO ALSO` rule would log, a `DO INSTEAD` one would replace
-//! the backfill's write); rules enabled `ALWAYS` or `REPLICA` are, and are refused like
-//! triggers. Setting the parameter resets the session's cached plans, so each batch plans its
-//! UPDATE again: microseconds against a batch of thousands of rows.
+//! Replica mode also switches off the foreign-key triggers and the rules enabled the default
+//! way for the batch; why that is safe for the backfill (every constraint on the columns it
+//! writes is validated after it) is argued in `docs/design/backfill-and-user-triggers.md`.
 //!
 //! # Which triggers a batch would fire
 //!
