@@ -1017,7 +1017,7 @@ fn widening_types_in_place_keeps_both_versions_prepared_statements() {
             }
         } else {
             // The new version's statements that do not return a widened column carry on
-            // through complete; the others are prepared again (see ARCHITECTURE.md).
+            // through complete; the others are prepared again (see docs/design/type-changes-in-place.md).
             env.complete();
             assert_eq!(
                 one::<String>(&mut c, files),
@@ -1036,7 +1036,7 @@ fn widening_types_in_place_keeps_both_versions_prepared_statements() {
             );
             let n: i64 = new.query_one(&p_new.count, &[&"note %"]).unwrap().get(0);
             assert_eq!(n, 1000);
-            // What cannot be avoided with one column (ARCHITECTURE.md): a statement whose
+            // What cannot be avoided with one column (docs/design/type-changes-in-place.md): a statement whose
             // result has a column whose type changed fails once, and is prepared again.
             let err = new.query_one(&p_new.read, &[&1i32]).unwrap_err();
             assert!(

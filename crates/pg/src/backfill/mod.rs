@@ -34,6 +34,8 @@
 //! - `sql`: the statements of a batch and the key values they bind;
 //! - `session`: the batches run one after the other by the engine's own session;
 //! - `parallel`: the batches run by several worker sessions;
+//! - `sessions`: how many sessions, grown and shrunk from what the server and the application
+//!   leave free;
 //! - `yielding`: what the backfill pauses for between batches;
 //! - `triggers`: the user's triggers, kept out of the batches' way.
 

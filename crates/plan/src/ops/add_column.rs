@@ -2,9 +2,9 @@
 //! rewrite the table or hold a long lock. A non-volatile default takes PostgreSQL's no-rewrite
 //! path. A column with `up` (or a volatile default) is added nullable, filled for the old
 //! version's writes by the table's trigger and for existing rows by a batched backfill; NOT NULL
-//! then goes through a CHECK added NOT VALID and validated at complete. CHECK and FOREIGN KEY
-//! are added NOT VALID and validated at complete; UNIQUE is built concurrently as an index and
-//! attached at complete.
+//! then goes through a CHECK added NOT VALID and validated once the backfill is done, still in
+//! start. CHECK and FOREIGN KEY are added NOT VALID and validated after the backfill too; UNIQUE
+//! is built concurrently as an index and attached at complete.
 
 use crate::constraint::{self, NewConstraint};
 use crate::ddl;
