@@ -194,6 +194,8 @@ pub struct StepFailed {
     /// The first line of the step's SQL.
     pub sql: String,
     pub source: postgres::Error,
+    /// What to do about it, when tandem knows (a step cancelled by `--long-statement-timeout`).
+    pub advice: Option<String>,
 }
 
 impl std::fmt::Display for StepFailed {
@@ -210,7 +212,11 @@ impl std::fmt::Display for StepFailed {
             self.description,
             self.sql,
             describe(&self.source)
-        )
+        )?;
+        if let Some(advice) = &self.advice {
+            write!(f, "; {advice}")?;
+        }
+        Ok(())
     }
 }
 

@@ -185,7 +185,7 @@ pub(crate) fn run_in_transaction(
                 drop(tx);
                 backoff(client, step, attempt, &rules.retry, on_event)?;
             }
-            Some((step, e)) => return Err(step_error(step, e)),
+            Some((step, e)) => return Err(step_error(rules, step, e)),
         }
     }
 }
@@ -213,7 +213,7 @@ pub(crate) fn run_alone(
                 }
                 backoff(client, step, attempt, &rules.retry, on_event)?;
             }
-            Err(e) => return Err(step_error(step, e)),
+            Err(e) => return Err(step_error(rules, step, e)),
         }
     }
 }
@@ -311,8 +311,20 @@ fn announce(phase: Phase, step: &Step, on_event: OnEvent<'_>) {
 
 /// A failed step, named by its description and the first line of its SQL; the engine adds the
 /// file and the operation (`Error::naming_step`).
-fn step_error(step: &Step, source: postgres::Error) -> Error {
+fn step_error(rules: &StepRules, step: &Step, source: postgres::Error) -> Error {
+    let cancelled_by_our_timeout = step.runs_long()
+        && !rules.long_statement_timeout.0.is_zero()
+        && source.code() == Some(&postgres::error::SqlState::QUERY_CANCELED);
+    let advice = cancelled_by_our_timeout.then(|| {
+        format!(
+            "it runs long by design and blocks neither reads nor writes, so it ran under \
+             --long-statement-timeout ({}) instead of the session's statement_timeout: raise it \
+             (0 is no limit) and run the command again",
+            humantime(rules.long_statement_timeout.0)
+        )
+    });
     Error::Step(Box::new(crate::error::StepFailed {
+        advice,
         migration: None,
         operation_index: match step.part {
             Some(tandem_plan::Part::Operation(i)) => Some(i),
@@ -323,6 +335,17 @@ fn step_error(step: &Step, source: postgres::Error) -> Error {
         sql: first_line(&step.sql),
         source,
     }))
+}
+
+/// `1500ms`, `30s`, `2h`: a duration as the flags take it.
+fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}min", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }
 
 fn first_line(sql: &str) -> String {

@@ -690,6 +690,11 @@ fn long_steps_run_under_their_own_statement_timeout_and_put_the_sessions_back() 
         text.contains("statement timeout") && text.contains("short_idx"),
         "{text}"
     );
+    // It says which timeout cancelled it and what to do.
+    assert!(
+        text.contains("--long-statement-timeout (50ms)") && text.contains("raise it"),
+        "{text}"
+    );
     assert_eq!(timeout(&mut env.client), "0", "put back after a failure");
     exec(&mut env.client, "SET statement_timeout = '200ms'");
 
