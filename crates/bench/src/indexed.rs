@@ -99,15 +99,6 @@ impl IndexedChange {
 /// The phase the clients are in while the fill runs.
 const FILL: &str = "fill";
 
-const MIGRATION: &str = "operations:
-  - alter_column:
-      table: {table}
-      column: a
-      type: bigint
-      up: a
-      down: a::int
-";
-
 /// Every arm at `rows` rows, `repeat` times, alternating.
 pub(crate) fn measure(
     fx: &mut Fixture,
@@ -235,7 +226,9 @@ fn one(fx: &mut Fixture, rows: u64, arm: Arm, opts: &TrafficOptions) -> Result<A
     let began = Instant::now();
     let (fill_rows_per_s, sessions) = match arm {
         Arm::Tandem => {
-            let migration = fixture::migration("bench_indexed_type_change", MIGRATION)?;
+            // Scenario 3's type change, on this scenario's table.
+            let (_, yaml) = crate::traffic::Change::TypeChange.migration();
+            let migration = fixture::migration("bench_indexed_type_change", yaml)?;
             let marker = traffic.marker();
             let seen = Mutex::new((0.0f64, 0usize));
             let on_event = |e: &Event| {

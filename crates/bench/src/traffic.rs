@@ -52,7 +52,7 @@ impl Change {
         }
     }
 
-    fn migration(self) -> (&'static str, &'static str) {
+    pub(crate) fn migration(self) -> (&'static str, &'static str) {
         match self {
             Change::TypeChange => (
                 "bench_type_change",

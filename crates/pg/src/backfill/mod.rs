@@ -158,6 +158,19 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// After the `attempt`-th lock timeout of a batch: `locks::wait_before_retry` for this
+    /// run's lock, which reports the retry and sleeps, or fails once the attempts are used up.
+    pub fn wait_before_retry(&self, client: &mut Client, attempt: u32) -> Result<()> {
+        crate::locks::wait_before_retry(
+            client,
+            &self.what,
+            Some(self.lock.clone()),
+            attempt,
+            self.policy,
+            self.on_event,
+        )
+    }
+
     /// Rows/s of this run so far.
     pub fn rate(&self) -> f64 {
         self.walked as f64 / self.began.elapsed().as_secs_f64().max(1e-3)

@@ -27,7 +27,7 @@ use super::{Run, TriggerMode};
 use crate::connect::{connect, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::locks::{is_lock_timeout, wait_before_retry};
+use crate::locks::is_lock_timeout;
 use crate::state::BackfillCheckpoint;
 use postgres::{Client, Statement};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -265,14 +265,7 @@ fn coordinate(
                         continue;
                     }
                 }
-                match wait_before_retry(
-                    client,
-                    &run.what,
-                    Some(run.lock.clone()),
-                    attempt,
-                    run.policy,
-                    run.on_event,
-                ) {
+                match run.wait_before_retry(client, attempt) {
                     Ok(()) => retry.push_back(job),
                     Err(e) => stop = Some(e),
                 }

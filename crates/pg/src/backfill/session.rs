@@ -9,7 +9,7 @@ use super::yielding::{
 use super::{Run, Save};
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::locks::{is_lock_timeout, wait_before_retry};
+use crate::locks::is_lock_timeout;
 use postgres::Client;
 use std::time::Instant;
 
@@ -54,15 +54,8 @@ pub(super) fn drive(
                         .lock_wait(client, walker.checkpoint, run)
                         .map_err(|e| run.resumable_or(e, walker.checkpoint.rows_done))?;
                 }
-                wait_before_retry(
-                    client,
-                    &run.what,
-                    Some(run.lock.clone()),
-                    attempt,
-                    run.policy,
-                    run.on_event,
-                )
-                .map_err(|e| run.interrupted(walker.checkpoint.rows_done, e))?;
+                run.wait_before_retry(client, attempt)
+                    .map_err(|e| run.interrupted(walker.checkpoint.rows_done, e))?;
                 continue;
             }
             Err(e) if resumable(&e) => return Err(run.interrupted(walker.checkpoint.rows_done, e)),
