@@ -542,18 +542,23 @@ fn plan_files(g: &Global, args: &CheckArgs) -> Result<(bool, Vec<Planned>)> {
             plan_live(g, &migrations, args.backfill_fires_triggers)?,
         ));
     }
-    let base = match &args.schema_from {
-        Some(dump) => schema_from_dump(&g.schema, dump)?,
-        None => Schema::new(&g.schema),
+    let (base, empty) = match &args.schema_from {
+        Some(dump) => (schema_from_dump(&g.schema, dump)?, false),
+        None => (Schema::new(&g.schema), true),
     };
-    Ok((false, plan_offline(g, base, &migrations, args.pg_major)?))
+    Ok((
+        false,
+        plan_offline(g, base, empty, &migrations, args.pg_major)?,
+    ))
 }
 
 /// Plans each file against the schema the earlier ones leave, replayed in memory from `base`,
 /// with no database to ask: defaults are taken as non-volatile and type changes as rewrites.
+/// When `base` is the `empty` schema, a refusal of something missing says why it is missing.
 fn plan_offline(
     g: &Global,
     base: Schema,
+    empty: bool,
     migrations: &[Migration],
     pg_major: u32,
 ) -> Result<Vec<Planned>> {
@@ -564,7 +569,16 @@ fn plan_offline(
         ..Default::default()
     };
     for m in migrations {
-        let validated = tandem_model::validate(m, &schema)?;
+        let validated = tandem_model::validate(m, &schema).map_err(|mut e| {
+            if empty && e.message.contains("does not exist") {
+                e.message.push_str(
+                    " (planned offline, against an empty schema: plan against the database with \
+                     --database-url and without --offline, or against a `pg_dump --schema-only` \
+                     file with --schema-from)",
+                );
+            }
+            e
+        })?;
         let version_schema = Engine::version_schema_name(&g.schema, m);
         let plan = tandem_plan::plan(&tandem_plan::PlanInput::new(
             &g.schema,

@@ -110,3 +110,46 @@ fn plan_offline_plans_the_examples_for_the_major_asked() {
     let o = tandem(&["plan", "--pg-major", "14", examples], None);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
+
+#[test]
+fn offline_against_an_empty_schema_a_missing_table_says_how_to_plan_against_the_real_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("01_film_length.yaml");
+    std::fs::write(&file, FILM_LENGTH).unwrap();
+    let file = file.to_str().unwrap();
+    for command in ["plan", "validate"] {
+        let o = tandem(&[command, "--offline", file], None);
+        assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("operations[0].alter_column.table: table \"film\" does not exist")
+                && err.contains("planned offline, against an empty schema")
+                && err.contains("--database-url")
+                && err.contains("--schema-from"),
+            "{err}"
+        );
+    }
+    // Against a dump that lacks the table, the refusal is the plain one: the schema was given.
+    let dump = dir.path().join("schema.sql");
+    std::fs::write(
+        &dump,
+        "CREATE TABLE public.actor (actor_id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let o = tandem(
+        &[
+            "plan",
+            "--offline",
+            "--schema-from",
+            dump.to_str().unwrap(),
+            file,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("table \"film\" does not exist") && !err.contains("empty schema"),
+        "{err}"
+    );
+}
