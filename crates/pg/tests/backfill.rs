@@ -910,11 +910,13 @@ fn batches_shrink_under_a_statement_timeout_instead_of_stopping() {
              CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);
              INSERT INTO public.t SELECT g, g FROM generate_series(1, 3000) g;",
         );
+        // The database's setting needs its owner; the test's role may be neither that nor
+        // superuser (TANDEM_TEST_ROLE=least).
         let db = env.database();
-        exec(
-            &mut env.client,
-            &format!("ALTER DATABASE \"{db}\" SET statement_timeout = '300ms'; SET statement_timeout = '300ms'"),
-        );
+        env.db.execute_as_superuser(&format!(
+            "ALTER DATABASE \"{db}\" SET statement_timeout = '300ms'"
+        ));
+        exec(&mut env.client, "SET statement_timeout = '300ms'");
         let m = add_column("t", "w", "public.slow(v)::text");
         let (result, events) = start(
             &mut env,

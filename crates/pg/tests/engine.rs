@@ -658,14 +658,15 @@ fn long_steps_run_under_their_own_statement_timeout_and_put_the_sessions_back() 
     let db = env.database();
     exec(
         &mut env.client,
-        &format!(
-            "CREATE FUNCTION public.slow_ok(int) RETURNS bool IMMUTABLE LANGUAGE sql
-               AS 'SELECT pg_sleep(0.1) IS NOT NULL';
-             CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);
-             INSERT INTO public.t SELECT g, g FROM generate_series(1, 5) g;
-             ALTER DATABASE \"{db}\" SET statement_timeout = '200ms'"
-        ),
+        "CREATE FUNCTION public.slow_ok(int) RETURNS bool IMMUTABLE LANGUAGE sql
+           AS 'SELECT pg_sleep(0.1) IS NOT NULL';
+         CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO public.t SELECT g, g FROM generate_series(1, 5) g;",
     );
+    // The database's setting needs its owner (the test's role may be neither it nor superuser).
+    env.db.execute_as_superuser(&format!(
+        "ALTER DATABASE \"{db}\" SET statement_timeout = '200ms'"
+    ));
     let yaml = |name: &str| {
         format!(
             "operations:
