@@ -283,15 +283,35 @@ impl<'a> Walker<'a> {
             (r.get(0), r.get(1), r.get(2))
         };
         if checkpoint.rows_estimate == 0 {
-            checkpoint.rows_estimate = if reltuples >= 0 {
-                reltuples
+            // A partitioned table has no count of its own unless ANALYZE ran on it; its
+            // partitions' counts, when every one has been analyzed, are the same figure a plain
+            // table's `reltuples` is (the planner would scale them by the pages added since,
+            // which the dead versions of an earlier run inflate).
+            let partitions: Option<i64> = if reltuples >= 0 {
+                None
             } else {
-                // Never analyzed: the planner's guess from the table's size.
-                let plan: serde_json::Value = client
-                    .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {table}"), &[])
+                client
+                    .query_one(
+                        "SELECT CASE WHEN bool_and(c.reltuples >= 0) THEN sum(c.reltuples)::bigint END
+                           FROM pg_partition_tree($1::text::regclass) p
+                           JOIN pg_class c ON c.oid = p.relid
+                          WHERE p.isleaf AND p.relid <> $1::text::regclass",
+                        &[&table],
+                    )
                     .map_err(db(format!("estimating the size of {table}")))?
-                    .get(0);
-                plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
+                    .get(0)
+            };
+            checkpoint.rows_estimate = match partitions {
+                _ if reltuples >= 0 => reltuples,
+                Some(rows) => rows,
+                None => {
+                    // Never analyzed: the planner's guess from the table's size.
+                    let plan: serde_json::Value = client
+                        .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {table}"), &[])
+                        .map_err(db(format!("estimating the size of {table}")))?
+                        .get(0);
+                    plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
+                }
             };
         }
         let (walk, cursor) = if backfill.key.is_empty() {
