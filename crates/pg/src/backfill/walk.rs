@@ -178,6 +178,25 @@ pub(super) struct Walker<'a> {
     pub statement_timeout: Option<Duration>,
 }
 
+/// The rows of a partitioned table that has no count of its own (ANALYZE never ran on it): the
+/// sum of its partitions' counts, when every one has been analyzed, the same figure a plain
+/// table's `reltuples` is. The planner would scale them by the pages added since, which the dead
+/// versions of an earlier run inflate. `None` for a table without partitions.
+fn analyzed_partitions(
+    client: &mut Client,
+    table: &str,
+) -> std::result::Result<Option<i64>, postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT CASE WHEN bool_and(c.reltuples >= 0) THEN sum(c.reltuples)::bigint END
+               FROM pg_partition_tree($1::text::regclass) p
+               JOIN pg_class c ON c.oid = p.relid
+              WHERE p.isleaf AND p.relid <> $1::text::regclass",
+            &[&table],
+        )?
+        .get(0))
+}
+
 impl<'a> Walker<'a> {
     /// Cuts the next batch of about `rows` rows at `cursor` (the upper key `rows` rows on,
     /// looked up through `client`, or the next blocks), and moves `cursor` past it.
@@ -283,35 +302,19 @@ impl<'a> Walker<'a> {
             (r.get(0), r.get(1), r.get(2))
         };
         if checkpoint.rows_estimate == 0 {
-            // A partitioned table has no count of its own unless ANALYZE ran on it; its
-            // partitions' counts, when every one has been analyzed, are the same figure a plain
-            // table's `reltuples` is (the planner would scale them by the pages added since,
-            // which the dead versions of an earlier run inflate).
-            let partitions: Option<i64> = if reltuples >= 0 {
-                None
+            checkpoint.rows_estimate = if reltuples >= 0 {
+                reltuples
+            } else if let Some(rows) = analyzed_partitions(client, &table)
+                .map_err(db(format!("estimating the size of {table}")))?
+            {
+                rows
             } else {
-                client
-                    .query_one(
-                        "SELECT CASE WHEN bool_and(c.reltuples >= 0) THEN sum(c.reltuples)::bigint END
-                           FROM pg_partition_tree($1::text::regclass) p
-                           JOIN pg_class c ON c.oid = p.relid
-                          WHERE p.isleaf AND p.relid <> $1::text::regclass",
-                        &[&table],
-                    )
+                // Never analyzed: the planner's guess from the table's size.
+                let plan: serde_json::Value = client
+                    .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {table}"), &[])
                     .map_err(db(format!("estimating the size of {table}")))?
-                    .get(0)
-            };
-            checkpoint.rows_estimate = match partitions {
-                _ if reltuples >= 0 => reltuples,
-                Some(rows) => rows,
-                None => {
-                    // Never analyzed: the planner's guess from the table's size.
-                    let plan: serde_json::Value = client
-                        .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT FROM {table}"), &[])
-                        .map_err(db(format!("estimating the size of {table}")))?
-                        .get(0);
-                    plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
-                }
+                    .get(0);
+                plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64
             };
         }
         let (walk, cursor) = if backfill.key.is_empty() {
